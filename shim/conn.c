@@ -1,0 +1,296 @@
+/*
+ * conn.c — per-connection state: the registry of connections the program
+ * holds, reset for reuse, liveness, and the shim's own error connections.
+ *
+ * Entries are removed before the real PQfinish: malloc hands the same
+ * PGconn address to the next connection, so a stale entry would be wrong.
+ */
+#define _GNU_SOURCE
+#include "pqshim.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+__thread bool pqshim_oom __attribute__((tls_model("initial-exec")));
+pid_t pqshim_pid;
+
+static struct shim_conn *registry;
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_uint_fast64_t next_id = 1;
+static atomic_int synthetic_count;
+
+struct shim_conn *conn_new(PGconn *pg, enum conn_state state, const char *name)
+{
+    struct shim_conn *sc = calloc(1, sizeof *sc);
+    if (!sc)
+        return NULL;
+    sc->pg = pg;
+    sc->id = atomic_fetch_add(&next_id, 1);
+    sc->state = state;
+    sc->pid = pqshim_pid;
+    sc->fd = -1;
+    sc->started = now_monotonic();
+    snprintf(sc->name, sizeof sc->name, "%s", name ? name : "?");
+    return sc;
+}
+
+void conn_free(struct shim_conn *sc)
+{
+    if (!sc)
+        return;
+    if (sc->state == CONN_SYNTHETIC)
+        atomic_fetch_sub(&synthetic_count, 1);
+    free(sc->message);
+    free(sc);
+}
+
+bool registry_add(struct shim_conn *sc)
+{
+    pthread_mutex_lock(&registry_lock);
+    pqshim_oom = false;
+    HASH_ADD_PTR(registry, pg, sc);
+    bool ok = !pqshim_oom;
+    if (!ok) {
+        struct shim_conn *found = NULL;
+        HASH_FIND_PTR(registry, &sc->pg, found);
+        if (found)
+            HASH_DEL(registry, found);
+    }
+    pthread_mutex_unlock(&registry_lock);
+    return ok;
+}
+
+static struct shim_conn *lookup(const PGconn *pg, bool remove)
+{
+    struct shim_conn *sc = NULL;
+    pthread_mutex_lock(&registry_lock);
+    if (registry)
+        HASH_FIND_PTR(registry, &pg, sc);
+    /* A parent's connection seen in a forked child is not ours to manage. */
+    if (sc && sc->pid != pqshim_pid)
+        sc = NULL;
+    if (sc && remove)
+        HASH_DEL(registry, sc);
+    pthread_mutex_unlock(&registry_lock);
+    return sc;
+}
+
+struct shim_conn *registry_find(const PGconn *pg)
+{
+    return lookup(pg, false);
+}
+
+struct shim_conn *registry_take(const PGconn *pg)
+{
+    return lookup(pg, true);
+}
+
+void registry_forget_after_fork(void)
+{
+    /* The child keeps the parent's entries so that their pid mismatch marks
+     * them foreign; only the lock is made usable again. */
+    pthread_mutex_init(&registry_lock, NULL);
+}
+
+void registry_lock_for_fork(void)
+{
+    pthread_mutex_lock(&registry_lock);
+}
+
+void registry_unlock_after_fork(void)
+{
+    pthread_mutex_unlock(&registry_lock);
+}
+
+static bool socket_is_local(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+        return false;
+    if (ss.ss_family == AF_UNIX)
+        return true;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+        return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+    }
+    return false;
+}
+
+void conn_refresh(struct shim_conn *sc)
+{
+    const struct real_libpq *pq = real_libpq();
+    PGconn *pg = sc->pg;
+    sc->opened = now_monotonic();
+    sc->backend_pid = pq->PQbackendPID(pg);
+    sc->fd = pq->PQsocket(pg);
+    sc->local = socket_is_local(sc->fd);
+    sc->ssl = pq->PQsslInUse(pg) != 0;
+}
+
+void conn_established(struct shim_conn *sc)
+{
+    const struct real_libpq *pq = real_libpq();
+    PGconn *pg = sc->pg;
+    conn_refresh(sc);
+    /* A NULL processor leaves the hook unchanged and returns the current
+     * one: here, libpq's default, which checkin puts back. */
+    sc->default_processor = pq->PQsetNoticeProcessor(pg, NULL, NULL);
+    sc->default_receiver = pq->PQsetNoticeReceiver(pg, NULL, NULL);
+    target_name_of(sc->name, sizeof sc->name, pq->PQuser(pg), pq->PQhost(pg),
+                   pq->PQport(pg), pq->PQdb(pg));
+}
+
+static bool exec_ok(PGconn *pg, const char *sql, ExecStatusType want)
+{
+    const struct real_libpq *pq = real_libpq();
+    PGresult *res = pq->PQexec(pg, sql);
+    bool ok = res && pq->PQresultStatus(res) == want;
+    pq->PQclear(res);
+    return ok;
+}
+
+static void drain_notifications(PGconn *pg)
+{
+    const struct real_libpq *pq = real_libpq();
+    PGnotify *n;
+    while ((n = pq->PQnotifies(pg)) != NULL)
+        pq->PQfreemem(n);
+}
+
+bool conn_reset(struct shim_conn *sc, const char **why)
+{
+    const struct real_libpq *pq = real_libpq();
+    PGconn *pg = sc->pg;
+    const struct pqshim_config *cfg = config_get();
+
+    if (pq->PQstatus(pg) != CONNECTION_OK) {
+        *why = "broken";
+        return false;
+    }
+    if (sc->unsafe) {
+        *why = "unsafe_state"; /* event procs hold per-connection data */
+        return false;
+    }
+    if (pq->PQpipelineStatus(pg) != PQ_PIPELINE_OFF) {
+        *why = "unsafe_state";
+        return false;
+    }
+    PGTransactionStatusType tx = pq->PQtransactionStatus(pg);
+    if (tx == PQTRANS_ACTIVE || tx == PQTRANS_UNKNOWN) {
+        *why = "unsafe_state"; /* a query or COPY is in flight */
+        return false;
+    }
+    if (tx != PQTRANS_IDLE && cfg->reset == RESET_NONE) {
+        *why = "unsafe_state"; /* never hand out an open transaction */
+        return false;
+    }
+
+    /* Client side: undo what the previous owner set on the PGconn. */
+    pq->PQsetnonblocking(pg, 0);
+    pq->PQsetNoticeProcessor(pg, sc->default_processor, NULL);
+    pq->PQsetNoticeReceiver(pg, sc->default_receiver, NULL);
+    pq->PQuntrace(pg);
+    pq->PQsetErrorVerbosity(pg, PQERRORS_DEFAULT);
+    pq->PQsetErrorContextVisibility(pg, PQSHOW_CONTEXT_ERRORS);
+
+    /* Server side. DISCARD ALL refuses to run in a transaction block, so a
+     * transaction left open costs one more round trip. */
+    if (tx != PQTRANS_IDLE && !exec_ok(pg, "ROLLBACK", PGRES_COMMAND_OK)) {
+        *why = "reset_failed";
+        return false;
+    }
+    if (cfg->reset == RESET_DISCARD &&
+        !exec_ok(pg, "DISCARD ALL", PGRES_COMMAND_OK)) {
+        *why = "reset_failed";
+        return false;
+    }
+    if (pq->PQtransactionStatus(pg) != PQTRANS_IDLE) {
+        *why = "reset_failed";
+        return false;
+    }
+    drain_notifications(pg);
+    return true;
+}
+
+/* Zero round trips: a server that ended the session (terminate, restart,
+ * idle kill) has sent FATAL and FIN, so anything readable on an idle
+ * connection means "look closer". Sound only where packets cannot vanish
+ * silently, i.e. on Unix and loopback sockets. */
+static bool socket_quiet(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int r = poll(&p, 1, 0);
+    return r == 0;
+}
+
+bool conn_alive(struct shim_conn *sc)
+{
+    const struct real_libpq *pq = real_libpq();
+    const struct pqshim_config *cfg = config_get();
+    if (pq->PQstatus(sc->pg) != CONNECTION_OK)
+        return false;
+    if (cfg->pre_ping == PRE_PING_OFF)
+        return true;
+    if (cfg->pre_ping == PRE_PING_ON && sc->local && socket_quiet(sc->fd))
+        return true;
+    /* A real ping: the empty query costs one round trip and no parsing. */
+    bool ok = exec_ok(sc->pg, "", PGRES_EMPTY_QUERY) &&
+              pq->PQtransactionStatus(sc->pg) == PQTRANS_IDLE;
+    drain_notifications(sc->pg);
+    return ok;
+}
+
+void conn_close(struct shim_conn *sc, const char *reason)
+{
+    LOG_EVENT(LOG_LVL_INFO, "close", LF_S("target", sc->name),
+              LF_I("conn", (long long)sc->id), LF_S("reason", reason),
+              LF_D("age_s", now_monotonic() - sc->opened));
+    real_libpq()->PQfinish(sc->pg);
+    conn_free(sc);
+}
+
+PGconn *conn_synthetic_error(const char *message)
+{
+    const struct real_libpq *pq = real_libpq();
+    /* No public API builds a failed PGconn: an unknown keyword does, and
+     * our PQerrorMessage hook replaces libpq's text with ours. The keyword
+     * is the message itself, so even a host that bypasses the hook (or a
+     * registry that ran out of memory) shows it. */
+    const char *keywords[] = {message, NULL};
+    const char *values[] = {"x", NULL}; /* empty values are skipped */
+    PGconn *pg = pq->PQconnectStartParams(keywords, values, 0);
+    if (!pg)
+        return NULL;
+    struct shim_conn *sc = conn_new(pg, CONN_SYNTHETIC, NULL);
+    if (!sc)
+        return pg;
+    size_t len = strlen(message);
+    sc->message = malloc(len + 2);
+    if (sc->message) {
+        memcpy(sc->message, message, len);
+        memcpy(sc->message + len, "\n", 2);
+    }
+    atomic_fetch_add(&synthetic_count, 1);
+    if (!sc->message || !registry_add(sc))
+        conn_free(sc);
+    return pg;
+}
+
+const char *conn_synthetic_message(const PGconn *pg)
+{
+    if (atomic_load_explicit(&synthetic_count, memory_order_relaxed) == 0)
+        return NULL;
+    struct shim_conn *sc = registry_find(pg);
+    return sc && sc->state == CONN_SYNTHETIC ? sc->message : NULL;
+}

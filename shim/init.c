@@ -1,0 +1,71 @@
+/*
+ * init.c — activation on first use, fork handlers, exit.
+ *
+ * There is deliberately no constructor: LD_PRELOAD reaches every child of
+ * the host (shells, pagers, ls), and a process that never calls libpq must
+ * not pay for a thread, a socket, a file or a configuration read.
+ */
+#define _GNU_SOURCE
+#include "pool.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static pthread_once_t activate_once = PTHREAD_ONCE_INIT;
+
+/* Lock order: registry, then pools (see pqshim.h). */
+static void before_fork(void)
+{
+    registry_lock_for_fork();
+    pool_lock_for_fork();
+}
+
+static void after_fork_parent(void)
+{
+    pool_unlock_after_fork();
+    registry_unlock_after_fork();
+}
+
+/* Async-signal-safe work only: the child may be single-threaded in a
+ * multi-threaded parent's image. The parent's connections stay the
+ * parent's: the child neither reuses nor finishes them. */
+static void after_fork_child(void)
+{
+    pqshim_pid = getpid();
+    pool_forget_after_fork();
+    registry_forget_after_fork();
+}
+
+static void activate(void)
+{
+    pqshim_pid = getpid();
+    config_get();
+    config_report_problems();
+    pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+    real_libpq();
+}
+
+bool shim_active(void)
+{
+    pthread_once(&activate_once, activate);
+    return real_complete();
+}
+
+static void close_idle_at_exit(void)
+{
+    pool_close_idle("exit", true);
+}
+
+/* atexit handlers run newest first. OpenSSL registers its own cleanup when
+ * the first TLS connection initialises it; registering again after that
+ * keeps our polite close of TLS connections ahead of OpenSSL's teardown. */
+void init_pool_in_use(bool ssl)
+{
+    static atomic_bool registered, registered_after_ssl;
+    if (!atomic_exchange(&registered, true))
+        atexit(close_idle_at_exit);
+    if (ssl && !atomic_exchange(&registered_after_ssl, true))
+        atexit(close_idle_at_exit);
+}

@@ -1,0 +1,368 @@
+/*
+ * lifecycle.c — what a connect, poll, finish or reset means under each
+ * policy. The hooks call in here only for the program's own calls (depth 0)
+ * and only once the shim is active.
+ */
+#define _GNU_SOURCE
+#include "lifecycle.h"
+#include "pool.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+PGconn *lifecycle_open_real(const struct connect_request *req)
+{
+    const struct real_libpq *pq = real_libpq();
+    switch (req->kind) {
+    case REQ_CONNINFO:
+        if (req->async)
+            return pq->PQconnectStart ? pq->PQconnectStart(req->conninfo) : NULL;
+        return pq->PQconnectdb ? pq->PQconnectdb(req->conninfo) : NULL;
+    case REQ_PARAMS:
+        if (req->async)
+            return pq->PQconnectStartParams
+                       ? pq->PQconnectStartParams(req->keywords, req->values,
+                                                  req->expand_dbname)
+                       : NULL;
+        return pq->PQconnectdbParams
+                   ? pq->PQconnectdbParams(req->keywords, req->values,
+                                           req->expand_dbname)
+                   : NULL;
+    case REQ_SETDB:
+        return pq->PQsetdbLogin
+                   ? pq->PQsetdbLogin(req->setdb[0], req->setdb[1],
+                                      req->setdb[2], req->setdb[3],
+                                      req->setdb[4], req->setdb[5],
+                                      req->setdb[6])
+                   : NULL;
+    }
+    return NULL;
+}
+
+/* The request's target; false when it does not parse (libpq will say). */
+static bool target_of(const struct connect_request *req, struct target *t)
+{
+    const struct real_libpq *pq = real_libpq();
+    PQconninfoOption *defaults = pq->PQconndefaults();
+    if (!defaults)
+        return false;
+    bool ok = false;
+    if (req->kind == REQ_CONNINFO) {
+        char *err = NULL;
+        PQconninfoOption *opts = pq->PQconninfoParse(req->conninfo ? req->conninfo : "", &err);
+        if (err)
+            pq->PQfreemem(err);
+        if (opts) {
+            const char *kw[96], *val[96];
+            int n = 0;
+            for (PQconninfoOption *o = opts; o->keyword && n < 95; o++) {
+                if (o->val) {
+                    kw[n] = o->keyword;
+                    val[n++] = o->val;
+                }
+            }
+            kw[n] = val[n] = NULL;
+            ok = target_from_params(t, defaults, kw, val, 0, pq);
+            pq->PQconninfoFree(opts);
+        }
+    } else if (req->kind == REQ_PARAMS) {
+        ok = target_from_params(t, defaults, req->keywords, req->values,
+                                req->expand_dbname, pq);
+    } else {
+        /* PQsetdbLogin: a dbName that is a conninfo string is expanded
+         * first, then the other arguments apply (libpq's documented rule). */
+        const char *kw[] = {"dbname", "host", "port", "options", "user",
+                            "password", NULL};
+        const char *val[] = {req->setdb[4], req->setdb[0], req->setdb[1],
+                             req->setdb[2], req->setdb[5], req->setdb[6], NULL};
+        ok = target_from_params(t, defaults, kw, val, 1, pq);
+    }
+    pq->PQconninfoFree(defaults);
+    return ok;
+}
+
+static void name_failed(const PGconn *pg, const struct target *t, char *buf,
+                        size_t size)
+{
+    const struct real_libpq *pq = real_libpq();
+    if (t) {
+        snprintf(buf, size, "%s", t->name);
+        return;
+    }
+    target_name_of(buf, size, pq->PQuser(pg), pq->PQhost(pg), pq->PQport(pg),
+                   pq->PQdb(pg));
+}
+
+static void log_checkout(struct shim_conn *sc, bool reused, double wait_ms)
+{
+    LOG_EVENT(LOG_LVL_DEBUG, "checkout", LF_S("target", sc->name),
+              LF_I("conn", (long long)sc->id), LF_I("reused", reused),
+              LF_D("wait_ms", wait_ms));
+}
+
+/* A connect finished (blocking call returned, or poll said OK/FAILED).
+ * Returns true when the connection is now tracked as the program's. */
+static bool connect_done(struct shim_conn *sc, struct pool *pool,
+                         const struct target *t, double wait_ms)
+{
+    const struct real_libpq *pq = real_libpq();
+    double ms = (now_monotonic() - sc->started) * 1000.0;
+    if (pq->PQstatus(sc->pg) != CONNECTION_OK) {
+        char name[TARGET_NAME_MAX];
+        name_failed(sc->pg, t, name, sizeof name);
+        LOG_EVENT(LOG_LVL_WARN, "connect_failed", LF_S("target", name),
+                  LF_D("ms", ms), LF_S("error", pq->PQerrorMessage(sc->pg)));
+        if (pool)
+            pool_release(pool, false, pthread_self(), true);
+        return false;
+    }
+    conn_established(sc);
+    sc->state = CONN_OPEN;
+    LOG_EVENT(LOG_LVL_INFO, "connect", LF_S("target", sc->name),
+              LF_I("conn", (long long)sc->id),
+              LF_I("backend_pid", sc->backend_pid), LF_D("ms", ms));
+    if (pool) {
+        pool_opened(pool, sc);
+        init_pool_in_use(sc->ssl);
+        log_checkout(sc, false, wait_ms);
+    }
+    return true;
+}
+
+/* Open a new server connection as the program asked, tracked by us. */
+static PGconn *open_tracked(const struct connect_request *req, struct pool *pool,
+                            const struct target *t, double wait_ms)
+{
+    double started = now_monotonic();
+    PGconn *pg = lifecycle_open_real(req);
+    struct shim_conn *sc = pg ? conn_new(pg, CONN_CONNECTING, t ? t->name : NULL) : NULL;
+    if (!sc) {
+        if (pool)
+            pool_release(pool, false, pthread_self(), !pg);
+        return pg; /* out of memory: the connection is passed through */
+    }
+    sc->started = started;
+    sc->pool = pool;
+    if (req->async && real_libpq()->PQstatus(pg) != CONNECTION_BAD) {
+        /* The program's poll loop finishes it: lifecycle_connect_poll(). */
+        if (!registry_add(sc)) {
+            if (pool)
+                pool_release(pool, false, pthread_self(), false);
+            conn_free(sc);
+        }
+        return pg;
+    }
+    if (connect_done(sc, pool, t, wait_ms) && !registry_add(sc)) {
+        if (pool)
+            pool_release(pool, true, pthread_self(), false);
+        conn_free(sc);
+        return pg;
+    }
+    if (sc->state != CONN_OPEN)
+        conn_free(sc);
+    return pg;
+}
+
+static PGconn *refuse(const char *event, const struct target *t,
+                      const char *message, double wait_ms)
+{
+    const struct pqshim_config *c = config_get();
+    LOG_EVENT(LOG_LVL_ERROR, event, LF_S("target", t->name),
+              LF_I("size", c->pool_size), LF_I("overflow", c->max_overflow),
+              LF_D("wait_ms", wait_ms));
+    return conn_synthetic_error(message);
+}
+
+/* Why a checked-out idle connection may not be handed out, or NULL. */
+static const char *unusable(struct shim_conn *sc, bool handed)
+{
+    const struct pqshim_config *c = config_get();
+    if (c->pool_recycle > 0 && now_monotonic() - sc->opened >= c->pool_recycle)
+        return "recycle";
+    if (!handed && !conn_alive(sc))
+        return "dead";
+    return NULL;
+}
+
+static PGconn *capped_connect(const struct connect_request *req,
+                              const struct target *t)
+{
+    const struct pqshim_config *c = config_get();
+    char msg[1024];
+    /* Bounded: each round closes one dead or expired idle connection. */
+    for (int round = 0; round < 10000; round++) {
+        struct acquire a;
+        switch (pool_acquire(t, &a)) {
+        case ACQ_NOMEM:
+            return open_tracked(req, NULL, NULL, 0);
+        case ACQ_TIMEOUT:
+            snprintf(msg, sizeof msg,
+                     "pqshim: pool limit of size %d overflow %d reached for %s, "
+                     "connection timed out, timeout %.2fs (PQSHIM_POOL_TIMEOUT)",
+                     c->pool_size, c->max_overflow, t->name, c->pool_timeout);
+            return refuse("timeout", t, msg, a.wait_ms);
+        case ACQ_DEADLOCK:
+            snprintf(msg, sizeof msg,
+                     "pqshim: this thread already holds all %d connections allowed "
+                     "for %s (pool size %d overflow %d) and asked for one more; "
+                     "waiting could never succeed. Finish a connection first or "
+                     "raise PQSHIM_MAX_OVERFLOW",
+                     a.held, t->name, c->pool_size, c->max_overflow);
+            return refuse("deadlock", t, msg, 0);
+        case ACQ_SLOT:
+            return open_tracked(req, a.pool, t, a.wait_ms);
+        case ACQ_IDLE: {
+            struct shim_conn *sc = a.conn;
+            const char *why = unusable(sc, a.handed);
+            if (why) {
+                pthread_t owner = sc->owner;
+                conn_close(sc, why);
+                pool_release(a.pool, true, owner, false);
+                continue;
+            }
+            sc->state = CONN_OPEN;
+            sc->reused = true;
+            if (!registry_add(sc)) {
+                pthread_t owner = sc->owner;
+                conn_close(sc, "out_of_memory");
+                pool_release(a.pool, true, owner, false);
+                return open_tracked(req, NULL, NULL, 0);
+            }
+            pool_count_reuse(a.pool);
+            log_checkout(sc, true, a.wait_ms);
+            return sc->pg;
+        }
+        }
+    }
+    return open_tracked(req, NULL, NULL, 0);
+}
+
+PGconn *lifecycle_connect(const struct connect_request *req)
+{
+    if (config_get()->policy == POLICY_CAPPED) {
+        struct target t;
+        if (target_of(req, &t) && t.poolable)
+            return capped_connect(req, &t);
+    }
+    return open_tracked(req, NULL, NULL, 0);
+}
+
+PostgresPollingStatusType lifecycle_connect_poll(PGconn *pg)
+{
+    const struct real_libpq *pq = real_libpq();
+    struct shim_conn *sc = registry_find(pg);
+    if (!sc || sc->state != CONN_CONNECTING)
+        return pq->PQconnectPoll(pg);
+    PostgresPollingStatusType r = pq->PQconnectPoll(pg);
+    if (r == PGRES_POLLING_OK || r == PGRES_POLLING_FAILED) {
+        registry_take(pg);
+        if (connect_done(sc, sc->pool, NULL, 0) && registry_add(sc))
+            return r;
+        if (sc->state == CONN_OPEN && sc->pool)
+            pool_release(sc->pool, true, sc->owner, false);
+        conn_free(sc);
+    }
+    return r;
+}
+
+void lifecycle_finish(PGconn *pg)
+{
+    const struct real_libpq *pq = real_libpq();
+    struct shim_conn *sc = registry_take(pg);
+    if (!sc) {
+        pq->PQfinish(pg);
+        return;
+    }
+    struct pool *pool = sc->pool;
+    if (sc->state == CONN_SYNTHETIC || sc->state == CONN_CONNECTING) {
+        if (sc->state == CONN_CONNECTING && pool)
+            pool_release(pool, false, pthread_self(), false);
+        conn_free(sc);
+        pq->PQfinish(pg);
+        return;
+    }
+    if (!pool) {
+        conn_close(sc, "finish");
+        return;
+    }
+    const struct pqshim_config *c = config_get();
+    const char *why = NULL;
+    double t0 = now_monotonic();
+    if (c->pool_recycle > 0 && t0 - sc->opened >= c->pool_recycle)
+        why = "recycle";
+    else if (!conn_reset(sc, &why))
+        ; /* why says what was wrong */
+    else {
+        LOG_EVENT(LOG_LVL_DEBUG, "checkin", LF_S("target", sc->name),
+                  LF_I("conn", (long long)sc->id),
+                  LF_D("reset_ms", (now_monotonic() - t0) * 1000.0));
+        if (pool_checkin(sc, &why))
+            return; /* sc may already belong to another thread */
+
+    }
+    pthread_t owner = sc->owner;
+    conn_close(sc, why);
+    pool_release(pool, true, owner, false);
+}
+
+/* PQreset closes and reopens the same PGconn: the program still holds it,
+ * so it stays registered (and keeps its pool slot). */
+static void log_reset_result(struct shim_conn *sc)
+{
+    const struct real_libpq *pq = real_libpq();
+    double ms = (now_monotonic() - sc->started) * 1000.0;
+    if (pq->PQstatus(sc->pg) == CONNECTION_OK) {
+        conn_refresh(sc);
+        LOG_EVENT(LOG_LVL_INFO, "connect", LF_S("target", sc->name),
+                  LF_I("conn", (long long)sc->id),
+                  LF_I("backend_pid", sc->backend_pid), LF_D("ms", ms));
+    } else {
+        LOG_EVENT(LOG_LVL_WARN, "connect_failed", LF_S("target", sc->name),
+                  LF_I("conn", (long long)sc->id), LF_D("ms", ms),
+                  LF_S("error", pq->PQerrorMessage(sc->pg)));
+    }
+}
+
+static struct shim_conn *begin_reset(PGconn *pg)
+{
+    struct shim_conn *sc = registry_find(pg);
+    if (!sc || (sc->state != CONN_OPEN && sc->state != CONN_RESETTING))
+        return NULL;
+    LOG_EVENT(LOG_LVL_INFO, "close", LF_S("target", sc->name),
+              LF_I("conn", (long long)sc->id), LF_S("reason", "reset"),
+              LF_D("age_s", now_monotonic() - sc->opened));
+    sc->started = now_monotonic();
+    return sc;
+}
+
+void lifecycle_reset(PGconn *pg)
+{
+    struct shim_conn *sc = begin_reset(pg);
+    real_libpq()->PQreset(pg);
+    if (sc) {
+        sc->state = CONN_OPEN;
+        log_reset_result(sc);
+    }
+}
+
+int lifecycle_reset_start(PGconn *pg)
+{
+    struct shim_conn *sc = begin_reset(pg);
+    int r = real_libpq()->PQresetStart(pg);
+    if (sc)
+        sc->state = r ? CONN_RESETTING : CONN_OPEN;
+    return r;
+}
+
+PostgresPollingStatusType lifecycle_reset_poll(PGconn *pg)
+{
+    PostgresPollingStatusType r = real_libpq()->PQresetPoll(pg);
+    struct shim_conn *sc = registry_find(pg);
+    if (sc && sc->state == CONN_RESETTING &&
+        (r == PGRES_POLLING_OK || r == PGRES_POLLING_FAILED)) {
+        sc->state = CONN_OPEN;
+        log_reset_result(sc);
+    }
+    return r;
+}

@@ -1,0 +1,32 @@
+/*
+ * lifecycle.h — connect, poll, finish and reset under the chosen policy.
+ */
+#ifndef PQSHIM_LIFECYCLE_H
+#define PQSHIM_LIFECYCLE_H
+
+#include "pqshim.h"
+
+/* One user connect call, whichever entry point it came through. */
+enum request_kind { REQ_CONNINFO, REQ_PARAMS, REQ_SETDB };
+
+struct connect_request {
+    enum request_kind kind;
+    bool async;                    /* PQconnectStart* */
+    const char *conninfo;          /* REQ_CONNINFO */
+    const char *const *keywords;   /* REQ_PARAMS */
+    const char *const *values;
+    int expand_dbname;
+    const char *setdb[7];          /* REQ_SETDB: PQsetdbLogin's arguments */
+};
+
+/* Exactly the libpq call the program made (NULL if libpq lacks it). */
+PGconn *lifecycle_open_real(const struct connect_request *req);
+
+PGconn *lifecycle_connect(const struct connect_request *req);
+PostgresPollingStatusType lifecycle_connect_poll(PGconn *pg);
+void lifecycle_finish(PGconn *pg);
+void lifecycle_reset(PGconn *pg);
+int lifecycle_reset_start(PGconn *pg);
+PostgresPollingStatusType lifecycle_reset_poll(PGconn *pg);
+
+#endif

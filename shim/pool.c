@@ -1,0 +1,487 @@
+/*
+ * pool.c — capped pools: one per target, idle lists, the cap, waiting.
+ *
+ * Accounting per pool: open = idle + checked_out + being opened; open never
+ * exceeds pool_size + max_overflow. Waiters are served in arrival order by
+ * handing them a connection (or a slot to open one) directly, so a thread
+ * arriving later can never barge ahead of one already waiting.
+ *
+ * Idle connections are reused LIFO: the most recently used one is the most
+ * likely to be alive and warm, and the surplus at the bottom of the stack
+ * ages out through the idle timeout when demand drops.
+ */
+#define _GNU_SOURCE
+#include "pqshim.h"
+#include "pool.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct owner {
+    pthread_t tid;
+    int held;
+    struct owner *next;
+};
+
+struct waiter {
+    pthread_cond_t cond;
+    pthread_t tid;
+    bool done;
+    struct shim_conn *conn; /* handed over; NULL with done: a slot */
+    struct waiter *next;
+};
+
+static struct pool *pools;
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t janitor_cond;
+static bool janitor_started;
+static double janitor_wake_at;
+
+static int cap_of(void)
+{
+    const struct pqshim_config *c = config_get();
+    return c->pool_size + c->max_overflow;
+}
+
+static struct owner **find_owner(struct pool *p, pthread_t tid)
+{
+    struct owner **o = &p->owners;
+    while (*o && !pthread_equal((*o)->tid, tid))
+        o = &(*o)->next;
+    return o;
+}
+
+/* Count a checkout by tid. Allocation failure only weakens the
+ * self-deadlock check, never the cap. */
+static void owner_add(struct pool *p, pthread_t tid)
+{
+    struct owner **o = find_owner(p, tid);
+    if (!*o) {
+        *o = calloc(1, sizeof **o);
+        if (!*o)
+            return;
+        (*o)->tid = tid;
+    }
+    (*o)->held++;
+}
+
+static void owner_remove(struct pool *p, pthread_t tid)
+{
+    struct owner **o = find_owner(p, tid);
+    if (*o && --(*o)->held <= 0) {
+        struct owner *dead = *o;
+        *o = dead->next;
+        free(dead);
+    }
+}
+
+static int owner_held(struct pool *p, pthread_t tid)
+{
+    struct owner **o = find_owner(p, tid);
+    return *o ? (*o)->held : 0;
+}
+
+static void mark_checked_out(struct pool *p, struct shim_conn *sc,
+                             pthread_t tid)
+{
+    p->checked_out++;
+    p->stats.checkouts_total++;
+    sc->owner = tid;
+    owner_add(p, tid);
+}
+
+static struct shim_conn *pop_idle(struct pool *p)
+{
+    struct shim_conn *sc = p->idle;
+    if (sc) {
+        p->idle = sc->next;
+        sc->next = NULL;
+        p->idle_count--;
+    }
+    return sc;
+}
+
+/* Give waiting threads what has become available: idle connections first,
+ * then room under the cap. Called with the lock held. */
+static void serve_waiters(struct pool *p)
+{
+    while (p->wait_head && !p->paused) {
+        struct waiter *w = p->wait_head;
+        struct shim_conn *sc = pop_idle(p);
+        if (!sc && p->open >= cap_of())
+            return;
+        if (sc)
+            mark_checked_out(p, sc, w->tid);
+        else
+            p->open++;
+        w->conn = sc;
+        w->done = true;
+        p->wait_head = w->next;
+        if (!p->wait_head)
+            p->wait_tail = NULL;
+        p->waiting--;
+        pthread_cond_signal(&w->cond);
+    }
+}
+
+static void remove_waiter(struct pool *p, struct waiter *w)
+{
+    struct waiter **pp = &p->wait_head, *prev = NULL;
+    while (*pp && *pp != w) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (!*pp)
+        return;
+    *pp = w->next;
+    if (p->wait_tail == w)
+        p->wait_tail = prev;
+    p->waiting--;
+}
+
+static struct pool *find_or_create(const struct target *t)
+{
+    struct pool *p = NULL;
+    HASH_FIND_STR(pools, t->key, p);
+    if (p)
+        return p;
+    p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    memcpy(p->key, t->key, sizeof p->key);
+    snprintf(p->name, sizeof p->name, "%s", t->name);
+    pqshim_oom = false;
+    HASH_ADD_STR(pools, key, p);
+    if (pqshim_oom) {
+        struct pool *found = NULL;
+        HASH_FIND_STR(pools, t->key, found);
+        if (found)
+            HASH_DEL(pools, found);
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void *janitor_main(void *arg);
+
+/* The janitor exists only once a capped pool is used and idle connections
+ * can expire. Its signals are blocked: the host's handlers run elsewhere. */
+static void start_janitor_locked(void)
+{
+    const struct pqshim_config *c = config_get();
+    if (janitor_started || (c->idle_timeout <= 0 && c->pool_recycle <= 0))
+        return;
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&janitor_cond, &attr);
+    pthread_condattr_destroy(&attr);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t tid;
+    if (pthread_create(&tid, NULL, janitor_main, NULL) == 0) {
+        pthread_detach(tid);
+        janitor_started = true;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static struct timespec abs_monotonic(double at)
+{
+    struct timespec ts;
+    ts.tv_sec = (time_t)at;
+    ts.tv_nsec = (long)((at - (double)ts.tv_sec) * 1e9);
+    return ts;
+}
+
+enum acquire_result pool_acquire(const struct target *t, struct acquire *a)
+{
+    const struct pqshim_config *cfg = config_get();
+    pthread_t self = pthread_self();
+    double start = now_monotonic();
+    memset(a, 0, sizeof *a);
+
+    pthread_mutex_lock(&pool_lock);
+    struct pool *p = find_or_create(t);
+    if (!p) {
+        pthread_mutex_unlock(&pool_lock);
+        return ACQ_NOMEM;
+    }
+    a->pool = p;
+    start_janitor_locked();
+
+    /* Someone already waiting goes first, even if a slot just freed up. */
+    if (!p->wait_head && !p->paused) {
+        struct shim_conn *sc = pop_idle(p);
+        if (sc) {
+            mark_checked_out(p, sc, self);
+            a->conn = sc;
+            pthread_mutex_unlock(&pool_lock);
+            return ACQ_IDLE;
+        }
+        if (p->open < cap_of()) {
+            p->open++;
+            pthread_mutex_unlock(&pool_lock);
+            return ACQ_SLOT;
+        }
+    }
+
+    a->open = p->open;
+    a->held = owner_held(p, self);
+    if (!p->paused && p->idle_count == 0 && p->open == p->checked_out &&
+        a->held >= p->open) {
+        p->stats.deadlocks_total++;
+        pthread_mutex_unlock(&pool_lock);
+        return ACQ_DEADLOCK;
+    }
+    if (cfg->pool_timeout <= 0) {
+        p->stats.timeouts_total++;
+        pthread_mutex_unlock(&pool_lock);
+        return ACQ_TIMEOUT;
+    }
+
+    struct waiter w = {.tid = self};
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&w.cond, &attr);
+    pthread_condattr_destroy(&attr);
+    if (p->wait_tail)
+        p->wait_tail->next = &w;
+    else
+        p->wait_head = &w;
+    p->wait_tail = &w;
+    p->waiting++;
+    p->stats.waits_total++;
+    int waiting = p->waiting;
+    pthread_mutex_unlock(&pool_lock);
+
+    LOG_EVENT(LOG_LVL_INFO, "wait", LF_S("target", t->name),
+              LF_I("open", a->open), LF_I("cap", cap_of()),
+              LF_I("waiting", waiting), LF_D("timeout_s", cfg->pool_timeout));
+
+    struct timespec deadline = abs_monotonic(start + cfg->pool_timeout);
+    pthread_mutex_lock(&pool_lock);
+    while (!w.done) {
+        int rc = pthread_cond_timedwait(&w.cond, &pool_lock, &deadline);
+        if (rc == ETIMEDOUT && !w.done) {
+            remove_waiter(p, &w);
+            break;
+        }
+    }
+    a->wait_ms = (now_monotonic() - start) * 1000.0;
+    p->stats.wait_ms_total += a->wait_ms;
+    enum acquire_result r;
+    if (!w.done) {
+        p->stats.timeouts_total++;
+        r = ACQ_TIMEOUT;
+    } else if (w.conn) {
+        a->conn = w.conn;
+        a->handed = true;
+        r = ACQ_IDLE;
+    } else {
+        r = ACQ_SLOT;
+    }
+    pthread_mutex_unlock(&pool_lock);
+    pthread_cond_destroy(&w.cond);
+    return r;
+}
+
+void pool_opened(struct pool *p, struct shim_conn *sc)
+{
+    pthread_mutex_lock(&pool_lock);
+    sc->pool = p;
+    p->stats.connects_total++;
+    mark_checked_out(p, sc, pthread_self());
+    pthread_mutex_unlock(&pool_lock);
+}
+
+void pool_release(struct pool *p, bool checked_out, pthread_t owner,
+                  bool failed)
+{
+    pthread_mutex_lock(&pool_lock);
+    if (checked_out) {
+        p->checked_out--;
+        owner_remove(p, owner);
+        p->stats.closes_total++;
+    }
+    if (failed)
+        p->stats.connect_errors_total++;
+    p->open--;
+    serve_waiters(p);
+    pthread_mutex_unlock(&pool_lock);
+}
+
+void pool_count_reuse(struct pool *p)
+{
+    pthread_mutex_lock(&pool_lock);
+    p->stats.reuses_total++;
+    pthread_mutex_unlock(&pool_lock);
+}
+
+bool pool_checkin(struct shim_conn *sc, const char **why)
+{
+    struct pool *p = sc->pool;
+    const struct pqshim_config *cfg = config_get();
+    bool kept = true;
+    pthread_mutex_lock(&pool_lock);
+    if (p->wait_head && !p->paused && !p->disposing) {
+        struct waiter *w = p->wait_head;
+        p->wait_head = w->next;
+        if (!p->wait_head)
+            p->wait_tail = NULL;
+        p->waiting--;
+        p->checked_out--;
+        owner_remove(p, sc->owner);
+        mark_checked_out(p, sc, w->tid);
+        w->conn = sc;
+        w->done = true;
+        pthread_cond_signal(&w->cond);
+    } else if (p->idle_count < cfg->pool_size && !p->disposing) {
+        p->checked_out--;
+        owner_remove(p, sc->owner);
+        sc->state = CONN_IDLE;
+        sc->idle_since = now_monotonic();
+        sc->next = p->idle;
+        p->idle = sc;
+        p->idle_count++;
+        double expiry = cfg->idle_timeout > 0
+                            ? sc->idle_since + cfg->idle_timeout
+                            : sc->opened + cfg->pool_recycle;
+        if (janitor_started && expiry < janitor_wake_at)
+            pthread_cond_signal(&janitor_cond);
+    } else {
+        kept = false; /* still counted until the caller's pool_release() */
+        *why = p->disposing ? "disposed" : "overflow";
+    }
+    pthread_mutex_unlock(&pool_lock);
+    return kept;
+}
+
+/* Take an idle connection out of p for closing: it counts as checked out
+ * by the caller until pool_release(). Called with the lock held. */
+static struct shim_conn *take_for_close(struct pool *p, struct shim_conn *sc,
+                                        const char *reason)
+{
+    p->checked_out++;
+    sc->owner = pthread_self();
+    owner_add(p, sc->owner);
+    sc->state = CONN_OPEN;
+    sc->close_reason = reason;
+    return sc;
+}
+
+/* Idle connections past their idle timeout or maximum age, taken out of
+ * their pools. Called with the lock held; *next gets the next expiry. */
+static struct shim_conn *take_expired(double now, double *next)
+{
+    const struct pqshim_config *c = config_get();
+    struct shim_conn *expired = NULL;
+    *next = now + 60;
+    for (struct pool *p = pools; p; p = p->hh.next) {
+        struct shim_conn **pp = &p->idle;
+        while (*pp) {
+            struct shim_conn *sc = *pp;
+            double idle_end = c->idle_timeout > 0 ? sc->idle_since + c->idle_timeout : 1e18;
+            double age_end = c->pool_recycle > 0 ? sc->opened + c->pool_recycle : 1e18;
+            double end = idle_end < age_end ? idle_end : age_end;
+            if (end <= now) {
+                *pp = sc->next;
+                p->idle_count--;
+                take_for_close(p, sc, idle_end <= age_end ? "idle_timeout" : "recycle");
+                sc->next = expired;
+                expired = sc;
+                continue;
+            }
+            if (end < *next)
+                *next = end;
+            pp = &sc->next;
+        }
+    }
+    return expired;
+}
+
+static void close_list(struct shim_conn *list)
+{
+    while (list) {
+        struct shim_conn *sc = list;
+        list = sc->next;
+        struct pool *p = sc->pool;
+        pthread_t owner = sc->owner;
+        sc->next = NULL;
+        conn_close(sc, sc->close_reason); /* frees sc */
+        pool_release(p, true, owner, false);
+    }
+}
+
+static void *janitor_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&pool_lock);
+    pid_t mine = pqshim_pid;
+    for (;;) {
+        double next;
+        struct shim_conn *expired = take_expired(now_monotonic(), &next);
+        if (expired) {
+            pthread_mutex_unlock(&pool_lock);
+            close_list(expired);
+            pthread_mutex_lock(&pool_lock);
+            continue;
+        }
+        janitor_wake_at = next;
+        struct timespec ts = abs_monotonic(next);
+        pthread_cond_timedwait(&janitor_cond, &pool_lock, &ts);
+        if (pqshim_pid != mine)
+            break; /* cannot happen (threads do not survive fork); belt */
+    }
+    pthread_mutex_unlock(&pool_lock);
+    return NULL;
+}
+
+void pool_close_idle(const char *reason, bool dispose)
+{
+    struct shim_conn *list = NULL;
+    pthread_mutex_lock(&pool_lock);
+    for (struct pool *p = pools; p; p = p->hh.next) {
+        if (dispose)
+            p->disposing = true;
+        struct shim_conn *sc;
+        while ((sc = pop_idle(p)) != NULL) {
+            take_for_close(p, sc, reason);
+            sc->next = list;
+            list = sc;
+        }
+    }
+    pthread_mutex_unlock(&pool_lock);
+    close_list(list);
+}
+
+void pool_lock_for_fork(void)
+{
+    pthread_mutex_lock(&pool_lock);
+}
+
+void pool_unlock_after_fork(void)
+{
+    pthread_mutex_unlock(&pool_lock);
+}
+
+void pool_forget_after_fork(void)
+{
+    /* Async-signal-safe only: close our copies of the parent's idle
+     * sockets (the parent's sessions live on) and drop every pool. The
+     * memory stays with the child's copy of the heap. */
+    for (struct pool *p = pools; p; p = p->hh.next)
+        for (struct shim_conn *sc = p->idle; sc; sc = sc->next)
+            if (sc->fd >= 0)
+                close(sc->fd);
+    pools = NULL;
+    janitor_started = false;
+    pthread_mutex_init(&pool_lock, NULL);
+}

@@ -1,0 +1,292 @@
+/*
+ * pqshim.h — internal interfaces shared by the files of the shim.
+ *
+ * Lock order (never take an earlier lock while holding a later one):
+ *   1. registry lock (conn.c)  — the table of connections the shim created
+ *   2. pool lock     (pool.c)  — targets, idle lists, waiters
+ * No lock is ever held across a real libpq call, dlsym, a log write or
+ * socket I/O: those can block for a network round trip or re-enter us.
+ */
+#ifndef PQSHIM_H
+#define PQSHIM_H
+
+#include <libpq-fe.h>
+#include <libpq-events.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <pthread.h>
+#include <sys/types.h>
+
+/* uthash must never abort the host: on allocation failure it sets a flag and
+ * the caller falls back to passing the connection through. */
+extern __thread bool pqshim_oom __attribute__((tls_model("initial-exec")));
+#define HASH_NONFATAL_OOM 1
+#define uthash_nonfatal_oom(obj) (pqshim_oom = true)
+#include <uthash.h>
+
+#define PQSHIM_EXPORT __attribute__((visibility("default")))
+#define PQSHIM_TLS __thread __attribute__((tls_model("initial-exec")))
+
+/* ---- real.c: the libpq functions we call, bound lazily ---------------- */
+
+struct real_libpq {
+    PGconn *(*PQconnectdb)(const char *);
+    PGconn *(*PQconnectdbParams)(const char *const *, const char *const *, int);
+    PGconn *(*PQsetdbLogin)(const char *, const char *, const char *,
+                            const char *, const char *, const char *,
+                            const char *);
+    PGconn *(*PQconnectStart)(const char *);
+    PGconn *(*PQconnectStartParams)(const char *const *, const char *const *,
+                                    int);
+    PostgresPollingStatusType (*PQconnectPoll)(PGconn *);
+    void (*PQfinish)(PGconn *);
+    void (*PQreset)(PGconn *);
+    int (*PQresetStart)(PGconn *);
+    PostgresPollingStatusType (*PQresetPoll)(PGconn *);
+    PGPing (*PQping)(const char *);
+    PGPing (*PQpingParams)(const char *const *, const char *const *, int);
+    int (*PQregisterEventProc)(PGconn *, PGEventProc, const char *, void *);
+    char *(*PQerrorMessage)(const PGconn *);
+
+    /* Not intercepted, only called. */
+    ConnStatusType (*PQstatus)(const PGconn *);
+    PGTransactionStatusType (*PQtransactionStatus)(const PGconn *);
+    PGpipelineStatus (*PQpipelineStatus)(const PGconn *);
+    int (*PQbackendPID)(const PGconn *);
+    int (*PQsocket)(const PGconn *);
+    int (*PQsslInUse)(PGconn *);
+    int (*PQisBusy)(PGconn *);
+    int (*PQconsumeInput)(PGconn *);
+    char *(*PQuser)(const PGconn *);
+    char *(*PQhost)(const PGconn *);
+    char *(*PQport)(const PGconn *);
+    char *(*PQdb)(const PGconn *);
+    PQconninfoOption *(*PQconndefaults)(void);
+    PQconninfoOption *(*PQconninfoParse)(const char *, char **);
+    void (*PQconninfoFree)(PQconninfoOption *);
+    void (*PQfreemem)(void *);
+    PGresult *(*PQexec)(PGconn *, const char *);
+    ExecStatusType (*PQresultStatus)(const PGresult *);
+    void (*PQclear)(PGresult *);
+    int (*PQsetnonblocking)(PGconn *, int);
+    PQnoticeProcessor (*PQsetNoticeProcessor)(PGconn *, PQnoticeProcessor,
+                                              void *);
+    PQnoticeReceiver (*PQsetNoticeReceiver)(PGconn *, PQnoticeReceiver,
+                                            void *);
+    void (*PQuntrace)(PGconn *);
+    PGnotify *(*PQnotifies)(PGconn *);
+    PGVerbosity (*PQsetErrorVerbosity)(PGconn *, PGVerbosity);
+    PGContextVisibility (*PQsetErrorContextVisibility)(PGconn *,
+                                                       PGContextVisibility);
+};
+
+/* The bound table, or NULL when no libpq could be found (pass-through is
+ * then impossible; callers fail the call cleanly). Binds on first use.
+ * A pointer is NULL when that symbol is missing from the host's libpq. */
+const struct real_libpq *real_libpq(void);
+
+/* True when every function is bound: only then does the shim act; otherwise
+ * each hook passes straight through. */
+bool real_complete(void);
+
+/* dlsym.c: remember a libpq found through a private dlopen handle, so the
+ * binder can use it when the global scope does not contain libpq. */
+void real_note_library(const char *path);
+
+/* The real dlsym, found without going through our own wrapper. */
+void *real_dlsym(void *handle, const char *name);
+void *(*real_dlsym_fn(void))(void *, const char *);
+
+/* hooks.c: our entry point for an intercepted name, or NULL. */
+void *hooks_lookup(const char *name);
+
+/* ---- config.c ---------------------------------------------------------- */
+
+enum pqshim_policy { POLICY_NULL, POLICY_CAPPED };
+enum pqshim_reset { RESET_DISCARD, RESET_ROLLBACK, RESET_NONE };
+enum pqshim_pre_ping { PRE_PING_OFF, PRE_PING_ON, PRE_PING_ALWAYS };
+enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
+enum log_dest { LOG_TO_STDERR, LOG_TO_SYSLOG, LOG_TO_NONE, LOG_TO_FILE };
+enum log_format { LOG_FMT_TEXT, LOG_FMT_JSON };
+
+struct pqshim_config {
+    enum pqshim_policy policy;
+    enum log_dest log_dest;
+    char log_path[4096];
+    enum log_level log_level;
+    enum log_format log_format;
+    int pool_size;
+    int max_overflow;
+    double pool_timeout;  /* seconds */
+    enum pqshim_reset reset;
+    enum pqshim_pre_ping pre_ping;
+    double pool_recycle;  /* seconds, 0 = never */
+    double idle_timeout;  /* seconds, 0 = never */
+    char control_path[4096]; /* pattern; empty = no control socket */
+};
+
+/* The configuration, read from the environment once (thread-safe). */
+const struct pqshim_config *config_get(void);
+
+/* Parse the environment into *cfg, reporting each problem through report().
+ * Pure: used by config_get() and by the unit tests. */
+void config_parse(char **envp, struct pqshim_config *cfg,
+                  void (*report)(enum log_level, const char *variable,
+                                 const char *value, const char *accepted));
+
+const char *config_policy_name(enum pqshim_policy p);
+
+/* Log what config_get() found wrong, once per process (init.c calls it). */
+void config_report_problems(void);
+
+/* The effective value of a variable as text (for logs and status). */
+void config_value_string(const struct pqshim_config *c, const char *variable,
+                         char *buf, size_t size);
+
+/* ---- log.c ------------------------------------------------------------- */
+
+enum log_field_type { LF_END, LF_STR, LF_INT, LF_MS };
+
+struct log_field {
+    const char *key;
+    enum log_field_type type;
+    const char *s;
+    long long i;
+    double d;
+};
+
+#define LF_S(k, v) ((struct log_field){.key = (k), .type = LF_STR, .s = (v)})
+#define LF_I(k, v) ((struct log_field){.key = (k), .type = LF_INT, .i = (v)})
+#define LF_D(k, v) ((struct log_field){.key = (k), .type = LF_MS, .d = (v)})
+#define LF_END_ ((struct log_field){.key = NULL, .type = LF_END})
+
+/* Emit one line (one write()) if level passes PQSHIM_LOG_LEVEL. */
+void log_event(enum log_level level, const char *event,
+               const struct log_field *fields);
+#define LOG_EVENT(level, event, ...) \
+    log_event((level), (event), (const struct log_field[]){__VA_ARGS__, LF_END_})
+
+/* Format one line into buf (always NUL-terminated, newline-ended).
+ * Pure: used by log_event() and the unit tests. Returns the length. */
+size_t log_format_line(char *buf, size_t size, enum log_format format,
+                       pid_t pid, double unix_time, enum log_level level,
+                       const char *event, const struct log_field *fields);
+
+bool log_enabled(enum log_level level);
+
+/* log_event() with an explicit configuration (used while it is loaded). */
+void log_emit(const struct pqshim_config *cfg, enum log_level level,
+              const char *event, const struct log_field *fields);
+
+/* ---- target.c: what makes two connects interchangeable ---------------- */
+
+#define TARGET_KEY_MAX 2048
+#define TARGET_NAME_MAX 512
+
+struct target {
+    char key[TARGET_KEY_MAX];   /* canonical; password only as a hash */
+    char name[TARGET_NAME_MAX]; /* user@host:port/dbname, for people */
+    bool poolable;              /* false for replication connections */
+};
+
+/* Build a target from keyword/value arrays as PQconnectdbParams takes them.
+ * defaults: PQconndefaults() output (environment and built-in defaults).
+ * Returns false (and leaves *t undefined) when the arguments do not parse;
+ * the caller then passes the call through so libpq reports the error. */
+bool target_from_params(struct target *t, const PQconninfoOption *defaults,
+                        const char *const *keywords, const char *const *values,
+                        int expand_dbname, const struct real_libpq *pq);
+
+/* The display name of a live connection: user@host:port/dbname. */
+void target_name_of(char *buf, size_t size, const char *user,
+                    const char *host, const char *port, const char *db);
+
+/* ---- conn.c: connections the shim created ------------------------------ */
+
+enum conn_state {
+    CONN_CONNECTING, /* PQconnectStart* returned it; poll not finished */
+    CONN_OPEN,       /* the program holds it */
+    CONN_RESETTING,  /* PQresetStart returned; PQresetPoll not finished */
+    CONN_IDLE,       /* in a pool's idle list (not in the registry) */
+    CONN_SYNTHETIC,  /* a failed connection carrying the shim's own error */
+};
+
+struct pool;
+
+struct shim_conn {
+    PGconn *pg;              /* registry key */
+    uint64_t id;             /* conn= in logs */
+    enum conn_state state;
+    struct pool *pool;       /* NULL under the null policy */
+    pid_t pid;               /* process that opened it (fork safety) */
+    pthread_t owner;         /* thread that checked it out */
+    int fd;                  /* cached: the fork handler may only close() */
+    bool local;              /* Unix or loopback socket: zero-RTT check ok */
+    bool unsafe;             /* event procs registered: never reuse */
+    bool reused;
+    bool ssl;
+    int backend_pid;
+    double started;          /* when the connect began (monotonic) */
+    double opened;           /* when it became usable */
+    double idle_since;
+    char name[TARGET_NAME_MAX];
+    char *message;           /* CONN_SYNTHETIC: the error text */
+    const char *close_reason;/* set when the janitor or exit takes it */
+    PQnoticeProcessor default_processor;
+    PQnoticeReceiver default_receiver;
+    struct shim_conn *next;  /* idle list link */
+    UT_hash_handle hh;
+};
+
+extern pid_t pqshim_pid;     /* getpid(), refreshed in a forked child */
+
+struct shim_conn *conn_new(PGconn *pg, enum conn_state state, const char *name);
+void conn_free(struct shim_conn *sc);
+
+/* Registry of connections the program holds. Add fails (false) on OOM:
+ * the caller then treats the connection as not ours. */
+bool registry_add(struct shim_conn *sc);
+struct shim_conn *registry_find(const PGconn *pg);  /* NULL: not ours */
+struct shim_conn *registry_take(const PGconn *pg);  /* find + remove */
+
+/* Record what a freshly established connection looks like. */
+void conn_established(struct shim_conn *sc);
+
+/* After PQreset: the same PGconn talks to a new backend. */
+void conn_refresh(struct shim_conn *sc);
+
+/* Make a checked-in connection safe for the next user. False: close it;
+ * *why says why (a static string). */
+bool conn_reset(struct shim_conn *sc, const char **why);
+
+/* Is an idle connection still usable? Cheap when the socket says so. */
+bool conn_alive(struct shim_conn *sc);
+
+/* Close for real, with a `close` line. */
+void conn_close(struct shim_conn *sc, const char *reason);
+
+/* A CONNECTION_BAD PGconn whose PQerrorMessage is `message`. */
+PGconn *conn_synthetic_error(const char *message);
+/* Our text for a synthetic connection, or NULL. */
+const char *conn_synthetic_message(const PGconn *pg);
+
+/* Close the descriptors of a parent's connections in a forked child and
+ * forget them, without a word to the server (async-signal-safe). */
+void registry_forget_after_fork(void);
+void registry_lock_for_fork(void);
+void registry_unlock_after_fork(void);
+
+/* ---- init.c: activation, fork and exit ---------------------------------- */
+
+/* First intercepted call: read the configuration, bind libpq, install the
+ * fork handlers. True when the shim may act (otherwise pass through). */
+bool shim_active(void);
+
+/* A capped pool holds connections: close idle ones politely at exit. */
+void init_pool_in_use(bool ssl);
+
+/* ---- util ----------------------------------------------------------------*/
+double now_monotonic(void);  /* seconds */
+double now_realtime(void);   /* seconds since the epoch */
+
+#endif

@@ -1,0 +1,138 @@
+/*
+ * target.c — the canonical identity of a connection request.
+ *
+ * Two connects may share pooled connections only when everything that
+ * shapes the session is equal: all connection keywords after environment
+ * and built-in defaults are applied, in libpq's own keyword order, so two
+ * spellings (URI vs key=value, any order) map to one key. The password is
+ * kept only as a hash and the key is never shown to anyone.
+ */
+#define _GNU_SOURCE
+#include "pqshim.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_OPTIONS 96
+
+struct option_set {
+    int n;
+    const char *keyword[MAX_OPTIONS];
+    const char *value[MAX_OPTIONS];
+};
+
+static int find_option(const struct option_set *set, const char *keyword)
+{
+    for (int i = 0; i < set->n; i++)
+        if (strcmp(set->keyword[i], keyword) == 0)
+            return i;
+    return -1;
+}
+
+/* Like libpq: NULL or empty values do not override. */
+static bool set_option(struct option_set *set, const char *keyword,
+                       const char *value)
+{
+    int i = find_option(set, keyword);
+    if (i < 0)
+        return false; /* unknown keyword: libpq will report it */
+    if (value && *value)
+        set->value[i] = value;
+    return true;
+}
+
+static bool looks_like_conninfo(const char *s)
+{
+    return strchr(s, '=') || strncmp(s, "postgresql://", 13) == 0 ||
+           strncmp(s, "postgres://", 11) == 0;
+}
+
+static uint64_t hash64(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h ^ (h >> 29);
+}
+
+static bool is_true(const char *v)
+{
+    return v && *v && strcmp(v, "0") != 0 && strcasecmp(v, "false") != 0 &&
+           strcasecmp(v, "off") != 0 && strcasecmp(v, "no") != 0;
+}
+
+void target_name_of(char *buf, size_t size, const char *user, const char *host,
+                    const char *port, const char *db)
+{
+    snprintf(buf, size, "%s@%s:%s/%s", user && *user ? user : "?",
+             host && *host ? host : "default", port && *port ? port : "5432",
+             db && *db ? db : (user && *user ? user : "?"));
+}
+
+bool target_from_params(struct target *t, const PQconninfoOption *defaults,
+                        const char *const *keywords, const char *const *values,
+                        int expand_dbname, const struct real_libpq *pq)
+{
+    struct option_set set = {0};
+    for (const PQconninfoOption *o = defaults; o && o->keyword; o++) {
+        if (set.n == MAX_OPTIONS)
+            return false;
+        set.keyword[set.n] = o->keyword;
+        set.value[set.n++] = o->val;
+    }
+
+    PQconninfoOption *expanded = NULL;
+    bool ok = true;
+    for (int i = 0; ok && keywords && keywords[i]; i++) {
+        const char *v = values ? values[i] : NULL;
+        if (expand_dbname && !expanded && strcmp(keywords[i], "dbname") == 0 &&
+            v && looks_like_conninfo(v)) {
+            char *err = NULL;
+            expanded = pq->PQconninfoParse(v, &err);
+            if (err)
+                pq->PQfreemem(err);
+            if (!expanded)
+                return false;
+            for (PQconninfoOption *o = expanded; ok && o->keyword; o++)
+                ok = set_option(&set, o->keyword, o->val);
+            continue;
+        }
+        ok = set_option(&set, keywords[i], v);
+    }
+
+    size_t len = 0;
+    t->key[0] = '\0';
+    for (int i = 0; ok && i < set.n; i++) {
+        const char *v = set.value[i] ? set.value[i] : "";
+        int n;
+        if (strcmp(set.keyword[i], "password") == 0 && *v)
+            n = snprintf(t->key + len, sizeof t->key - len, "password#%016llx\n",
+                         (unsigned long long)hash64(v));
+        else
+            n = snprintf(t->key + len, sizeof t->key - len, "%s=%s\n",
+                         set.keyword[i], v);
+        if (n < 0 || (size_t)n >= sizeof t->key - len)
+            ok = false; /* too long to key safely: do not pool it */
+        else
+            len += (size_t)n;
+    }
+    if (ok) {
+        int u = find_option(&set, "user"), h = find_option(&set, "host"),
+            a = find_option(&set, "hostaddr"), p = find_option(&set, "port"),
+            d = find_option(&set, "dbname"), r = find_option(&set, "replication");
+        const char *host = h >= 0 && set.value[h] ? set.value[h] : NULL;
+        if (!host && a >= 0)
+            host = set.value[a];
+        target_name_of(t->name, sizeof t->name, u >= 0 ? set.value[u] : NULL,
+                       host, p >= 0 ? set.value[p] : NULL,
+                       d >= 0 ? set.value[d] : NULL);
+        t->poolable = !(r >= 0 && is_true(set.value[r]));
+    }
+    /* The option values point into `expanded`: free it only when done. */
+    if (expanded)
+        pq->PQconninfoFree(expanded);
+    return ok;
+}
