@@ -10,7 +10,7 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototy
 CFLAGS   ?= -O2 -g
 SAN      ?=
 SHIM_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SAN) -fPIC -fvisibility=hidden \
-               -I$(PG_INC) -D_GNU_SOURCE
+               -I$(PG_INC)
 SHIM_LDFLAGS := -shared -Wl,-z,defs -Wl,--version-script=shim/libpqshim.map \
                 -Wl,-z,now $(SAN)
 SHIM_LIBS := -ldl -lpthread -lm
@@ -28,7 +28,7 @@ $(BUILD)/obj/%.o: shim/%.c $(HEADERS) | $(BUILD)/obj
 # it is always optimised and never instrumented.
 $(BUILD)/obj/dlsym.o: shim/dlsym.c $(HEADERS) | $(BUILD)/obj
 	$(CC) -std=gnu11 $(WARN) -O2 -g -foptimize-sibling-calls -fPIC \
-	    -fvisibility=hidden -I$(PG_INC) -D_GNU_SOURCE -c -o $@ $<
+	    -fvisibility=hidden -I$(PG_INC) -c -o $@ $<
 
 $(BUILD)/libpqshim.so: $(SHIM_OBJ) shim/libpqshim.map
 	$(CC) $(SHIM_LDFLAGS) -o $@ $(SHIM_OBJ) $(SHIM_LIBS)
@@ -41,7 +41,7 @@ $(BUILD) $(BUILD)/obj:
 
 # ---- tests --------------------------------------------------------------
 
-TEST_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SAN) -I$(PG_INC) -Ishim -D_GNU_SOURCE
+TEST_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SAN) -I$(PG_INC) -Ishim
 UNIT_SRC := $(wildcard tests/unit/*.c)
 TEST_PROGS := $(patsubst tests/clients/%.c,$(BUILD)/tests/%,$(wildcard tests/clients/*.c))
 

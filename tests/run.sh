@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Runs every test: the unit tests, then each integration file against one
+# throwaway cluster. Each test_* function runs in its own subshell with its
+# own temp dir ($T). Ends with "N passed, N failed".
+#   tests/run.sh [PATTERN]   run only tests whose name contains PATTERN
+set -u
+cd "$(dirname "$0")/.." || exit 1
+. tests/lib/common.sh
+
+pattern=${1:-}
+passed=0
+failed=0
+failed_names=()
+started=$(date +%s)
+
+record() {  # NAME STATUS SECONDS OUTPUT_FILE
+    if [ "$2" = 0 ]; then
+        passed=$((passed + 1))
+        printf 'ok   %-58s %4ss\n' "$1" "$3"
+    else
+        failed=$((failed + 1))
+        failed_names+=("$1")
+        printf 'FAIL %-58s %4ss\n' "$1" "$3"
+        sed 's/^/    | /' "$4" | tail -n 60
+    fi
+}
+
+WORK=$(mktemp -d /tmp/pqshim-run.XXXXXX)
+chmod 755 "$WORK"
+trap 'cluster_stop; rm -rf "$WORK"' EXIT
+trap 'exit 130' INT TERM
+
+if [ -z "$pattern" ] || [[ unit == *"$pattern"* ]]; then
+    t0=$(date +%s)
+    "$TESTBIN/unit" >"$WORK/unit.out" 2>&1
+    rc=$?
+    cat "$WORK/unit.out" | grep -E '^(ok|FAIL)' | sed 's/^/  unit: /' | grep FAIL
+    record "unit tests ($(grep -c '^ok' "$WORK/unit.out") cases)" $rc $(( $(date +%s) - t0 )) "$WORK/unit.out"
+fi
+
+cluster_start 40 || { echo "0 passed, 1 failed"; exit 1; }
+export CLUSTER_MAXCONN=40
+
+for file in tests/integration/*.sh; do
+    names=$(bash -c ". tests/lib/common.sh; . '$file'; declare -F" | awk '{print $3}' | grep '^test_')
+    for name in $names; do
+        label="$(basename "$file" .sh): ${name#test_}"
+        [ -z "$pattern" ] || [[ "$label" == *"$pattern"* ]] || continue
+        T="$WORK/$name"
+        mkdir -p "$T"
+        chmod 777 "$T"
+        t0=$(date +%s)
+        ( export T; set -e; . "$file"; cd "$T"; "$name" ) >"$T/output" 2>&1 </dev/null
+        rc=$?
+        record "$label" $rc $(( $(date +%s) - t0 )) "$T/output"
+        # A test that stopped the server leaves it for the next one running.
+        if ! "$PG_BIN/pg_isready" -q; then
+            cluster_restart fast || { cluster_stop; cluster_start 40; }
+        fi
+    done
+done
+
+echo
+echo "elapsed $(( $(date +%s) - started ))s"
+[ $failed -eq 0 ] || printf 'failed: %s\n' "${failed_names[@]}"
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]

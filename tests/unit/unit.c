@@ -1,0 +1,285 @@
+#define _GNU_SOURCE
+/*
+ * Unit tests of the shim's pure logic: configuration parsing, log line
+ * formatting, target identity. libpq is linked only for its pure conninfo
+ * parser; no server is involved.
+ */
+#include "pqshim.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures, cases;
+
+#define CHECK(cond)                                                          \
+    do {                                                                     \
+        if (!(cond)) {                                                       \
+            printf("    %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+            ok = false;                                                      \
+        }                                                                    \
+    } while (0)
+
+#define TEST(name) static void name(bool *okp)
+#define RUN(name)                                                            \
+    do {                                                                     \
+        bool ok_ = true;                                                     \
+        name(&ok_);                                                          \
+        cases++;                                                             \
+        if (!ok_)                                                            \
+            failures++;                                                      \
+        printf("%s %s\n", ok_ ? "ok  " : "FAIL", #name);                   \
+    } while (0)
+
+/* ---- configuration ----------------------------------------------------- */
+
+static char reported[16][256];
+static int n_reported;
+
+static void record(enum log_level level, const char *variable,
+                   const char *value, const char *accepted)
+{
+    if (n_reported < 16)
+        snprintf(reported[n_reported++], 256, "%s %s=%s (%s)",
+                 level == LOG_LVL_WARN ? "warn" : "error", variable,
+                 value ? value : "", accepted ? accepted : "");
+}
+
+static void parse(struct pqshim_config *cfg, const char **env)
+{
+    n_reported = 0;
+    config_parse((char **)env, cfg, record);
+}
+
+TEST(config_defaults)
+{
+    bool ok = true;
+    struct pqshim_config c;
+    const char *env[] = {"HOME=/root", NULL};
+    parse(&c, env);
+    CHECK(n_reported == 0);
+    CHECK(c.policy == POLICY_NULL);
+    CHECK(c.log_dest == LOG_TO_STDERR);
+    CHECK(c.log_level == LOG_LVL_INFO);
+    CHECK(c.pool_size == 5 && c.max_overflow == 10);
+    CHECK(c.pool_timeout == 30 && c.pool_recycle == 3600 && c.idle_timeout == 600);
+    CHECK(c.reset == RESET_DISCARD && c.pre_ping == PRE_PING_ON);
+    *okp = ok;
+}
+
+TEST(config_valid_values)
+{
+    bool ok = true;
+    struct pqshim_config c;
+    const char *env[] = {"PQSHIM_POLICY=capped", "PQSHIM_LOG=/tmp/x.log",
+                         "PQSHIM_LOG_LEVEL=DEBUG", "PQSHIM_LOG_FORMAT=json",
+                         "PQSHIM_POOL_SIZE=3", "PQSHIM_MAX_OVERFLOW=0",
+                         "PQSHIM_POOL_TIMEOUT=0.25", "PQSHIM_RESET=rollback",
+                         "PQSHIM_PRE_PING=off", "PQSHIM_POOL_RECYCLE=300",
+                         "PQSHIM_IDLE_TIMEOUT=0", NULL};
+    parse(&c, env);
+    CHECK(n_reported == 0);
+    CHECK(c.policy == POLICY_CAPPED);
+    CHECK(c.log_dest == LOG_TO_FILE && strcmp(c.log_path, "/tmp/x.log") == 0);
+    CHECK(c.log_level == LOG_LVL_DEBUG && c.log_format == LOG_FMT_JSON);
+    CHECK(c.pool_size == 3 && c.max_overflow == 0);
+    CHECK(c.pool_timeout == 0.25 && c.reset == RESET_ROLLBACK);
+    CHECK(c.pre_ping == PRE_PING_OFF && c.pool_recycle == 300 && c.idle_timeout == 0);
+    *okp = ok;
+}
+
+TEST(config_invalid_values_keep_defaults)
+{
+    bool ok = true;
+    struct pqshim_config c;
+    const char *env[] = {"PQSHIM_POLICY=pooled", "PQSHIM_POOL_SIZE=-1",
+                         "PQSHIM_MAX_OVERFLOW=abc", "PQSHIM_POOL_TIMEOUT=nan",
+                         "PQSHIM_LOG=relative.log", "PQSHIM_POOL_RECYCLE=1e99",
+                         "PQSHIM_POOL_SIZE=99999999999999999999", "PQSHIM_RESET=",
+                         NULL};
+    parse(&c, env);
+    CHECK(n_reported == 8);
+    CHECK(c.policy == POLICY_NULL && c.pool_size == 5 && c.max_overflow == 10);
+    CHECK(c.pool_timeout == 30 && c.log_dest == LOG_TO_STDERR);
+    CHECK(c.pool_recycle == 3600 && c.reset == RESET_DISCARD);
+    CHECK(strstr(reported[0], "PQSHIM_POLICY=pooled (null or capped)") != NULL);
+    *okp = ok;
+}
+
+TEST(config_unknown_variable_warns)
+{
+    bool ok = true;
+    struct pqshim_config c;
+    const char *env[] = {"PQSHIM_POOLSIZE=3", NULL};
+    parse(&c, env);
+    CHECK(n_reported == 1);
+    CHECK(strncmp(reported[0], "warn PQSHIM_POOLSIZE", 20) == 0);
+    *okp = ok;
+}
+
+TEST(config_zero_cap_is_refused)
+{
+    bool ok = true;
+    struct pqshim_config c;
+    const char *env[] = {"PQSHIM_POOL_SIZE=0", "PQSHIM_MAX_OVERFLOW=0", NULL};
+    parse(&c, env);
+    CHECK(n_reported == 1);
+    CHECK(c.pool_size + c.max_overflow >= 1);
+    *okp = ok;
+}
+
+/* ---- log lines --------------------------------------------------------- */
+
+TEST(log_text_line)
+{
+    bool ok = true;
+    char buf[512];
+    const struct log_field f[] = {LF_S("target", "u@h:5432/db"), LF_I("conn", 7),
+                                  LF_D("ms", 4.256),
+                                  LF_S("error", "FATAL:  too many\nclients \"x\"\n"),
+                                  LF_END_};
+    log_format_line(buf, sizeof buf, LOG_FMT_TEXT, 42, 0, LOG_LVL_INFO, "connect", f);
+    CHECK(strcmp(buf, "pqshim[42]: info event=connect target=u@h:5432/db conn=7 "
+                      "ms=4.26 error=\"FATAL:  too many clients \\\"x\\\"\"\n") == 0);
+    *okp = ok;
+}
+
+TEST(log_json_line)
+{
+    bool ok = true;
+    char buf[512];
+    const struct log_field f[] = {LF_S("reason", "a\"b\n"), LF_I("conn", 1), LF_END_};
+    log_format_line(buf, sizeof buf, LOG_FMT_JSON, 7, 86400.5, LOG_LVL_WARN, "close", f);
+    CHECK(strcmp(buf, "{\"ts\":\"1970-01-02T00:00:00.500Z\",\"pid\":7,\"level\":\"warn\","
+                      "\"event\":\"close\",\"reason\":\"a\\\"b\",\"conn\":1}\n") == 0);
+    *okp = ok;
+}
+
+TEST(log_line_is_bounded)
+{
+    bool ok = true;
+    char buf[64];
+    char big[1000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    const struct log_field f[] = {LF_S("error", big), LF_END_};
+    size_t n = log_format_line(buf, sizeof buf, LOG_FMT_TEXT, 1, 0, LOG_LVL_ERROR, "x", f);
+    CHECK(n < sizeof buf && buf[n - 1] == '\n' && strlen(buf) == n);
+    *okp = ok;
+}
+
+/* ---- targets ------------------------------------------------------------ */
+
+static struct real_libpq pq;
+
+static bool target_of(struct target *t, const char *const *kw,
+                      const char *const *val, int expand)
+{
+    PQconninfoOption *defaults = PQconndefaults();
+    bool r = target_from_params(t, defaults, kw, val, expand, &pq);
+    PQconninfoFree(defaults);
+    return r;
+}
+
+static bool target_of_conninfo(struct target *t, const char *conninfo)
+{
+    const char *kw[] = {"dbname", NULL}, *val[] = {conninfo, NULL};
+    return target_of(t, kw, val, 1);
+}
+
+TEST(target_spellings_agree)
+{
+    bool ok = true;
+    struct target a, b, c;
+    CHECK(target_of_conninfo(&a, "host=/tmp port=5433 dbname=app user=u password=s3cret"));
+    CHECK(target_of_conninfo(&b, "postgresql://u:s3cret@%2Ftmp:5433/app"));
+    const char *kw[] = {"user", "dbname", "port", "host", "password", NULL};
+    const char *val[] = {"u", "app", "5433", "/tmp", "s3cret", NULL};
+    CHECK(target_of(&c, kw, val, 0));
+    CHECK(strcmp(a.key, b.key) == 0);
+    CHECK(strcmp(a.key, c.key) == 0);
+    CHECK(strcmp(a.name, "u@/tmp:5433/app") == 0);
+    CHECK(strstr(a.key, "s3cret") == NULL);
+    CHECK(a.poolable);
+    *okp = ok;
+}
+
+TEST(target_differences_separate)
+{
+    bool ok = true;
+    struct target a, b, c, d, e;
+    CHECK(target_of_conninfo(&a, "host=/tmp dbname=app user=u"));
+    CHECK(target_of_conninfo(&b, "host=/tmp dbname=app user=v"));
+    CHECK(target_of_conninfo(&c, "host=/tmp dbname=other user=u"));
+    CHECK(target_of_conninfo(&d, "host=/tmp dbname=app user=u password=x"));
+    CHECK(target_of_conninfo(&e, "host=/tmp dbname=app user=u options=-cwork_mem=1MB"));
+    CHECK(strcmp(a.key, b.key) != 0 && strcmp(a.key, c.key) != 0);
+    CHECK(strcmp(a.key, d.key) != 0 && strcmp(a.key, e.key) != 0);
+    *okp = ok;
+}
+
+TEST(target_later_params_override)
+{
+    bool ok = true;
+    struct target a, b;
+    const char *kw[] = {"dbname", "dbname", "user", "user", NULL};
+    const char *val[] = {"host=/tmp dbname=first", "second", "u", "", NULL};
+    CHECK(target_of(&a, kw, val, 1));
+    CHECK(target_of_conninfo(&b, "host=/tmp dbname=second user=u"));
+    CHECK(strcmp(a.key, b.key) == 0);
+    *okp = ok;
+}
+
+TEST(target_environment_counts)
+{
+    bool ok = true;
+    struct target a, b;
+    CHECK(target_of_conninfo(&a, "dbname=app"));
+    setenv("PGAPPNAME", "other-app", 1);
+    CHECK(target_of_conninfo(&b, "dbname=app"));
+    unsetenv("PGAPPNAME");
+    CHECK(strcmp(a.key, b.key) != 0);
+    *okp = ok;
+}
+
+TEST(target_rejects_bad_input)
+{
+    bool ok = true;
+    struct target t;
+    const char *kw[] = {"no_such_keyword", NULL}, *val[] = {"1", NULL};
+    CHECK(!target_of(&t, kw, val, 0));
+    CHECK(!target_of_conninfo(&t, "host='unterminated"));
+    *okp = ok;
+}
+
+TEST(target_replication_not_poolable)
+{
+    bool ok = true;
+    struct target t;
+    CHECK(target_of_conninfo(&t, "dbname=app replication=database"));
+    CHECK(!t.poolable);
+    *okp = ok;
+}
+
+int main(void)
+{
+    pq.PQconninfoParse = PQconninfoParse;
+    pq.PQconninfoFree = PQconninfoFree;
+    pq.PQfreemem = PQfreemem;
+    RUN(config_defaults);
+    RUN(config_valid_values);
+    RUN(config_invalid_values_keep_defaults);
+    RUN(config_unknown_variable_warns);
+    RUN(config_zero_cap_is_refused);
+    RUN(log_text_line);
+    RUN(log_json_line);
+    RUN(log_line_is_bounded);
+    RUN(target_spellings_agree);
+    RUN(target_differences_separate);
+    RUN(target_later_params_override);
+    RUN(target_environment_counts);
+    RUN(target_rejects_bad_input);
+    RUN(target_replication_not_poolable);
+    printf("%d passed, %d failed\n", cases - failures, failures);
+    return failures ? 1 : 0;
+}
