@@ -53,6 +53,7 @@ void conn_free(struct shim_conn *sc)
 bool registry_add(struct shim_conn *sc)
 {
     pthread_mutex_lock(&registry_lock);
+    sc->checked_out_at = now_monotonic();
     pqshim_oom = false;
     HASH_ADD_PTR(registry, pg, sc);
     bool ok = !pqshim_oom;
@@ -89,6 +90,15 @@ struct shim_conn *registry_find(const PGconn *pg)
 struct shim_conn *registry_take(const PGconn *pg)
 {
     return lookup(pg, true);
+}
+
+void registry_for_each(void (*fn)(const struct shim_conn *, void *), void *arg)
+{
+    pthread_mutex_lock(&registry_lock);
+    for (struct shim_conn *sc = registry; sc; sc = sc->hh.next)
+        if (sc->pid == pqshim_pid)
+            fn(sc, arg);
+    pthread_mutex_unlock(&registry_lock);
 }
 
 void registry_forget_after_fork(void)

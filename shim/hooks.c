@@ -12,6 +12,11 @@
 
 static PQSHIM_TLS int depth;
 
+void hooks_enter_internal_thread(void)
+{
+    depth = 1; /* everything this thread calls is the shim's own doing */
+}
+
 /* The real function, or a safe failure value when libpq lacks it. */
 #define REAL(fn) (real_libpq() ? real_libpq()->fn : NULL)
 

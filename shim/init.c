@@ -6,6 +6,7 @@
  * not pay for a thread, a socket, a file or a configuration read.
  */
 #define _GNU_SOURCE
+#include "control.h"
 #include "pool.h"
 
 #include <pthread.h>
@@ -36,6 +37,7 @@ static void after_fork_child(void)
     pqshim_pid = getpid();
     pool_forget_after_fork();
     registry_forget_after_fork();
+    control_forget_after_fork();
 }
 
 static void activate(void)
@@ -50,12 +52,15 @@ static void activate(void)
 bool shim_active(void)
 {
     pthread_once(&activate_once, activate);
-    return real_complete();
+    if (!real_complete())
+        return false;
+    control_ensure();
+    return true;
 }
 
 static void close_idle_at_exit(void)
 {
-    pool_close_idle("exit", true);
+    (void)pool_close_idle("exit", true);
 }
 
 /* atexit handlers run newest first. OpenSSL registers its own cleanup when

@@ -124,8 +124,10 @@ static bool connect_done(struct shim_conn *sc, struct pool *pool,
               LF_I("backend_pid", sc->backend_pid), LF_D("ms", ms));
     if (pool) {
         pool_opened(pool, sc);
-        init_pool_in_use(sc->ssl);
-        log_checkout(sc, false, wait_ms);
+        if (pool->capped) {
+            init_pool_in_use(sc->ssl);
+            log_checkout(sc, false, wait_ms);
+        }
     }
     return true;
 }
@@ -240,12 +242,13 @@ static PGconn *capped_connect(const struct connect_request *req,
 
 PGconn *lifecycle_connect(const struct connect_request *req)
 {
-    if (config_get()->policy == POLICY_CAPPED) {
-        struct target t;
-        if (target_of(req, &t) && t.poolable)
-            return capped_connect(req, &t);
-    }
-    return open_tracked(req, NULL, NULL, 0);
+    struct target t;
+    if (!target_of(req, &t))
+        return open_tracked(req, NULL, NULL, 0);
+    if (config_get()->policy == POLICY_CAPPED && t.poolable)
+        return capped_connect(req, &t);
+    /* Null policy: counted per target, never capped. */
+    return open_tracked(req, pool_reserve_uncapped(&t), &t, 0);
 }
 
 PostgresPollingStatusType lifecycle_connect_poll(PGconn *pg)
@@ -282,8 +285,11 @@ void lifecycle_finish(PGconn *pg)
         pq->PQfinish(pg);
         return;
     }
-    if (!pool) {
+    if (!pool || !pool->capped) {
+        pthread_t owner = sc->owner;
         conn_close(sc, "finish");
+        if (pool)
+            pool_release(pool, true, owner, false);
         return;
     }
     const struct pqshim_config *c = config_get();

@@ -37,6 +37,7 @@ struct waiter {
 
 static struct pool *pools;
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool paused;
 static pthread_cond_t janitor_cond;
 static bool janitor_started;
 static double janitor_wake_at;
@@ -109,7 +110,7 @@ static struct shim_conn *pop_idle(struct pool *p)
  * then room under the cap. Called with the lock held. */
 static void serve_waiters(struct pool *p)
 {
-    while (p->wait_head && !p->paused) {
+    while (p->wait_head && !paused) {
         struct waiter *w = p->wait_head;
         struct shim_conn *sc = pop_idle(p);
         if (!sc && p->open >= cap_of())
@@ -154,6 +155,8 @@ static struct pool *find_or_create(const struct target *t)
         return NULL;
     memcpy(p->key, t->key, sizeof p->key);
     snprintf(p->name, sizeof p->name, "%s", t->name);
+    memcpy(p->params, t->params, sizeof p->params);
+    p->capped = config_get()->policy == POLICY_CAPPED;
     pqshim_oom = false;
     HASH_ADD_STR(pools, key, p);
     if (pqshim_oom) {
@@ -217,7 +220,7 @@ enum acquire_result pool_acquire(const struct target *t, struct acquire *a)
     start_janitor_locked();
 
     /* Someone already waiting goes first, even if a slot just freed up. */
-    if (!p->wait_head && !p->paused) {
+    if (!p->wait_head && !paused) {
         struct shim_conn *sc = pop_idle(p);
         if (sc) {
             mark_checked_out(p, sc, self);
@@ -234,7 +237,7 @@ enum acquire_result pool_acquire(const struct target *t, struct acquire *a)
 
     a->open = p->open;
     a->held = owner_held(p, self);
-    if (!p->paused && p->idle_count == 0 && p->open == p->checked_out &&
+    if (!paused && p->idle_count == 0 && p->open == p->checked_out &&
         a->held >= p->open) {
         p->stats.deadlocks_total++;
         pthread_mutex_unlock(&pool_lock);
@@ -293,10 +296,21 @@ enum acquire_result pool_acquire(const struct target *t, struct acquire *a)
     return r;
 }
 
+struct pool *pool_reserve_uncapped(const struct target *t)
+{
+    pthread_mutex_lock(&pool_lock);
+    struct pool *p = find_or_create(t);
+    if (p)
+        p->open++;
+    pthread_mutex_unlock(&pool_lock);
+    return p;
+}
+
 void pool_opened(struct pool *p, struct shim_conn *sc)
 {
     pthread_mutex_lock(&pool_lock);
     sc->pool = p;
+    sc->generation = p->generation;
     p->stats.connects_total++;
     mark_checked_out(p, sc, pthread_self());
     pthread_mutex_unlock(&pool_lock);
@@ -331,7 +345,8 @@ bool pool_checkin(struct shim_conn *sc, const char **why)
     const struct pqshim_config *cfg = config_get();
     bool kept = true;
     pthread_mutex_lock(&pool_lock);
-    if (p->wait_head && !p->paused && !p->disposing) {
+    bool stale = p->disposing || sc->generation != p->generation;
+    if (p->wait_head && !paused && !stale) {
         struct waiter *w = p->wait_head;
         p->wait_head = w->next;
         if (!p->wait_head)
@@ -343,7 +358,7 @@ bool pool_checkin(struct shim_conn *sc, const char **why)
         w->conn = sc;
         w->done = true;
         pthread_cond_signal(&w->cond);
-    } else if (p->idle_count < cfg->pool_size && !p->disposing) {
+    } else if (p->idle_count < cfg->pool_size && !stale) {
         p->checked_out--;
         owner_remove(p, sc->owner);
         sc->state = CONN_IDLE;
@@ -358,7 +373,7 @@ bool pool_checkin(struct shim_conn *sc, const char **why)
             pthread_cond_signal(&janitor_cond);
     } else {
         kept = false; /* still counted until the caller's pool_release() */
-        *why = p->disposing ? "disposed" : "overflow";
+        *why = stale ? "disposed" : "overflow";
     }
     pthread_mutex_unlock(&pool_lock);
     return kept;
@@ -423,6 +438,7 @@ static void close_list(struct shim_conn *list)
 static void *janitor_main(void *arg)
 {
     (void)arg;
+    hooks_enter_internal_thread();
     pthread_mutex_lock(&pool_lock);
     pid_t mine = pqshim_pid;
     for (;;) {
@@ -444,22 +460,109 @@ static void *janitor_main(void *arg)
     return NULL;
 }
 
-void pool_close_idle(const char *reason, bool dispose)
+int pool_close_idle(const char *reason, bool forever)
 {
     struct shim_conn *list = NULL;
+    int n = 0;
     pthread_mutex_lock(&pool_lock);
     for (struct pool *p = pools; p; p = p->hh.next) {
-        if (dispose)
+        p->generation++;
+        if (forever)
             p->disposing = true;
         struct shim_conn *sc;
         while ((sc = pop_idle(p)) != NULL) {
             take_for_close(p, sc, reason);
             sc->next = list;
             list = sc;
+            n++;
         }
     }
     pthread_mutex_unlock(&pool_lock);
     close_list(list);
+    return n;
+}
+
+void pool_set_paused(bool on)
+{
+    pthread_mutex_lock(&pool_lock);
+    paused = on;
+    if (!on)
+        for (struct pool *p = pools; p; p = p->hh.next)
+            serve_waiters(p);
+    pthread_mutex_unlock(&pool_lock);
+}
+
+bool pool_paused(void)
+{
+    pthread_mutex_lock(&pool_lock);
+    bool r = paused;
+    pthread_mutex_unlock(&pool_lock);
+    return r;
+}
+
+struct oldest {
+    struct pool *pool;
+    double since;
+};
+
+struct oldest_scan {
+    struct oldest *items;
+    int n;
+};
+
+static void note_oldest(const struct shim_conn *sc, void *arg)
+{
+    struct oldest_scan *scan = arg;
+    if (sc->state != CONN_OPEN || !sc->pool)
+        return;
+    for (int i = 0; i < scan->n; i++) {
+        if (scan->items[i].pool == sc->pool) {
+            if (sc->checked_out_at < scan->items[i].since)
+                scan->items[i].since = sc->checked_out_at;
+            return;
+        }
+    }
+}
+
+int pool_snapshot(struct pool_view **out)
+{
+    /* Registry first (lock order), then the pools, inside the callback's
+     * caller: collect pool pointers, then the oldest checkout of each. */
+    pthread_mutex_lock(&pool_lock);
+    int n = (int)HASH_COUNT(pools);
+    struct pool_view *views = calloc((size_t)n + 1, sizeof *views);
+    struct oldest *items = calloc((size_t)n + 1, sizeof *items);
+    if (!views || !items) {
+        pthread_mutex_unlock(&pool_lock);
+        free(views);
+        free(items);
+        return -1;
+    }
+    int i = 0;
+    for (struct pool *p = pools; p && i < n; p = p->hh.next, i++) {
+        struct pool_view *v = &views[i];
+        v->pool = p;
+        snprintf(v->name, sizeof v->name, "%s", p->name);
+        v->capped = p->capped;
+        v->open = p->open;
+        v->checked_out = p->checked_out;
+        v->idle = p->idle_count;
+        v->waiting = p->waiting;
+        v->stats = p->stats;
+        items[i].pool = p;
+        items[i].since = 1e300;
+    }
+    pthread_mutex_unlock(&pool_lock);
+    /* Pools are never freed (except in a forked child's copy), so the
+     * pointers stay valid for matching. */
+    struct oldest_scan scan = {items, n};
+    registry_for_each(note_oldest, &scan);
+    double now = now_monotonic();
+    for (i = 0; i < n; i++)
+        views[i].oldest_checkout_s = items[i].since < 1e299 ? now - items[i].since : 0;
+    free(items);
+    *out = views;
+    return n;
 }
 
 void pool_lock_for_fork(void)
@@ -484,4 +587,41 @@ void pool_forget_after_fork(void)
     pools = NULL;
     janitor_started = false;
     pthread_mutex_init(&pool_lock, NULL);
+}
+
+struct shim_conn *pool_borrow_idle(struct pool *p)
+{
+    pthread_mutex_lock(&pool_lock);
+    struct shim_conn *sc = pop_idle(p);
+    if (sc)
+        take_for_close(p, sc, "dead");
+    pthread_mutex_unlock(&pool_lock);
+    return sc;
+}
+
+void pool_return_borrowed(struct shim_conn *sc, bool alive)
+{
+    struct pool *p = sc->pool;
+    pthread_t owner = sc->owner;
+    if (!alive) {
+        conn_close(sc, "dead");
+        pool_release(p, true, owner, false);
+        return;
+    }
+    pthread_mutex_lock(&pool_lock);
+    p->checked_out--;
+    owner_remove(p, owner);
+    sc->state = CONN_IDLE;
+    sc->next = p->idle;
+    p->idle = sc;
+    p->idle_count++;
+    serve_waiters(p);
+    pthread_mutex_unlock(&pool_lock);
+}
+
+void pool_params(struct pool *p, char *out, size_t size)
+{
+    pthread_mutex_lock(&pool_lock);
+    memcpy(out, p->params, size < sizeof p->params ? size : sizeof p->params);
+    pthread_mutex_unlock(&pool_lock);
 }

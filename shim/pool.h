@@ -25,12 +25,14 @@ struct waiter;
 struct pool {
     char key[TARGET_KEY_MAX];
     char name[TARGET_NAME_MAX];
+    char params[TARGET_KEY_MAX]; /* see struct target (password inside) */
     int open;         /* idle + checked_out + being opened */
     int checked_out;
     int idle_count;
     int waiting;
-    bool paused;
-    bool disposing;   /* close at checkin instead of keeping */
+    bool capped;      /* false: the null policy only counts */
+    bool disposing;   /* at exit: close at checkin instead of keeping */
+    unsigned generation; /* dispose: older connections close at checkin */
     struct shim_conn *idle;   /* LIFO stack */
     struct waiter *wait_head, *wait_tail;
     struct owner *owners;     /* checkouts per thread (self-deadlock) */
@@ -59,6 +61,10 @@ struct acquire {
 /* Check out a connection or a slot for target t; may wait. */
 enum acquire_result pool_acquire(const struct target *t, struct acquire *a);
 
+/* Null policy: the pool of t, for counting only (no cap, no waiting), with
+ * a slot reserved as for ACQ_SLOT. NULL when out of memory. */
+struct pool *pool_reserve_uncapped(const struct target *t);
+
 /* A connection opened in an ACQ_SLOT slot is now established. */
 void pool_opened(struct pool *p, struct shim_conn *sc);
 
@@ -74,9 +80,35 @@ bool pool_checkin(struct shim_conn *sc, const char **why);
 
 void pool_count_reuse(struct pool *p);
 
-/* Close every idle connection now (exit, dispose). With dispose set, the
- * pools also close connections at checkin instead of keeping them. */
-void pool_close_idle(const char *reason, bool dispose);
+/* Close every idle connection now and make checked-out ones close at
+ * checkin (dispose). With forever set (exit), nothing is kept again.
+ * Returns the number of idle connections closed. */
+int pool_close_idle(const char *reason, bool forever);
+
+/* New checkouts wait (bounded by the pool timeout) while paused. */
+void pool_set_paused(bool paused);
+bool pool_paused(void);
+
+/* A copy of every pool's numbers, for status and metrics. */
+struct pool_view {
+    struct pool *pool; /* pools live as long as the process */
+    char name[TARGET_NAME_MAX];
+    bool capped;
+    int open, checked_out, idle, waiting;
+    double oldest_checkout_s; /* 0 when none is checked out */
+    struct pool_stats stats;
+};
+
+/* Malloc'd array in *out (caller frees); returns the count, -1 on OOM. */
+int pool_snapshot(struct pool_view **out);
+
+/* Health checks: borrow an idle connection of p (NULL if none), give it
+ * back (alive) or have it closed. */
+struct shim_conn *pool_borrow_idle(struct pool *p);
+void pool_return_borrowed(struct shim_conn *sc, bool alive);
+
+/* Copy p's connection parameters ("kw\0value\0...\0"). */
+void pool_params(struct pool *p, char *out, size_t size);
 
 void pool_lock_for_fork(void);
 void pool_unlock_after_fork(void);

@@ -100,6 +100,10 @@ void *(*real_dlsym_fn(void))(void *, const char *);
 /* hooks.c: our entry point for an intercepted name, or NULL. */
 void *hooks_lookup(const char *name);
 
+/* Mark the calling thread (the shim's own: janitor, control) so that its
+ * libpq calls are never taken for the program's. */
+void hooks_enter_internal_thread(void);
+
 /* ---- config.c ---------------------------------------------------------- */
 
 enum pqshim_policy { POLICY_NULL, POLICY_CAPPED };
@@ -187,6 +191,9 @@ struct target {
     char key[TARGET_KEY_MAX];   /* canonical; password only as a hash */
     char name[TARGET_NAME_MAX]; /* user@host:port/dbname, for people */
     bool poolable;              /* false for replication connections */
+    /* "kw\0value\0...\0": how to open one more (health checks). Holds
+     * the password: kept in memory, never shown. */
+    char params[TARGET_KEY_MAX];
 };
 
 /* Build a target from keyword/value arrays as PQconnectdbParams takes them.
@@ -229,6 +236,8 @@ struct shim_conn {
     double started;          /* when the connect began (monotonic) */
     double opened;           /* when it became usable */
     double idle_since;
+    double checked_out_at;   /* when the program got it (registry_add) */
+    unsigned generation;     /* the pool's generation when it was opened */
     char name[TARGET_NAME_MAX];
     char *message;           /* CONN_SYNTHETIC: the error text */
     const char *close_reason;/* set when the janitor or exit takes it */
@@ -273,6 +282,10 @@ const char *conn_synthetic_message(const PGconn *pg);
 /* Close the descriptors of a parent's connections in a forked child and
  * forget them, without a word to the server (async-signal-safe). */
 void registry_forget_after_fork(void);
+
+/* Call fn for every connection the program holds, under the registry lock
+ * (fn may take the pool lock: that is the documented order). */
+void registry_for_each(void (*fn)(const struct shim_conn *, void *), void *arg);
 void registry_lock_for_fork(void);
 void registry_unlock_after_fork(void);
 

@@ -119,6 +119,21 @@ bool target_from_params(struct target *t, const PQconninfoOption *defaults,
         else
             len += (size_t)n;
     }
+    size_t plen = 0;
+    for (int i = 0; ok && i < set.n; i++) {
+        const char *v = set.value[i];
+        if (!v || !*v)
+            continue;
+        size_t kl = strlen(set.keyword[i]) + 1, vl = strlen(v) + 1;
+        if (plen + kl + vl + 1 > sizeof t->params) {
+            ok = false;
+            break;
+        }
+        memcpy(t->params + plen, set.keyword[i], kl);
+        memcpy(t->params + plen + kl, v, vl);
+        plen += kl + vl;
+    }
+    t->params[plen] = '\0';
     if (ok) {
         int u = find_option(&set, "user"), h = find_option(&set, "host"),
             a = find_option(&set, "hostaddr"), p = find_option(&set, "port"),

@@ -1,0 +1,355 @@
+/*
+ * control.c — the control socket: status, metrics, dispose, pause, resume,
+ * health, help, served from outside the process with no code change.
+ *
+ * One thread, started at the first intercepted call when PQSHIM_CONTROL is
+ * set, serves one short request at a time: a client writes one line, gets
+ * one reply, and the connection is closed. Requests are bounded in size
+ * and time, so no client can block, crash or slow the host.
+ */
+#define _GNU_SOURCE
+#include "control.h"
+#include "pool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define REQUEST_MAX 4096
+#define CLIENT_TIMEOUT_MS 1000
+
+static atomic_int control_pid;   /* process whose socket is up (or tried) */
+static int listen_fd = -1;
+static char socket_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+static pid_t socket_owner;       /* who unlinks it at exit */
+static double started_at;
+
+/* ---- reply buffer ---------------------------------------------------------- */
+
+void buf_printf(struct buf *b, const char *fmt, ...)
+{
+    if (b->failed)
+        return;
+    for (;;) {
+        size_t room = b->cap - b->len;
+        va_list ap;
+        va_start(ap, fmt);
+        int n = b->data ? vsnprintf(b->data + b->len, room, fmt, ap) : -1;
+        va_end(ap);
+        if (n >= 0 && (size_t)n < room) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t want = b->cap ? b->cap * 2 : 4096;
+        while (n >= 0 && want < b->len + (size_t)n + 1)
+            want *= 2;
+        char *grown = realloc(b->data, want);
+        if (!grown) {
+            b->failed = true;
+            return;
+        }
+        b->data = grown;
+        b->cap = want;
+    }
+}
+
+void buf_json_string(struct buf *b, const char *s)
+{
+    buf_printf(b, "\"");
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            buf_printf(b, "\\%c", c);
+        else if (c < ' ' || c == 0x7f)
+            buf_printf(b, "\\u%04x", c);
+        else
+            buf_printf(b, "%c", c);
+    }
+    buf_printf(b, "\"");
+}
+
+/* ---- path and socket ------------------------------------------------------- */
+
+bool control_expand_path(const char *pattern, pid_t pid, uid_t uid, char *out,
+                         size_t size)
+{
+    size_t len = 0;
+    for (const char *p = pattern; *p; p++) {
+        char piece[32];
+        const char *add = piece;
+        if (*p == '%' && p[1] == 'p') {
+            snprintf(piece, sizeof piece, "%d", (int)pid);
+            p++;
+        } else if (*p == '%' && p[1] == 'u') {
+            snprintf(piece, sizeof piece, "%u", (unsigned)uid);
+            p++;
+        } else if (*p == '%' && p[1] == '%') {
+            add = "%";
+            p++;
+        } else {
+            piece[0] = *p;
+            piece[1] = '\0';
+        }
+        size_t n = strlen(add);
+        if (len + n + 1 > size)
+            return false;
+        memcpy(out + len, add, n + 1);
+        len += n;
+    }
+    return len > 0;
+}
+
+static void control_problem(const char *detail)
+{
+    LOG_EVENT(LOG_LVL_ERROR, "control_failed", LF_S("path", socket_path),
+              LF_S("detail", detail), LF_S("error", strerror(errno)));
+}
+
+/* Never replace anything but a stale socket of a dead process. */
+static bool clear_stale(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT;
+    if (!S_ISSOCK(st.st_mode)) {
+        errno = EEXIST;
+        control_problem("the path exists and is not a socket; not replacing it");
+        return false;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path);
+    int rc = connect(fd, (struct sockaddr *)&addr, sizeof addr);
+    int err = errno;
+    close(fd);
+    if (rc == 0) {
+        errno = EADDRINUSE;
+        control_problem("another live process serves this path");
+        return false;
+    }
+    if (err != ECONNREFUSED) {
+        errno = err;
+        control_problem("cannot tell whether the existing socket is stale");
+        return false;
+    }
+    return unlink(path) == 0;
+}
+
+static void unlink_at_exit(void)
+{
+    if (socket_owner == getpid() && socket_path[0])
+        unlink(socket_path);
+}
+
+static void *control_main(void *arg);
+
+static void start(void)
+{
+    const struct pqshim_config *cfg = config_get();
+    if (!control_expand_path(cfg->control_path, pqshim_pid, geteuid(),
+                             socket_path, sizeof socket_path)) {
+        errno = ENAMETOOLONG;
+        control_problem("PQSHIM_CONTROL expands to an empty or too long path");
+        return;
+    }
+    if (!clear_stale(socket_path))
+        return;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket_path);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+        control_problem("cannot create the control socket");
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    /* Peers are also checked by uid, so the instant before chmod is safe. */
+    if (chmod(socket_path, 0600) != 0 || listen(fd, 64) != 0) {
+        control_problem("cannot set up the control socket");
+        close(fd);
+        unlink(socket_path);
+        return;
+    }
+    static atomic_bool exit_registered;
+    if (!atomic_exchange(&exit_registered, true))
+        atexit(unlink_at_exit);
+    socket_owner = pqshim_pid;
+    listen_fd = fd;
+    started_at = now_monotonic();
+
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t tid;
+    if (pthread_create(&tid, NULL, control_main, NULL) == 0) {
+        pthread_detach(tid);
+        LOG_EVENT(LOG_LVL_DEBUG, "control_listening", LF_S("path", socket_path));
+    } else {
+        control_problem("cannot start the control thread");
+        close(fd);
+        listen_fd = -1;
+        unlink(socket_path);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+void control_ensure(void)
+{
+    if (atomic_load_explicit(&control_pid, memory_order_acquire) == pqshim_pid)
+        return;
+    static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&start_lock);
+    if (atomic_load(&control_pid) != pqshim_pid) {
+        if (config_get()->control_path[0])
+            start();
+        atomic_store_explicit(&control_pid, pqshim_pid, memory_order_release);
+    }
+    pthread_mutex_unlock(&start_lock);
+}
+
+void control_forget_after_fork(void)
+{
+    /* The parent's socket is the parent's: close our copy of it only. */
+    if (listen_fd >= 0)
+        close(listen_fd);
+    listen_fd = -1;
+}
+
+/* ---- serving --------------------------------------------------------------- */
+
+static bool peer_allowed(int fd, char *why, size_t size)
+{
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+        snprintf(why, size, "cannot identify the peer");
+        return false;
+    }
+    if (cred.uid == 0 || cred.uid == geteuid())
+        return true;
+    snprintf(why, size, "permission denied: uid %u is not the owner (uid %u) of process %d",
+             (unsigned)cred.uid, (unsigned)geteuid(), (int)pqshim_pid);
+    return false;
+}
+
+/* One line, at most REQUEST_MAX bytes, within CLIENT_TIMEOUT_MS. */
+static int read_request(int fd, char *line, size_t size)
+{
+    size_t len = 0;
+    double deadline = now_monotonic() + CLIENT_TIMEOUT_MS / 1000.0;
+    while (len + 1 < size) {
+        int left = (int)((deadline - now_monotonic()) * 1000);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (left <= 0 || poll(&p, 1, left) <= 0)
+            return -ETIMEDOUT;
+        ssize_t n = recv(fd, line + len, size - 1 - len, MSG_DONTWAIT);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        line[len] = '\0';
+        char *nl = memchr(line, '\n', len);
+        if (nl) {
+            *nl = '\0';
+            len = (size_t)(nl - line);
+            break;
+        }
+    }
+    if (len + 1 >= size)
+        return -E2BIG;
+    line[len] = '\0';
+    while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' '))
+        line[--len] = '\0';
+    return (int)len;
+}
+
+static void write_reply(int fd, const char *data, size_t len)
+{
+    double deadline = now_monotonic() + CLIENT_TIMEOUT_MS / 1000.0;
+    while (len > 0) {
+        ssize_t n = send(fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+            data += n;
+            len -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EINTR)
+            return;
+        int left = (int)((deadline - now_monotonic()) * 1000);
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        if (left <= 0 || poll(&p, 1, left) <= 0)
+            return;
+    }
+}
+
+static void serve(int fd)
+{
+    char line[REQUEST_MAX + 1];
+    struct buf reply = {0};
+    char why[160];
+    if (!peer_allowed(fd, why, sizeof why)) {
+        buf_printf(&reply, "{\"error\":");
+        buf_json_string(&reply, why);
+        buf_printf(&reply, "}\n");
+    } else {
+        int n = read_request(fd, line, sizeof line);
+        if (n == -E2BIG)
+            buf_printf(&reply, "{\"error\":\"request longer than %d bytes\"}\n", REQUEST_MAX);
+        else if (n < 0)
+            buf_printf(&reply, "{\"error\":\"no complete request line within %d ms\"}\n",
+                       CLIENT_TIMEOUT_MS);
+        else
+            control_dispatch(line, &reply);
+    }
+    if (reply.failed)
+        write_reply(fd, "{\"error\":\"out of memory\"}\n", 26);
+    else if (reply.data)
+        write_reply(fd, reply.data, reply.len);
+    free(reply.data);
+}
+
+static void *control_main(void *arg)
+{
+    (void)arg;
+    hooks_enter_internal_thread();
+    int fd = listen_fd;
+    for (;;) {
+        int client = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+        if (client < 0) {
+            if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+                errno == ENOMEM) {
+                /* Out of descriptors: back off instead of spinning. */
+                poll(NULL, 0, 100);
+                continue;
+            }
+            return NULL;
+        }
+        serve(client);
+        close(client);
+    }
+}
+
+double control_uptime(void)
+{
+    return now_monotonic() - started_at;
+}
+
+const char *control_socket_path(void)
+{
+    return socket_path;
+}

@@ -1,0 +1,36 @@
+/*
+ * control.h — the control socket (control.c) and its commands (commands.c).
+ */
+#ifndef PQSHIM_CONTROL_H
+#define PQSHIM_CONTROL_H
+
+#include "pqshim.h"
+
+/* A growing reply buffer; on allocation failure `failed` is set and
+ * further output is dropped. */
+struct buf {
+    char *data;
+    size_t len, cap;
+    bool failed;
+};
+
+void buf_printf(struct buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void buf_json_string(struct buf *b, const char *s);
+
+/* Expand %p (pid), %u (uid) and %% in a PQSHIM_CONTROL pattern. */
+bool control_expand_path(const char *pattern, pid_t pid, uid_t uid, char *out,
+                         size_t size);
+
+/* Start this process's control socket if PQSHIM_CONTROL is set and it is
+ * not up yet (first call in a process, or first call in a forked child). */
+void control_ensure(void);
+void control_forget_after_fork(void);
+
+double control_uptime(void);
+const char *control_socket_path(void);
+
+/* Run one request line, appending the reply (commands.c). */
+void control_dispatch(const char *line, struct buf *reply);
+
+#endif
