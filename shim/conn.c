@@ -215,22 +215,41 @@ bool conn_reset(struct shim_conn *sc, const char **why)
     pq->PQsetErrorContextVisibility(pg, PQSHOW_CONTEXT_ERRORS);
 
     /* Server side. DISCARD ALL refuses to run in a transaction block, so a
-     * transaction left open costs one more round trip. */
+     * transaction left open costs one more round trip, taken now. */
     if (tx != PQTRANS_IDLE && !exec_ok(pg, "ROLLBACK", PGRES_COMMAND_OK)) {
         *why = "reset_failed";
         return false;
     }
-    if (cfg->reset == RESET_DISCARD &&
-        !exec_ok(pg, "DISCARD ALL", PGRES_COMMAND_OK)) {
-        *why = "reset_failed";
-        return false;
-    }
-    if (pq->PQtransactionStatus(pg) != PQTRANS_IDLE) {
-        *why = "reset_failed";
-        return false;
-    }
     drain_notifications(pg);
+    /* DISCARD ALL is sent now and its answer read at the next checkout:
+     * the program's PQfinish does not wait a round trip for it, and the
+     * server does the work while the connection sits idle. */
+    if (cfg->reset == RESET_DISCARD) {
+        if (!pq->PQsendQuery(pg, "DISCARD ALL")) {
+            *why = "reset_failed";
+            return false;
+        }
+        sc->reset_pending = true;
+    }
     return true;
+}
+
+bool conn_reset_finish(struct shim_conn *sc)
+{
+    if (!sc->reset_pending)
+        return true;
+    const struct real_libpq *pq = real_libpq();
+    sc->reset_pending = false;
+    bool ok = true;
+    PGresult *res;
+    while ((res = pq->PQgetResult(sc->pg)) != NULL) {
+        ok &= pq->PQresultStatus(res) == PGRES_COMMAND_OK;
+        pq->PQclear(res);
+    }
+    ok &= pq->PQstatus(sc->pg) == CONNECTION_OK &&
+          pq->PQtransactionStatus(sc->pg) == PQTRANS_IDLE;
+    drain_notifications(sc->pg);
+    return ok;
 }
 
 /* Zero round trips: a server that ended the session (terminate, restart,
@@ -248,7 +267,7 @@ bool conn_alive(struct shim_conn *sc)
 {
     const struct real_libpq *pq = real_libpq();
     const struct pqshim_config *cfg = config_get();
-    if (pq->PQstatus(sc->pg) != CONNECTION_OK)
+    if (!conn_reset_finish(sc) || pq->PQstatus(sc->pg) != CONNECTION_OK)
         return false;
     if (cfg->pre_ping == PRE_PING_OFF)
         return true;

@@ -182,6 +182,9 @@ static const char *unusable(struct shim_conn *sc, bool handed)
     const struct pqshim_config *c = config_get();
     if (c->pool_recycle > 0 && now_monotonic() - sc->opened >= c->pool_recycle)
         return "recycle";
+    if (!conn_reset_finish(sc))
+        return "reset_failed";
+    /* A connection handed over by a checkin has just answered its reset. */
     if (!handed && !conn_alive(sc))
         return "dead";
     return NULL;

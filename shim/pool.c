@@ -366,9 +366,12 @@ bool pool_checkin(struct shim_conn *sc, const char **why)
         sc->next = p->idle;
         p->idle = sc;
         p->idle_count++;
+        /* Wake the janitor for whichever limit comes first. */
         double expiry = cfg->idle_timeout > 0
                             ? sc->idle_since + cfg->idle_timeout
-                            : sc->opened + cfg->pool_recycle;
+                            : 1e18;
+        if (cfg->pool_recycle > 0 && sc->opened + cfg->pool_recycle < expiry)
+            expiry = sc->opened + cfg->pool_recycle;
         if (janitor_started && expiry < janitor_wake_at)
             pthread_cond_signal(&janitor_cond);
     } else {

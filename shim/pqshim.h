@@ -66,6 +66,8 @@ struct real_libpq {
     void (*PQconninfoFree)(PQconninfoOption *);
     void (*PQfreemem)(void *);
     PGresult *(*PQexec)(PGconn *, const char *);
+    int (*PQsendQuery)(PGconn *, const char *);
+    PGresult *(*PQgetResult)(PGconn *);
     ExecStatusType (*PQresultStatus)(const PGresult *);
     void (*PQclear)(PGresult *);
     int (*PQsetnonblocking)(PGconn *, int);
@@ -232,6 +234,7 @@ struct shim_conn {
     bool unsafe;             /* event procs registered: never reuse */
     bool reused;
     bool ssl;
+    bool reset_pending;      /* DISCARD ALL sent, answer not read yet */
     int backend_pid;
     double started;          /* when the connect began (monotonic) */
     double opened;           /* when it became usable */
@@ -268,7 +271,12 @@ void conn_refresh(struct shim_conn *sc);
  * *why says why (a static string). */
 bool conn_reset(struct shim_conn *sc, const char **why);
 
-/* Is an idle connection still usable? Cheap when the socket says so. */
+/* Read the answer of a reset sent at checkin. False: the reset failed
+ * or the connection broke; close it. */
+bool conn_reset_finish(struct shim_conn *sc);
+
+/* Is an idle connection still usable? Cheap when the socket says so.
+ * Finishes a pending reset first. */
 bool conn_alive(struct shim_conn *sc);
 
 /* Close for real, with a `close` line. */

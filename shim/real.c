@@ -42,7 +42,7 @@ static const struct binding bindings[] = {
     BIND(PQsslInUse), BIND(PQisBusy), BIND(PQconsumeInput), BIND(PQuser),
     BIND(PQhost), BIND(PQport), BIND(PQdb), BIND(PQconndefaults),
     BIND(PQconninfoParse), BIND(PQconninfoFree), BIND(PQfreemem),
-    BIND(PQexec), BIND(PQresultStatus), BIND(PQclear),
+    BIND(PQexec), BIND(PQsendQuery), BIND(PQgetResult), BIND(PQresultStatus), BIND(PQclear),
     BIND(PQsetnonblocking), BIND(PQsetNoticeProcessor),
     BIND(PQsetNoticeReceiver), BIND(PQuntrace), BIND(PQnotifies),
     BIND(PQsetErrorVerbosity), BIND(PQsetErrorContextVisibility),

@@ -10,9 +10,12 @@
 #define _GNU_SOURCE
 #include "pqshim.h"
 
+#include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #define MAX_OPTIONS 96
 
@@ -64,6 +67,25 @@ static bool is_true(const char *v)
            strcasecmp(v, "off") != 0 && strcasecmp(v, "no") != 0;
 }
 
+/* libpq reads ~/.pgpass when passfile is unset, and clients that copy a
+ * live connection's options (psql's \connect) pass that path back
+ * explicitly: both spellings must make one key. */
+static bool is_default_passfile(const char *v)
+{
+    const char *home = getenv("HOME");
+    struct passwd pw, *found = NULL;
+    char buf[4096], path[4096];
+    if (!*v)
+        return false;
+    if (!home || !*home) {
+        if (getpwuid_r(geteuid(), &pw, buf, sizeof buf, &found) != 0 || !found)
+            return false;
+        home = found->pw_dir;
+    }
+    int n = snprintf(path, sizeof path, "%s/.pgpass", home);
+    return n > 0 && (size_t)n < sizeof path && strcmp(v, path) == 0;
+}
+
 void target_name_of(char *buf, size_t size, const char *user, const char *host,
                     const char *port, const char *db)
 {
@@ -108,6 +130,8 @@ bool target_from_params(struct target *t, const PQconninfoOption *defaults,
     for (int i = 0; ok && i < set.n; i++) {
         const char *v = set.value[i] ? set.value[i] : "";
         int n;
+        if (strcmp(set.keyword[i], "passfile") == 0 && is_default_passfile(v))
+            v = "";
         if (strcmp(set.keyword[i], "password") == 0 && *v)
             n = snprintf(t->key + len, sizeof t->key - len, "password#%016llx\n",
                          (unsigned long long)hash64(v));
