@@ -14,7 +14,39 @@
 #include "pqshim.h"
 
 #include <dlfcn.h>
+#include <stdatomic.h>
 #include <string.h>
+
+/* Sanitizer runtimes call dlsym(RTLD_NEXT, ...) while they initialise,
+ * before instrumented code may run: what the wrapper needs lives here. */
+typedef void *(*dlsym_fn)(void *, const char *);
+static _Atomic(dlsym_fn) dlsym_ptr;
+
+/* dlvsym is not interposed, so it reaches libc's dlsym without recursion.
+ * The version names cover glibc >= 2.34 and the older per-arch baselines. */
+static dlsym_fn find_real_dlsym(void)
+{
+    static const char *const versions[] = {"GLIBC_2.34", "GLIBC_2.2.5",
+                                           "GLIBC_2.17", "GLIBC_2.0", NULL};
+    for (int i = 0; versions[i]; i++) {
+        void *p = dlvsym(RTLD_NEXT, "dlsym", versions[i]);
+        if (p)
+            return (dlsym_fn)p;
+    }
+    return NULL;
+}
+
+void *(*real_dlsym_fn(void))(void *, const char *)
+{
+    dlsym_fn fn = atomic_load_explicit(&dlsym_ptr, memory_order_acquire);
+    if (!fn) {
+        fn = find_real_dlsym();
+        if (fn)
+            atomic_store_explicit(&dlsym_ptr, fn, memory_order_release);
+    }
+    return fn;
+}
+
 
 static bool lives_in_libpq(void *addr)
 {

@@ -49,37 +49,9 @@ static const struct binding bindings[] = {
 };
 #undef BIND
 
-typedef void *(*dlsym_fn)(void *, const char *);
-static _Atomic(dlsym_fn) dlsym_ptr;
-
-/* dlvsym is not interposed, so it reaches libc's dlsym without recursion.
- * The version names cover glibc >= 2.34 and the older per-arch baselines. */
-static dlsym_fn find_real_dlsym(void)
-{
-    static const char *const versions[] = {"GLIBC_2.34", "GLIBC_2.2.5",
-                                           "GLIBC_2.17", "GLIBC_2.0", NULL};
-    for (int i = 0; versions[i]; i++) {
-        void *p = dlvsym(RTLD_NEXT, "dlsym", versions[i]);
-        if (p)
-            return (dlsym_fn)p;
-    }
-    return NULL;
-}
-
-void *(*real_dlsym_fn(void))(void *, const char *)
-{
-    dlsym_fn fn = atomic_load_explicit(&dlsym_ptr, memory_order_acquire);
-    if (!fn) {
-        fn = find_real_dlsym();
-        if (fn)
-            atomic_store_explicit(&dlsym_ptr, fn, memory_order_release);
-    }
-    return fn;
-}
-
 void *real_dlsym(void *handle, const char *name)
 {
-    dlsym_fn fn = real_dlsym_fn();
+    void *(*fn)(void *, const char *) = real_dlsym_fn();
     return fn ? fn(handle, name) : NULL;
 }
 

@@ -16,10 +16,10 @@ PYTHON=/usr/bin/python3
 
 # Sanitizer runtimes must come first in LD_PRELOAD.
 case "${PQSHIM_SAN:-}" in
-    asan) SAN_PRELOAD="$(cc -print-file-name=libasan.so) $(cc -print-file-name=libubsan.so) "
+    asan) SAN_PRELOAD="$(cc -print-file-name=libasan.so) $(cc -print-file-name=libubsan.so) $BUILD/tests/libswiftstub.so "
           export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}
           export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} ;;
-    tsan) SAN_PRELOAD="$(cc -print-file-name=libtsan.so) "
+    tsan) SAN_PRELOAD="$(cc -print-file-name=libtsan.so) $BUILD/tests/libswiftstub.so "
           export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:report_signal_unsafe=0} ;;
     *) SAN_PRELOAD="" ;;
 esac
