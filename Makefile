@@ -12,14 +12,14 @@ SAN      ?=
 SHIM_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SAN) -fPIC -fvisibility=hidden \
                -I$(PG_INC)
 SHIM_LDFLAGS := -shared -Wl,-z,defs -Wl,--version-script=shim/libpqshim.map \
-                -Wl,-z,now $(SAN)
-SHIM_LIBS := -ldl -lpthread -lm
+                $(SAN)
+SHIM_LIBS := -ldl -lpthread
 
 SHIM_SRC := $(filter-out shim/dlsym.c,$(wildcard shim/*.c))
 SHIM_OBJ := $(patsubst shim/%.c,$(BUILD)/obj/%.o,$(SHIM_SRC)) $(BUILD)/obj/dlsym.o
 HEADERS  := $(wildcard shim/*.h)
 
-all: $(BUILD)/libpqshim.so $(BUILD)/pqshim
+all: $(BUILD)/libpqshim.so $(BUILD)/pqshim $(BUILD)/pqshimctl
 
 $(BUILD)/obj/%.o: shim/%.c $(HEADERS) | $(BUILD)/obj
 	$(CC) $(SHIM_CFLAGS) -c -o $@ $<
@@ -34,6 +34,9 @@ $(BUILD)/libpqshim.so: $(SHIM_OBJ) shim/libpqshim.map
 	$(CC) $(SHIM_LDFLAGS) -o $@ $(SHIM_OBJ) $(SHIM_LIBS)
 
 $(BUILD)/pqshim: tools/pqshim.c | $(BUILD)
+	$(CC) -std=gnu11 $(WARN) $(CFLAGS) $(SAN) -o $@ $<
+
+$(BUILD)/pqshimctl: tools/pqshimctl.c | $(BUILD)
 	$(CC) -std=gnu11 $(WARN) $(CFLAGS) $(SAN) -o $@ $<
 
 $(BUILD) $(BUILD)/obj:
@@ -58,7 +61,32 @@ $(BUILD)/tests/%: tests/clients/%.c | $(BUILD)/tests
 $(BUILD)/tests/libnextprobe.so: tests/lib/nextprobe.c | $(BUILD)/tests
 	$(CC) -std=gnu11 $(WARN) -O2 -fPIC -shared -o $@ $< -ldl
 
-test-build: all $(BUILD)/tests/unit $(TEST_PROGS) $(BUILD)/tests/libnextprobe.so
+$(BUILD)/tests/libswiftstub.so: tests/lib/asan_swift_stub.c | $(BUILD)/tests
+	$(CC) -std=gnu11 $(WARN) -O2 -fPIC -shared -o $@ $<
+
+test-build: all $(BUILD)/tests/unit $(TEST_PROGS) $(BUILD)/tests/libnextprobe.so \
+            $(BUILD)/tests/libswiftstub.so
+
+# libFuzzer targets (need clang): the control socket's request handling,
+# and pqshimctl's handling of replies.
+#   make fuzz && build/fuzz/fuzz_request -dict=tests/fuzz/request.dict
+#                build/fuzz/fuzz_reply
+FUZZ_CC    ?= clang
+FUZZ_FLAGS := -std=gnu11 $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined
+FUZZ_SRC   := tests/fuzz/fuzz_request.c shim/commands.c shim/control.c shim/pool.c \
+              shim/config.c shim/log.c
+
+fuzz:
+	@if command -v $(FUZZ_CC) >/dev/null 2>&1; then \
+	    mkdir -p $(BUILD)/fuzz && \
+	    echo "$(FUZZ_CC) ... -o $(BUILD)/fuzz/fuzz_request" && \
+	    $(FUZZ_CC) $(FUZZ_FLAGS) -I$(PG_INC) -Ishim -o $(BUILD)/fuzz/fuzz_request \
+	        $(FUZZ_SRC) -lpthread -lm && \
+	    echo "$(FUZZ_CC) ... -o $(BUILD)/fuzz/fuzz_reply" && \
+	    $(FUZZ_CC) $(FUZZ_FLAGS) -o $(BUILD)/fuzz/fuzz_reply tests/fuzz/fuzz_reply.c; \
+	else \
+	    echo "make fuzz: $(FUZZ_CC) not found; install clang (e.g. apt-get install clang) and run it again"; \
+	fi
 
 deps:
 	@tests/lib/deps.sh
@@ -75,6 +103,13 @@ check-tsan: deps
 	$(MAKE) BUILD=build/tsan SAN="-fsanitize=thread" test-build
 	PQSHIM_SAN=tsan BUILD=build/tsan tests/run.sh
 
+$(BUILD)/bench_checkout: tools/bench_checkout.c | $(BUILD)
+	$(CC) -std=gnu11 $(WARN) $(CFLAGS) -I$(PG_INC) -o $@ $< -lpq
+
+bench: deps
+	$(MAKE) all $(BUILD)/bench_checkout
+	tools/bench.sh
+
 demo: deps
 	$(MAKE) all $(TEST_PROGS)
 	tools/demo.sh
@@ -83,12 +118,15 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/lib/pqshim $(DESTDIR)$(PREFIX)/bin
 	install -m 0644 $(BUILD)/libpqshim.so $(DESTDIR)$(PREFIX)/lib/pqshim/libpqshim.so
 	install -m 0755 $(BUILD)/pqshim $(DESTDIR)$(PREFIX)/bin/pqshim
+	install -m 0755 $(BUILD)/pqshimctl $(DESTDIR)$(PREFIX)/bin/pqshimctl
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/lib/pqshim/libpqshim.so $(DESTDIR)$(PREFIX)/bin/pqshim
+	rm -f $(DESTDIR)$(PREFIX)/lib/pqshim/libpqshim.so $(DESTDIR)$(PREFIX)/bin/pqshim \
+	    $(DESTDIR)$(PREFIX)/bin/pqshimctl
 	-rmdir $(DESTDIR)$(PREFIX)/lib/pqshim 2>/dev/null
 
 clean:
 	rm -rf build
 
-.PHONY: all deps check check-asan check-tsan demo install uninstall clean test-build
+
+.PHONY: bench all deps check check-asan check-tsan demo install uninstall clean test-build fuzz

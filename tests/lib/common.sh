@@ -15,7 +15,7 @@ PGBENCH="$PG_BIN/pgbench"
 PYTHON=/usr/bin/python3
 
 # Sanitizer runtimes must come first in LD_PRELOAD.
-case "${PQSHIM_SAN:-}" in
+case "${TEST_SANITIZER:-}" in
     asan) SAN_PRELOAD="$(cc -print-file-name=libasan.so) $(cc -print-file-name=libubsan.so) $BUILD/tests/libswiftstub.so "
           export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}
           export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} ;;
