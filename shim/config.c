@@ -152,6 +152,17 @@ static bool parse_idle_timeout(const char *v, struct pqshim_config *c)
     return parse_seconds(v, 1e9, &c->idle_timeout);
 }
 
+static bool parse_retry_full(const char *v, struct pqshim_config *c)
+{
+    static const char *const words[] = {"off", "on", "0", "1", "false",
+                                        "true", "no", "yes", NULL};
+    int i;
+    if (!match_word(v, words, &i))
+        return false;
+    c->retry_full = i % 2 == 1;
+    return true;
+}
+
 static bool parse_control(const char *v, struct pqshim_config *c)
 {
     if (v[0] != '/' || strlen(v) >= sizeof c->control_path)
@@ -172,6 +183,7 @@ static const struct variable variables[] = {
     {"PQSHIM_PRE_PING", parse_pre_ping, "on, off or always"},
     {"PQSHIM_POOL_RECYCLE", parse_recycle, "seconds, 0 for never"},
     {"PQSHIM_IDLE_TIMEOUT", parse_idle_timeout, "seconds, 0 for never"},
+    {"PQSHIM_RETRY_FULL", parse_retry_full, "on or off"},
     {"PQSHIM_CONTROL", parse_control, "an absolute path (%p pid, %u uid, %% a percent sign)"},
     {NULL, NULL, NULL},
 };
@@ -190,6 +202,7 @@ static void set_defaults(struct pqshim_config *c)
     c->pre_ping = PRE_PING_ON;
     c->pool_recycle = 3600;
     c->idle_timeout = 600;
+    c->retry_full = true;
 }
 
 void config_parse(char **envp, struct pqshim_config *cfg,
@@ -326,6 +339,8 @@ void config_value_string(const struct pqshim_config *c, const char *variable,
         snprintf(buf, size, "%g", c->pool_recycle);
     else if (!strcmp(variable, "PQSHIM_IDLE_TIMEOUT"))
         snprintf(buf, size, "%g", c->idle_timeout);
+    else if (!strcmp(variable, "PQSHIM_RETRY_FULL"))
+        snprintf(buf, size, "%s", c->retry_full ? "on" : "off");
     else if (!strcmp(variable, "PQSHIM_CONTROL"))
         snprintf(buf, size, "%s", c->control_path[0] ? c->control_path : "unset");
     else

@@ -137,7 +137,7 @@ static PGconn *open_tracked(const struct connect_request *req, struct pool *pool
                             const struct target *t, double wait_ms)
 {
     double started = now_monotonic();
-    PGconn *pg = lifecycle_open_real(req);
+    PGconn *pg = retry_open(req, t ? t->name : NULL);
     struct shim_conn *sc = pg ? conn_new(pg, CONN_CONNECTING, t ? t->name : NULL) : NULL;
     if (!sc) {
         if (pool)

@@ -23,6 +23,12 @@ struct connect_request {
 PGconn *lifecycle_open_real(const struct connect_request *req);
 
 PGconn *lifecycle_connect(const struct connect_request *req);
+
+/* retry.c: is this libpq message a "server or pooler is full" refusal? */
+bool retry_server_full(const char *message);
+/* Open as the program asked; while the server is full and
+ * PQSHIM_RETRY_FULL allows, back off and retry until the pool timeout. */
+PGconn *retry_open(const struct connect_request *req, const char *name);
 PostgresPollingStatusType lifecycle_connect_poll(PGconn *pg);
 void lifecycle_finish(PGconn *pg);
 void lifecycle_reset(PGconn *pg);

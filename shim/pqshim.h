@@ -129,6 +129,7 @@ struct pqshim_config {
     double pool_recycle;  /* seconds, 0 = never */
     double idle_timeout;  /* seconds, 0 = never */
     char control_path[4096]; /* pattern; empty = no control socket */
+    bool retry_full;         /* retry while the server is full */
 };
 
 /* The configuration, read from the environment once (thread-safe). */

@@ -1,0 +1,70 @@
+/*
+ * retry.c — when the server (or a pooler in front of it) is out of
+ * connection slots, wait and try again instead of failing at once.
+ *
+ * A failed connection exposes no SQLSTATE through libpq's public API, so
+ * "full" is recognised by the texts servers and poolers send for it.
+ */
+#define _GNU_SOURCE
+#include "lifecycle.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *const full_messages[] = {
+    "too many clients already",                    /* PostgreSQL, 53300 */
+    "remaining connection slots are reserved",     /* PostgreSQL, 53300 */
+    "too many connections for role",               /* PostgreSQL, 53300 */
+    "too many connections for database",           /* PostgreSQL, 53300 */
+    "no more connections allowed",                 /* PgBouncer max_client_conn */
+    "MaxClientsInSessionMode",                     /* Supavisor (older) */
+    "EMAXCONN",                                    /* Supavisor: also EMAXCONNSESSION */
+    NULL,
+};
+
+bool retry_server_full(const char *message)
+{
+    for (int i = 0; message && full_messages[i]; i++)
+        if (strstr(message, full_messages[i]))
+            return true;
+    return false;
+}
+
+static void sleep_seconds(double s)
+{
+    struct timespec ts = {.tv_sec = (time_t)s,
+                          .tv_nsec = (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0)
+        ; /* EINTR: the rest of the delay is in ts */
+}
+
+PGconn *retry_open(const struct connect_request *req, const char *name)
+{
+    const struct real_libpq *pq = real_libpq();
+    const struct pqshim_config *cfg = config_get();
+    PGconn *pg = lifecycle_open_real(req);
+    /* An async connect fails later, inside the program's poll loop: only
+     * blocking connects can be retried without the program noticing. */
+    if (!cfg->retry_full || req->async)
+        return pg;
+    double deadline = now_monotonic() + cfg->pool_timeout;
+    double backoff = 0.05;
+    unsigned seed = (unsigned)(now_realtime() * 1e6) ^ (unsigned)pqshim_pid;
+    for (int attempt = 1; pg && pq->PQstatus(pg) == CONNECTION_BAD &&
+                          retry_server_full(pq->PQerrorMessage(pg));
+         attempt++) {
+        /* Full jitter: waiters spread out instead of retrying in step. */
+        double delay = backoff * (0.5 + (double)rand_r(&seed) / RAND_MAX);
+        if (now_monotonic() + delay > deadline)
+            break;
+        LOG_EVENT(LOG_LVL_WARN, "retry", LF_S("target", name ? name : "?"),
+                  LF_I("attempt", attempt), LF_D("delay_ms", delay * 1000.0),
+                  LF_S("error", pq->PQerrorMessage(pg)));
+        pq->PQfinish(pg);
+        sleep_seconds(delay);
+        backoff = backoff * 2 < 2.0 ? backoff * 2 : 2.0;
+        pg = lifecycle_open_real(req);
+    }
+    return pg;
+}
