@@ -97,11 +97,11 @@ check: deps
 
 check-asan: deps
 	$(MAKE) BUILD=build/asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test-build
-	PQSHIM_SAN=asan BUILD=build/asan tests/run.sh
+	TEST_SANITIZER=asan BUILD=build/asan tests/run.sh
 
 check-tsan: deps
 	$(MAKE) BUILD=build/tsan SAN="-fsanitize=thread" test-build
-	PQSHIM_SAN=tsan BUILD=build/tsan tests/run.sh
+	TEST_SANITIZER=tsan BUILD=build/tsan tests/run.sh
 
 $(BUILD)/bench_checkout: tools/bench_checkout.c | $(BUILD)
 	$(CC) -std=gnu11 $(WARN) $(CFLAGS) -I$(PG_INC) -o $@ $< -lpq
