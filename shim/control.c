@@ -32,6 +32,8 @@ static atomic_int control_pid;   /* process whose socket is up (or tried) */
 static int listen_fd = -1;
 static char socket_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static pid_t socket_owner;       /* who unlinks it at exit */
+static dev_t socket_dev;         /* and which file that is: the path may */
+static ino_t socket_ino;         /* have been taken over since */
 static double started_at;
 
 /* ---- reply buffer ---------------------------------------------------------- */
@@ -149,7 +151,9 @@ static bool clear_stale(const char *path)
 
 static void unlink_at_exit(void)
 {
-    if (socket_owner == getpid() && socket_path[0])
+    struct stat st;
+    if (socket_owner == getpid() && socket_path[0] && lstat(socket_path, &st) == 0 &&
+        st.st_dev == socket_dev && st.st_ino == socket_ino)
         unlink(socket_path);
 }
 
@@ -176,7 +180,9 @@ static void start(void)
         return;
     }
     /* Peers are also checked by uid, so the instant before chmod is safe. */
-    if (chmod(socket_path, 0600) != 0 || listen(fd, 64) != 0) {
+    struct stat st;
+    if (chmod(socket_path, 0600) != 0 || lstat(socket_path, &st) != 0 ||
+        listen(fd, 64) != 0) {
         control_problem("cannot set up the control socket");
         close(fd);
         unlink(socket_path);
@@ -186,6 +192,8 @@ static void start(void)
     if (!atomic_exchange(&exit_registered, true))
         atexit(unlink_at_exit);
     socket_owner = pqshim_pid;
+    socket_dev = st.st_dev;
+    socket_ino = st.st_ino;
     listen_fd = fd;
     started_at = now_monotonic();
 

@@ -71,10 +71,47 @@ static bool needs_quotes(const char *s, size_t n)
     return false;
 }
 
+/* A string value is cut to this many bytes as written (escapes included)
+ * and then ends in "...": however long a libpq message or a target name,
+ * the line keeps room for every field and its closing quote, so a long
+ * value never leaves an unterminated string (or invalid JSON) behind. */
+#define VALUE_MAX_BYTES 600
+
+/* Bytes that character c takes once escaped (text: 2 for a quote or a
+ * backslash; JSON: 6 for a control character). */
+static size_t escaped_size(unsigned char c, bool json)
+{
+    if (c == '"' || c == '\\')
+        return 2;
+    if (json && (c < ' ' || c == 0x7f))
+        return 6;
+    return 1;
+}
+
+/* How many of the n bytes of s fit in VALUE_MAX_BYTES once escaped;
+ * *cut says whether some were left out ("..." then follows them). */
+static size_t value_fit(const char *s, size_t n, bool json, bool *cut)
+{
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++) {
+        used += escaped_size((unsigned char)s[i], json);
+        if (used > VALUE_MAX_BYTES - 3) {
+            /* Never in the middle of a UTF-8 sequence. */
+            while (i > 0 && ((unsigned char)s[i] & 0xC0) == 0x80)
+                i--;
+            *cut = true;
+            return i;
+        }
+    }
+    *cut = false;
+    return n;
+}
+
 static void put_text_value(struct out *o, const char *s)
 {
     size_t n = trimmed_length(s);
-    bool quote = needs_quotes(s, n);
+    bool quote = needs_quotes(s, n), cut;
+    n = value_fit(s, n, false, &cut);
     if (quote)
         put_char(o, '"');
     for (size_t i = 0; i < n; i++) {
@@ -88,12 +125,16 @@ static void put_text_value(struct out *o, const char *s)
             put_char(o, (char)c);
         }
     }
+    if (cut)
+        put(o, "...");
     if (quote)
         put_char(o, '"');
 }
 
 static void put_json_string(struct out *o, const char *s, size_t n)
 {
+    bool cut;
+    n = value_fit(s, n, true, &cut);
     put_char(o, '"');
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -106,6 +147,8 @@ static void put_json_string(struct out *o, const char *s, size_t n)
             put_char(o, (char)c);
         }
     }
+    if (cut)
+        put(o, "...");
     put_char(o, '"');
 }
 
@@ -156,7 +199,10 @@ static int log_fd = -1;
 static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Opened on the first line, never earlier: an unused shim opens nothing.
- * O_NOFOLLOW: a symlink planted at the path by someone else is refused. */
+ * O_NOFOLLOW: a symlink planted at the path by someone else is refused.
+ * O_NONBLOCK: a FIFO with no reader at the path fails the open (the lines
+ * go to stderr) instead of blocking the host forever; for a regular file
+ * the flag changes nothing. */
 static int file_fd(const char *path)
 {
     int fd = __atomic_load_n(&log_fd, __ATOMIC_ACQUIRE);
@@ -166,7 +212,7 @@ static int file_fd(const char *path)
     if (log_fd < 0)
         __atomic_store_n(&log_fd,
                          open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
-                                        O_NOFOLLOW | O_NOCTTY, 0600),
+                                        O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0600),
                          __ATOMIC_RELEASE);
     fd = log_fd;
     pthread_mutex_unlock(&open_lock);

@@ -1,0 +1,1756 @@
+/*
+ * pqshimctl.c — talk to the control sockets of programs running with pqshim.
+ *
+ *   pqshimctl [-s SOCKET | -p PID] [--json] [-t SECONDS] COMMAND
+ *   pqshimctl ls [-d DIR] [--json]
+ *   pqshimctl top [-d DIR] [-i SECONDS] [-n ITERATIONS]
+ *   pqshimctl metrics --all [-d DIR]
+ *
+ * A control socket answers one command line with one reply and closes
+ * (shim/control.c). This tool finds the socket (by path, by process id
+ * through /proc/PID/environ, or by scanning every process and a socket
+ * directory), sends the command, and shows the reply as tables, as raw JSON,
+ * or as one merged Prometheus exposition. Every exchange is bounded in time,
+ * so a hung process never hangs the tool. No libpq: only sockets and /proc.
+ *
+ * Exit status: 0 ok; 1 the process answered with an error (or health found
+ * a target failing, or the reply was malformed); 2 usage error, or no reply
+ * could be had at all (no such process, no socket, refused, timed out).
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef PQSHIM_VERSION
+#define PQSHIM_VERSION "0.1.0"
+#endif
+
+enum {
+    EXIT_OK = 0,
+    EXIT_REPLY = 1,  /* error reply, health failing, malformed reply */
+    EXIT_USAGE = 2,  /* bad arguments, or nothing to talk to */
+};
+
+#define SUN_PATH_SIZE sizeof(((struct sockaddr_un *)0)->sun_path)
+#define DEFAULT_TIMEOUT 2.0
+#define HEALTH_TIMEOUT 15.0       /* health opens connections (5 s each at most) */
+#define REPLY_MAX (64u << 20)     /* never buffer more than this */
+#define JSON_MAX_DEPTH 64
+
+static const char *progname = "pqshimctl";
+
+static void __attribute__((format(printf, 1, 2))) errmsg(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", progname);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static void __attribute__((format(printf, 1, 2), noreturn)) usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", progname);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nTry '%s --help'.\n", progname);
+    va_end(ap);
+    exit(EXIT_USAGE);
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        errmsg("out of memory");
+        exit(EXIT_USAGE);
+    }
+    return p;
+}
+
+static void *xrealloc(void *old, size_t n)
+{
+    void *p = realloc(old, n ? n : 1);
+    if (!p) {
+        errmsg("out of memory");
+        exit(EXIT_USAGE);
+    }
+    return p;
+}
+
+static char *xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    return memcpy(xmalloc(n), s, n);
+}
+
+static char *__attribute__((format(printf, 1, 2))) xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    int n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        errmsg("out of memory");
+        exit(EXIT_USAGE);
+    }
+    return s;
+}
+
+static double now_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Text from a process goes to a terminal: no control characters, so a
+ * target or program name can never inject escape sequences. */
+static char *clean(const char *s)
+{
+    char *out = xstrdup(s);
+    for (unsigned char *p = (unsigned char *)out; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    return out;
+}
+
+/* Columns a string takes (UTF-8 aware enough for alignment). */
+static size_t width_of(const char *s)
+{
+    size_t w = 0;
+    for (; *s; s++)
+        if (((unsigned char)*s & 0xc0) != 0x80)
+            w++;
+    return w;
+}
+
+/* ---- JSON: a small strict parser ---------------------------------------- */
+
+enum jtype { J_NULL, J_FALSE, J_TRUE, J_NUM, J_STR, J_ARR, J_OBJ };
+
+struct json {
+    enum jtype type;
+    double num;
+    char *str;          /* J_STR: decoded, NUL-terminated */
+    char *key;          /* member name, inside an object */
+    struct json *kids;  /* J_ARR, J_OBJ: first element */
+    struct json *next;  /* next sibling */
+};
+
+struct jparser {
+    const char *s, *end;
+    int depth;
+};
+
+static void json_free(struct json *v)
+{
+    while (v) {
+        struct json *next = v->next;
+        json_free(v->kids);
+        free(v->str);
+        free(v->key);
+        free(v);
+        v = next;
+    }
+}
+
+static void jp_ws(struct jparser *p)
+{
+    while (p->s < p->end && (*p->s == ' ' || *p->s == '\t' || *p->s == '\n' || *p->s == '\r'))
+        p->s++;
+}
+
+static bool hex4(const char *s, const char *end, unsigned *out)
+{
+    if (end - s < 4)
+        return false;
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        int c = (unsigned char)s[i];
+        int d = isdigit(c) ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+              : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+        if (d < 0)
+            return false;
+        v = v * 16 + (unsigned)d;
+    }
+    *out = v;
+    return true;
+}
+
+static char *utf8_put(char *o, unsigned cp)
+{
+    if (cp < 0x80) {
+        *o++ = (char)cp;
+    } else if (cp < 0x800) {
+        *o++ = (char)(0xc0 | (cp >> 6));
+        *o++ = (char)(0x80 | (cp & 0x3f));
+    } else if (cp < 0x10000) {
+        *o++ = (char)(0xe0 | (cp >> 12));
+        *o++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+        *o++ = (char)(0x80 | (cp & 0x3f));
+    } else {
+        *o++ = (char)(0xf0 | (cp >> 18));
+        *o++ = (char)(0x80 | ((cp >> 12) & 0x3f));
+        *o++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+        *o++ = (char)(0x80 | (cp & 0x3f));
+    }
+    return o;
+}
+
+/* At the opening quote; returns the decoded string (malloc'd) or NULL.
+ * Decoding never grows the text, so the raw length bounds the output. */
+static char *jp_string(struct jparser *p)
+{
+    const char *q = ++p->s;
+    while (q < p->end && *q != '"') {
+        if ((unsigned char)*q < 0x20)
+            return NULL;
+        if (*q == '\\' && ++q >= p->end)
+            return NULL;
+        q++;
+    }
+    if (q >= p->end)
+        return NULL;
+    char *out = xmalloc((size_t)(q - p->s) + 1), *o = out;
+    for (const char *r = p->s; r < q;) {
+        if (*r != '\\') {
+            *o++ = *r++;
+            continue;
+        }
+        r++;
+        char c = *r++;
+        unsigned cp, lo;
+        switch (c) {
+        case '"': case '\\': case '/': *o++ = c; break;
+        case 'b': *o++ = '\b'; break;
+        case 'f': *o++ = '\f'; break;
+        case 'n': *o++ = '\n'; break;
+        case 'r': *o++ = '\r'; break;
+        case 't': *o++ = '\t'; break;
+        case 'u':
+            if (!hex4(r, q, &cp))
+                goto bad;
+            r += 4;
+            if (cp >= 0xd800 && cp < 0xdc00 && q - r >= 6 && r[0] == '\\' &&
+                r[1] == 'u' && hex4(r + 2, q, &lo) && lo >= 0xdc00 && lo < 0xe000) {
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                r += 6;
+            } else if ((cp >= 0xd800 && cp < 0xe000) || cp == 0) {
+                cp = 0xfffd; /* lone surrogate, or a NUL a C string cannot hold */
+            }
+            o = utf8_put(o, cp);
+            break;
+        default:
+            goto bad;
+        }
+    }
+    *o = '\0';
+    p->s = q + 1;
+    return out;
+bad:
+    free(out);
+    return NULL;
+}
+
+static bool jp_number(struct jparser *p, double *out)
+{
+    const char *q = p->s, *end = p->end;
+#define DIGITS_AT(x) ((x) < end && isdigit((unsigned char)*(x)))
+    if (q < end && *q == '-')
+        q++;
+    if (!DIGITS_AT(q))
+        return false;
+    if (*q == '0')
+        q++;
+    else
+        while (DIGITS_AT(q))
+            q++;
+    if (q < end && *q == '.') {
+        q++;
+        if (!DIGITS_AT(q))
+            return false;
+        while (DIGITS_AT(q))
+            q++;
+    }
+    if (q < end && (*q == 'e' || *q == 'E')) {
+        q++;
+        if (q < end && (*q == '+' || *q == '-'))
+            q++;
+        if (!DIGITS_AT(q))
+            return false;
+        while (DIGITS_AT(q))
+            q++;
+    }
+#undef DIGITS_AT
+    char tmp[400];
+    size_t n = (size_t)(q - p->s);
+    if (n >= sizeof tmp)
+        return false;
+    memcpy(tmp, p->s, n);
+    tmp[n] = '\0';
+    *out = strtod(tmp, NULL);
+    p->s = q;
+    return true;
+}
+
+static bool jp_literal(struct jparser *p, const char *word)
+{
+    size_t n = strlen(word);
+    if ((size_t)(p->end - p->s) < n || memcmp(p->s, word, n) != 0)
+        return false;
+    p->s += n;
+    return true;
+}
+
+static struct json *jp_value(struct jparser *p);
+
+/* Elements of an array or members of an object, after the opening bracket. */
+static bool jp_container(struct jparser *p, struct json *v, char close)
+{
+    struct json **tail = &v->kids;
+    jp_ws(p);
+    if (p->s < p->end && *p->s == close) {
+        p->s++;
+        return true;
+    }
+    for (;;) {
+        char *key = NULL;
+        if (close == '}') {
+            jp_ws(p);
+            if (p->s >= p->end || *p->s != '"' || !(key = jp_string(p)))
+                return false;
+            jp_ws(p);
+            if (p->s >= p->end || *p->s != ':') {
+                free(key);
+                return false;
+            }
+            p->s++;
+        }
+        struct json *kid = jp_value(p);
+        if (!kid) {
+            free(key);
+            return false;
+        }
+        kid->key = key;
+        *tail = kid;
+        tail = &kid->next;
+        jp_ws(p);
+        if (p->s >= p->end)
+            return false;
+        char c = *p->s++;
+        if (c == close)
+            return true;
+        if (c != ',')
+            return false;
+    }
+}
+
+static struct json *jp_value(struct jparser *p)
+{
+    jp_ws(p);
+    if (p->s >= p->end || p->depth >= JSON_MAX_DEPTH)
+        return NULL;
+    struct json *v = xmalloc(sizeof *v);
+    memset(v, 0, sizeof *v);
+    bool ok;
+    p->depth++;
+    switch (*p->s) {
+    case '{':
+        v->type = J_OBJ;
+        p->s++;
+        ok = jp_container(p, v, '}');
+        break;
+    case '[':
+        v->type = J_ARR;
+        p->s++;
+        ok = jp_container(p, v, ']');
+        break;
+    case '"':
+        v->type = J_STR;
+        ok = (v->str = jp_string(p)) != NULL;
+        break;
+    case 't': v->type = J_TRUE; ok = jp_literal(p, "true"); break;
+    case 'f': v->type = J_FALSE; ok = jp_literal(p, "false"); break;
+    case 'n': v->type = J_NULL; ok = jp_literal(p, "null"); break;
+    default:
+        v->type = J_NUM;
+        ok = jp_number(p, &v->num);
+    }
+    p->depth--;
+    if (!ok) {
+        json_free(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* The whole text must be one value (surrounding white space allowed). */
+static struct json *json_parse(const char *text, size_t len)
+{
+    struct jparser p = {text, text + len, 0};
+    struct json *v = jp_value(&p);
+    jp_ws(&p);
+    if (v && p.s != p.end) {
+        json_free(v);
+        v = NULL;
+    }
+    return v;
+}
+
+static const struct json *json_get(const struct json *obj, const char *key)
+{
+    if (!obj || obj->type != J_OBJ)
+        return NULL;
+    for (const struct json *k = obj->kids; k; k = k->next)
+        if (k->key && strcmp(k->key, key) == 0)
+            return k;
+    return NULL;
+}
+
+static const char *json_str(const struct json *obj, const char *key, const char *dflt)
+{
+    const struct json *v = json_get(obj, key);
+    return v && v->type == J_STR ? v->str : dflt;
+}
+
+static bool json_has_num(const struct json *obj, const char *key)
+{
+    const struct json *v = json_get(obj, key);
+    return v && v->type == J_NUM;
+}
+
+static double json_num(const struct json *obj, const char *key)
+{
+    const struct json *v = json_get(obj, key);
+    return v && v->type == J_NUM ? v->num : 0;
+}
+
+static bool json_true(const struct json *obj, const char *key)
+{
+    const struct json *v = json_get(obj, key);
+    return v && v->type == J_TRUE;
+}
+
+/* ---- talking to one socket ------------------------------------------------ */
+
+struct reply {
+    char *data;   /* NUL-terminated */
+    size_t len;
+};
+
+static void reply_free(struct reply *r)
+{
+    free(r->data);
+    r->data = NULL;
+    r->len = 0;
+}
+
+/* Send one command line and read the reply to EOF, all within timeout
+ * seconds. 0, or a negative errno: ENOENT, ECONNREFUSED, EACCES, ETIMEDOUT,
+ * ENAMETOOLONG, E2BIG (reply too large), ... */
+static int talk(const char *path, const char *command, double timeout, struct reply *r)
+{
+    memset(r, 0, sizeof *r);
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof addr.sun_path)
+        return -ENAMETOOLONG;
+    memcpy(addr.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    double deadline = now_mono() + timeout;
+    /* A full listen queue makes connect() sleep: SO_SNDTIMEO bounds it. */
+    struct timeval tv = {.tv_sec = (time_t)timeout,
+                         .tv_usec = (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6)};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+        int err = errno;
+        close(fd);
+        return -(err == EAGAIN || err == EINPROGRESS ? ETIMEDOUT : err);
+    }
+    char line[256];
+    int n = snprintf(line, sizeof line, "%s\n", command);
+    for (int off = 0; off < n;) {
+        ssize_t w = send(fd, line + off, (size_t)(n - off), MSG_NOSIGNAL);
+        if (w > 0) {
+            off += (int)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            close(fd);
+            return -ETIMEDOUT;
+        }
+        break; /* EPIPE: the process answered without reading (a refusal) */
+    }
+    shutdown(fd, SHUT_WR);
+    size_t cap = 4096, len = 0;
+    char *data = xmalloc(cap);
+    int rc = 0;
+    for (;;) {
+        int left = (int)((deadline - now_mono()) * 1000);
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int pr = left > 0 ? poll(&pfd, 1, left) : 0;
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0) {
+            rc = pr == 0 ? -ETIMEDOUT : -errno;
+            break;
+        }
+        if (len + 1 >= cap) {
+            if (cap >= REPLY_MAX) {
+                rc = -E2BIG;
+                break;
+            }
+            cap *= 2;
+            data = xrealloc(data, cap);
+        }
+        ssize_t got = recv(fd, data + len, cap - 1 - len, MSG_DONTWAIT);
+        if (got > 0) {
+            len += (size_t)got;
+            continue;
+        }
+        if (got < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (got < 0 && len == 0)
+            rc = -errno;
+        break; /* EOF (or a reset after the reply) */
+    }
+    close(fd);
+    if (rc < 0) {
+        free(data);
+        return rc;
+    }
+    data[len] = '\0';
+    r->data = data;
+    r->len = len;
+    return 0;
+}
+
+static const char *talk_error(int err, double timeout)
+{
+    static char text[128];
+    switch (-err) {
+    case ENOENT: return "no such socket";
+    case ECONNREFUSED: return "nothing is listening (stale socket of a dead process?)";
+    case EACCES: return "permission denied (the socket belongs to another user)";
+    case ENAMETOOLONG: return "path too long for a Unix socket";
+    case E2BIG: return "reply too large";
+    case ETIMEDOUT:
+        snprintf(text, sizeof text, "no reply within %g s", timeout);
+        return text;
+    default: return strerror(-err);
+    }
+}
+
+/* ---- finding sockets ----------------------------------------------------------- */
+
+/* %p -> pid, %u -> uid, %% -> % (as the shim expands PQSHIM_CONTROL). */
+static bool expand_path(const char *pattern, pid_t pid, uid_t uid, char *out, size_t size)
+{
+    size_t len = 0;
+    for (const char *p = pattern; *p; p++) {
+        char piece[32];
+        const char *add = piece;
+        if (*p == '%' && p[1] == 'p') {
+            snprintf(piece, sizeof piece, "%d", (int)pid);
+            p++;
+        } else if (*p == '%' && p[1] == 'u') {
+            snprintf(piece, sizeof piece, "%u", (unsigned)uid);
+            p++;
+        } else if (*p == '%' && p[1] == '%') {
+            add = "%";
+            p++;
+        } else {
+            piece[0] = *p;
+            piece[1] = '\0';
+        }
+        size_t n = strlen(add);
+        if (len + n + 1 > size)
+            return false;
+        memcpy(out + len, add, n + 1);
+        len += n;
+    }
+    return len > 0;
+}
+
+/* The whole of a /proc file (NUL-terminated; may hold NULs), or NULL. */
+static char *read_proc_file(const char *path, size_t *len_out)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    size_t cap = 4096, len = 0;
+    char *data = xmalloc(cap);
+    for (;;) {
+        if (len + 1 >= cap) {
+            if (cap >= (16u << 20))
+                break;
+            cap *= 2;
+            data = xrealloc(data, cap);
+        }
+        ssize_t n = read(fd, data + len, cap - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int err = errno;
+            close(fd);
+            free(data);
+            errno = err;
+            return NULL;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fd);
+    data[len] = '\0';
+    if (len_out)
+        *len_out = len;
+    return data;
+}
+
+/* PQSHIM_CONTROL from a process's environment (malloc'd), or NULL. */
+static char *proc_control_pattern(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+    size_t len;
+    char *env = read_proc_file(path, &len);
+    if (!env)
+        return NULL;
+    char *found = NULL;
+    for (size_t i = 0; i < len; i += strlen(env + i) + 1)
+        if (strncmp(env + i, "PQSHIM_CONTROL=", 15) == 0 && env[i + 15])
+            found = xstrdup(env + i + 15); /* the last one wins, as in getenv */
+    free(env);
+    return found;
+}
+
+/* The effective uid of a process (the one the shim expands %u with). */
+static bool proc_euid(pid_t pid, uid_t *uid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    char *status = read_proc_file(path, NULL);
+    if (!status)
+        return false;
+    char *line = strstr(status, "\nUid:");
+    unsigned real, eff;
+    bool ok = line && sscanf(line + 5, "%u %u", &real, &eff) == 2;
+    if (ok)
+        *uid = (uid_t)eff;
+    free(status);
+    return ok;
+}
+
+/* The socket of process pid; on failure a message and false. */
+static bool pid_socket(pid_t pid, char *out, size_t size)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d", (int)pid);
+    struct stat st;
+    if (pid <= 0 || stat(dir, &st) != 0) {
+        errmsg("no such process: %d", (int)pid);
+        return false;
+    }
+    char *pattern = proc_control_pattern(pid);
+    const char *from = "its environment";
+    if (!pattern) {
+        const char *own = getenv("PQSHIM_CONTROL");
+        if (!own || !*own) {
+            errmsg("process %d: no PQSHIM_CONTROL in its environment (or it is not "
+                   "readable) and none set here; name the socket with -s", (int)pid);
+            return false;
+        }
+        pattern = xstrdup(own);
+        from = "this environment";
+    }
+    uid_t uid;
+    if (!proc_euid(pid, &uid))
+        uid = st.st_uid;
+    bool ok = expand_path(pattern, pid, uid, out, size) && strlen(out) < SUN_PATH_SIZE;
+    if (!ok)
+        errmsg("process %d: PQSHIM_CONTROL from %s expands to an empty or too long path",
+               (int)pid, from);
+    free(pattern);
+    return ok;
+}
+
+/* One candidate socket; filled in by scan_query(). */
+struct entry {
+    char path[SUN_PATH_SIZE];
+    char key[PATH_MAX];       /* canonical path, for duplicates */
+    struct reply reply;
+    struct json *status;      /* parsed status reply, when asked */
+    int pid;                  /* from the status reply */
+};
+
+struct scan {
+    struct entry *v;
+    int n, cap;
+    char **notes;             /* stale sockets, refusals, ... */
+    int nnotes;
+};
+
+static void scan_note(struct scan *s, char *note)
+{
+    s->notes = xrealloc(s->notes, sizeof *s->notes * (size_t)(s->nnotes + 1));
+    s->notes[s->nnotes++] = note;
+}
+
+static void scan_add(struct scan *s, const char *path)
+{
+    if (strlen(path) >= SUN_PATH_SIZE)
+        return;
+    char key[PATH_MAX];
+    if (!realpath(path, key))
+        snprintf(key, sizeof key, "%s", path);
+    for (int i = 0; i < s->n; i++)
+        if (strcmp(s->v[i].key, key) == 0)
+            return;
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 16;
+        s->v = xrealloc(s->v, sizeof *s->v * (size_t)s->cap);
+    }
+    struct entry *e = &s->v[s->n++];
+    memset(e, 0, sizeof *e);
+    snprintf(e->path, sizeof e->path, "%s", path);
+    snprintf(e->key, sizeof e->key, "%s", key);
+}
+
+/* Every process whose environment we may read and that names a socket. */
+static void scan_processes(struct scan *s)
+{
+    DIR *d = opendir("/proc");
+    if (!d)
+        return;
+    struct dirent *de;
+    pid_t self = getpid();
+    while ((de = readdir(d)) != NULL) {
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+        if (*end || pid <= 0 || pid > INT_MAX || pid == self)
+            continue;
+        char *pattern = proc_control_pattern((pid_t)pid);
+        uid_t uid;
+        char path[SUN_PATH_SIZE];
+        if (pattern && proc_euid((pid_t)pid, &uid) &&
+            expand_path(pattern, (pid_t)pid, uid, path, sizeof path)) {
+            struct stat st;
+            if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+                scan_add(s, path);
+        }
+        free(pattern);
+    }
+    closedir(d);
+}
+
+/* Every socket in dir. False when dir cannot be read. */
+static bool scan_dir(struct scan *s, const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return false;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        char path[PATH_MAX];
+        struct stat st;
+        if (snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= (int)sizeof path)
+            continue;
+        if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+            scan_add(s, path);
+    }
+    closedir(d);
+    return true;
+}
+
+/* The directory of our own PQSHIM_CONTROL pattern, unless it varies per
+ * process (%p): then there is no one directory to look in. */
+static bool own_socket_dir(char *out, size_t size)
+{
+    const char *pattern = getenv("PQSHIM_CONTROL");
+    if (!pattern || pattern[0] != '/')
+        return false;
+    const char *slash = strrchr(pattern, '/');
+    char dir[PATH_MAX];
+    size_t n = (size_t)(slash - pattern);
+    if (n >= sizeof dir)
+        return false;
+    memcpy(dir, pattern, n);
+    dir[n] = '\0';
+    if (n == 0)
+        snprintf(dir, sizeof dir, "/");
+    if (strstr(dir, "%p"))
+        return false;
+    return expand_path(dir, getpid(), geteuid(), out, size);
+}
+
+/* Remove a socket nobody listens on, if it is ours to remove. */
+static char *clear_stale(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return NULL;
+    if (!S_ISSOCK(st.st_mode))
+        return xasprintf("%s: not a socket; left alone", path);
+    if (st.st_uid != geteuid() && geteuid() != 0)
+        return xasprintf("stale socket %s (no process listening), owned by uid %u: not removed",
+                         path, (unsigned)st.st_uid);
+    /* A process between bind() and listen() refuses too: look again. */
+    poll(NULL, 0, 50);
+    struct reply r;
+    int rc = talk(path, "help", DEFAULT_TIMEOUT, &r);
+    reply_free(&r);
+    if (rc != -ECONNREFUSED)
+        return NULL;
+    if (unlink(path) != 0)
+        return xasprintf("stale socket %s (no process listening): cannot remove: %s", path,
+                         strerror(errno));
+    return xasprintf("stale socket %s (no process listening): removed", path);
+}
+
+/* Ask every candidate; keep those that answered, note the rest. */
+static void scan_query(struct scan *s, const char *command, double timeout)
+{
+    int kept = 0;
+    for (int i = 0; i < s->n; i++) {
+        struct entry *e = &s->v[i];
+        int rc = talk(e->path, command, timeout, &e->reply);
+        if (rc == -ECONNREFUSED) {
+            char *note = clear_stale(e->path);
+            if (note)
+                scan_note(s, note);
+            continue;
+        }
+        if (rc == -ENOENT)
+            continue; /* gone meanwhile: the process exited */
+        if (rc < 0) {
+            scan_note(s, xasprintf("%s: %s", e->path, talk_error(rc, timeout)));
+            continue;
+        }
+        struct json *j = NULL;
+        if (e->reply.data[0] == '{')
+            j = json_parse(e->reply.data, e->reply.len);
+        const char *error = json_str(j, "error", NULL);
+        if (error || (!j && strcmp(command, "status") == 0)) {
+            char *shown = clean(error ? error : "malformed reply");
+            scan_note(s, xasprintf("%s: %s", e->path, shown));
+            free(shown);
+            json_free(j);
+            reply_free(&e->reply);
+            continue;
+        }
+        if (strcmp(command, "status") == 0) {
+            e->status = j;
+            e->pid = (int)json_num(j, "pid");
+            bool dup = false;
+            for (int k = 0; k < kept; k++)
+                dup |= s->v[k].pid == e->pid;
+            if (dup) {
+                json_free(j);
+                reply_free(&e->reply);
+                continue;
+            }
+        } else {
+            json_free(j);
+        }
+        if (kept != i) {
+            s->v[kept] = *e;
+            memset(e, 0, sizeof *e);
+        }
+        kept++;
+    }
+    s->n = kept;
+}
+
+static int by_pid(const void *a, const void *b)
+{
+    const struct entry *x = a, *y = b;
+    return (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+static void scan_free(struct scan *s)
+{
+    for (int i = 0; i < s->n; i++) {
+        reply_free(&s->v[i].reply);
+        json_free(s->v[i].status);
+    }
+    for (int i = 0; i < s->nnotes; i++)
+        free(s->notes[i]);
+    free(s->v);
+    free(s->notes);
+    memset(s, 0, sizeof *s);
+}
+
+/* Find and ask every shimmed process we may see. */
+static bool scan_all(struct scan *s, const char *dir, const char *command, double timeout)
+{
+    memset(s, 0, sizeof *s);
+    scan_processes(s);
+    char own[PATH_MAX];
+    if (dir) {
+        if (!scan_dir(s, dir)) {
+            errmsg("cannot read directory %s: %s", dir, strerror(errno));
+            return false;
+        }
+    } else if (own_socket_dir(own, sizeof own)) {
+        scan_dir(s, own); /* it may not exist yet: nothing there then */
+    }
+    scan_query(s, command, timeout);
+    if (strcmp(command, "status") == 0)
+        qsort(s->v, (size_t)s->n, sizeof *s->v, by_pid);
+    return true;
+}
+
+/* ---- tables --------------------------------------------------------------- */
+
+#define MAX_COLS 12
+
+struct table {
+    int ncols;
+    const char *head[MAX_COLS];
+    bool right[MAX_COLS];
+    char **cells;
+    int ncells, cap;
+};
+
+static void __attribute__((format(printf, 2, 3))) cell(struct table *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    if (t->ncells == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 64;
+        t->cells = xrealloc(t->cells, sizeof *t->cells * (size_t)t->cap);
+    }
+    t->cells[t->ncells++] = clean(s ? s : "?");
+    free(s);
+}
+
+static void pad(size_t n)
+{
+    while (n-- > 0)
+        putchar(' ');
+}
+
+/* psql style (boxed: " a | b ", a rule under the header) or plain
+ * (columns separated by two spaces, like ps). */
+static void table_print(struct table *t, bool boxed)
+{
+    size_t w[MAX_COLS];
+    int rows = t->ncells / t->ncols;
+    for (int c = 0; c < t->ncols; c++) {
+        w[c] = width_of(t->head[c]);
+        for (int r = 0; r < rows; r++) {
+            size_t cw = width_of(t->cells[r * t->ncols + c]);
+            if (cw > w[c])
+                w[c] = cw;
+        }
+    }
+    for (int r = -1; r < rows; r++) {
+        for (int c = 0; c < t->ncols; c++) {
+            const char *s = r < 0 ? t->head[c] : t->cells[r * t->ncols + c];
+            size_t gap = w[c] - width_of(s);
+            bool last = c == t->ncols - 1;
+            if (boxed)
+                printf(c ? "| " : " ");
+            if (t->right[c])
+                pad(gap);
+            fputs(s, stdout);
+            if (!t->right[c] && (boxed || !last))
+                pad(gap);
+            if (boxed)
+                printf(last ? "" : " ");
+            else if (!last)
+                printf("  ");
+        }
+        putchar('\n');
+        if (r < 0 && boxed) {
+            for (int c = 0; c < t->ncols; c++) {
+                if (c)
+                    putchar('+');
+                for (size_t k = 0; k < w[c] + 2 - (c == t->ncols - 1); k++)
+                    putchar('-');
+            }
+            putchar('\n');
+        }
+    }
+    for (int i = 0; i < t->ncells; i++)
+        free(t->cells[i]);
+    free(t->cells);
+    t->cells = NULL;
+    t->ncells = t->cap = 0;
+}
+
+static void format_duration(char *out, size_t size, double s)
+{
+    if (s < 60)
+        snprintf(out, size, "%.1fs", s);
+    else if (s < 3600)
+        snprintf(out, size, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else if (s < 86400)
+        snprintf(out, size, "%dh%02dm%02ds", (int)s / 3600, (int)s / 60 % 60, (int)s % 60);
+    else
+        snprintf(out, size, "%dd%02dh%02dm", (int)(s / 86400), (int)(s / 3600) % 24,
+                 (int)(s / 60) % 60);
+}
+
+static void cap_text(char *out, size_t size, const struct json *pool)
+{
+    if (json_has_num(pool, "cap"))
+        snprintf(out, size, "%.0f", json_num(pool, "cap"));
+    else
+        snprintf(out, size, "-");
+}
+
+/* ---- single-process commands ------------------------------------------------- */
+
+static void show_status(const struct json *st)
+{
+    char up[32];
+    format_duration(up, sizeof up, json_num(st, "uptime_s"));
+    char *program = clean(json_str(st, "program", "?"));
+    printf("pid %.0f  program %s  policy %s  paused %s  uptime %s\n", json_num(st, "pid"),
+           program, json_str(st, "policy", "?"), json_true(st, "paused") ? "yes" : "no", up);
+    free(program);
+    const struct json *pools = json_get(st, "pools");
+    int n = 0;
+    for (const struct json *p = pools ? pools->kids : NULL; p; p = p->next)
+        n++;
+    if (n == 0) {
+        printf("(no targets yet)\n");
+        return;
+    }
+    putchar('\n');
+    struct table t = {
+        .ncols = 11,
+        .head = {"target", "cap", "open", "used", "idle", "waiting", "connects", "reuses",
+                 "timeouts", "wait ms total", "oldest checkout"},
+        .right = {false, true, true, true, true, true, true, true, true, true, true},
+    };
+    const struct json *totals = json_get(st, "totals");
+    for (const struct json *p = pools->kids;; p = p->next) {
+        if (!p) {
+            if (n < 2 || !totals)
+                break;
+            p = totals; /* a summary row when there are several targets */
+        }
+        char capbuf[32], oldest[32];
+        cap_text(capbuf, sizeof capbuf, p);
+        double age = json_num(p, "oldest_checkout_s");
+        if (age > 0)
+            format_duration(oldest, sizeof oldest, age);
+        else
+            snprintf(oldest, sizeof oldest, "-");
+        cell(&t, "%s", p == totals ? "(all)" : json_str(p, "target", "?"));
+        cell(&t, "%s", p == totals ? "" : capbuf);
+        cell(&t, "%.0f", json_num(p, "open"));
+        cell(&t, "%.0f", json_num(p, "checked_out"));
+        cell(&t, "%.0f", json_num(p, "idle"));
+        cell(&t, "%.0f", json_num(p, "waiting"));
+        cell(&t, "%.0f", json_num(p, "connects_total"));
+        cell(&t, "%.0f", json_num(p, "reuses_total"));
+        cell(&t, "%.0f", json_num(p, "timeouts_total"));
+        cell(&t, "%.1f", json_num(p, "wait_ms_total"));
+        cell(&t, "%s", oldest);
+        if (p == totals)
+            break;
+    }
+    table_print(&t, true);
+}
+
+static bool show_health(const struct json *h)
+{
+    const struct json *targets = json_get(h, "targets");
+    bool ok = json_true(h, "ok");
+    if (!targets || !targets->kids) {
+        printf("no targets yet: nothing to check\n");
+        return ok;
+    }
+    struct table t = {
+        .ncols = 5,
+        .head = {"target", "ok", "via", "ms", "error"},
+        .right = {false, false, false, true, false},
+    };
+    int n = 0, bad = 0;
+    for (const struct json *p = targets->kids; p; p = p->next) {
+        bool good = json_true(p, "ok");
+        n++;
+        bad += !good;
+        cell(&t, "%s", json_str(p, "target", "?"));
+        cell(&t, "%s", good ? "ok" : "FAILED");
+        cell(&t, "%s", json_str(p, "via", "?"));
+        cell(&t, "%.1f", json_num(p, "ms"));
+        cell(&t, "%s", json_str(p, "error", ""));
+    }
+    table_print(&t, true);
+    if (bad)
+        printf("%d of %d target%s FAILED\n", bad, n, n == 1 ? "" : "s");
+    else
+        printf("all %d target%s ok\n", n, n == 1 ? "" : "s");
+    return ok && !bad;
+}
+
+static const char *const single_commands[] = {
+    "status", "metrics", "dispose", "pause", "resume", "health", "help", NULL};
+
+struct options {
+    const char *command;
+    const char *socket;
+    long pid;
+    bool json;
+    bool all;
+    double timeout;     /* 0: the default for the command */
+    const char *dir;
+    double interval;
+    long iterations;    /* 0: until q */
+};
+
+static int run_single(const struct options *o)
+{
+    char path[SUN_PATH_SIZE];
+    char who[SUN_PATH_SIZE + 32];
+    if (o->socket) {
+        if (strlen(o->socket) >= sizeof path) {
+            errmsg("%s: path too long for a Unix socket", o->socket);
+            return EXIT_USAGE;
+        }
+        snprintf(path, sizeof path, "%s", o->socket);
+        snprintf(who, sizeof who, "%s", path);
+    } else if (o->pid) {
+        if (!pid_socket((pid_t)o->pid, path, sizeof path))
+            return EXIT_USAGE;
+        snprintf(who, sizeof who, "process %ld (%s)", o->pid, path);
+    } else {
+        const char *pattern = getenv("PQSHIM_CONTROL");
+        if (!pattern || !*pattern)
+            usage_error("name the process: -p PID or -s SOCKET (or see '%s ls')", progname);
+        if (strstr(pattern, "%p"))
+            usage_error("PQSHIM_CONTROL (%s) names one socket per process: choose one with "
+                        "-p PID (see '%s ls')", pattern, progname);
+        if (!expand_path(pattern, getpid(), geteuid(), path, sizeof path)) {
+            errmsg("PQSHIM_CONTROL expands to an empty or too long path");
+            return EXIT_USAGE;
+        }
+        snprintf(who, sizeof who, "%s", path);
+    }
+    bool is_health = strcmp(o->command, "health") == 0;
+    double timeout = o->timeout > 0 ? o->timeout : is_health ? HEALTH_TIMEOUT : DEFAULT_TIMEOUT;
+    struct reply r;
+    int rc = talk(path, o->command, timeout, &r);
+    if (rc < 0) {
+        errmsg("%s: %s", who, talk_error(rc, timeout));
+        return EXIT_USAGE;
+    }
+    struct json *j = r.data[0] == '{' ? json_parse(r.data, r.len) : NULL;
+    const char *error = json_str(j, "error", NULL);
+    bool text_reply = strcmp(o->command, "metrics") == 0 || strcmp(o->command, "help") == 0;
+    int status = EXIT_OK;
+    if (error) {
+        if (o->json) {
+            fwrite(r.data, 1, r.len, stdout);
+        } else {
+            char *shown = clean(error);
+            errmsg("%s: %s", who, shown);
+            free(shown);
+        }
+        status = EXIT_REPLY;
+    } else if (text_reply || o->json) {
+        fwrite(r.data, 1, r.len, stdout);
+        if (!text_reply && !j) {
+            errmsg("%s: malformed reply", who);
+            status = EXIT_REPLY;
+        } else if (is_health && !json_true(j, "ok")) {
+            status = EXIT_REPLY;
+        }
+    } else if (!j || j->type != J_OBJ) {
+        errmsg("%s: malformed reply", who);
+        status = EXIT_REPLY;
+    } else if (strcmp(o->command, "status") == 0) {
+        show_status(j);
+    } else if (is_health) {
+        status = show_health(j) ? EXIT_OK : EXIT_REPLY;
+    } else if (strcmp(o->command, "dispose") == 0) {
+        double closed = json_num(j, "closed_idle"), later = json_num(j, "close_at_checkin");
+        printf("Closed %.0f idle connection%s; %.0f checked-out connection%s will close at checkin.\n",
+               closed, closed == 1 ? "" : "s", later, later == 1 ? "" : "s");
+    } else if (json_true(j, "paused")) {
+        printf("Paused: new checkouts wait (up to PQSHIM_POOL_TIMEOUT) until resume.\n");
+    } else {
+        printf("Resumed: checkouts proceed.\n");
+    }
+    json_free(j);
+    reply_free(&r);
+    return status;
+}
+
+/* ---- ls ------------------------------------------------------------------------- */
+
+static char *targets_summary(const struct json *st)
+{
+    const struct json *pools = json_get(st, "pools");
+    size_t len = 0;
+    char *out = xstrdup("");
+    for (const struct json *p = pools ? pools->kids : NULL; p; p = p->next) {
+        char capbuf[32];
+        cap_text(capbuf, sizeof capbuf, p);
+        char *piece = xasprintf("%s%s open=%.0f used=%.0f idle=%.0f waiting=%.0f cap=%s",
+                                len ? "; " : "", json_str(p, "target", "?"),
+                                json_num(p, "open"), json_num(p, "checked_out"),
+                                json_num(p, "idle"), json_num(p, "waiting"), capbuf);
+        size_t n = strlen(piece);
+        out = xrealloc(out, len + n + 1);
+        memcpy(out + len, piece, n + 1);
+        len += n;
+        free(piece);
+    }
+    if (!len) {
+        free(out);
+        out = xstrdup("(no targets yet)");
+    }
+    return out;
+}
+
+static int run_ls(const struct options *o)
+{
+    struct scan s;
+    if (!scan_all(&s, o->dir, "status", o->timeout > 0 ? o->timeout : DEFAULT_TIMEOUT))
+        return EXIT_USAGE;
+    if (o->json) {
+        printf("[");
+        for (int i = 0; i < s.n; i++) {
+            size_t len = s.v[i].reply.len;
+            while (len && (s.v[i].reply.data[len - 1] == '\n'))
+                len--;
+            printf("%s", i ? "," : "");
+            fwrite(s.v[i].reply.data, 1, len, stdout);
+        }
+        printf("]\n");
+        for (int i = 0; i < s.nnotes; i++)
+            errmsg("%s", s.notes[i]);
+    } else {
+        if (s.n) {
+            struct table t = {
+                .ncols = 6,
+                .head = {"PID", "PROGRAM", "POLICY", "PAUSED", "SOCKET", "TARGETS"},
+                .right = {true, false, false, false, false, false},
+            };
+            for (int i = 0; i < s.n; i++) {
+                const struct json *st = s.v[i].status;
+                char *summary = targets_summary(st);
+                cell(&t, "%d", s.v[i].pid);
+                cell(&t, "%s", json_str(st, "program", "?"));
+                cell(&t, "%s", json_str(st, "policy", "?"));
+                cell(&t, "%s", json_true(st, "paused") ? "yes" : "no");
+                cell(&t, "%s", s.v[i].path);
+                cell(&t, "%s", summary);
+                free(summary);
+            }
+            table_print(&t, false);
+        } else {
+            printf("no shimmed processes with a control socket found\n");
+        }
+        for (int i = 0; i < s.nnotes; i++) {
+            char *shown = clean(s.notes[i]);
+            printf("%s\n", shown);
+            free(shown);
+        }
+    }
+    scan_free(&s);
+    return EXIT_OK;
+}
+
+/* ---- metrics --all ----------------------------------------------------------------- */
+
+struct family {
+    char *name;
+    char *help, *type;  /* whole lines, the first seen */
+    char *samples;
+    size_t len;
+};
+
+struct families {
+    struct family *v;
+    int n;
+};
+
+/* Index of the family called name (added when new). */
+static int family_of(struct families *f, const char *name, size_t len)
+{
+    for (int i = 0; i < f->n; i++)
+        if (strlen(f->v[i].name) == len && memcmp(f->v[i].name, name, len) == 0)
+            return i;
+    f->v = xrealloc(f->v, sizeof *f->v * (size_t)(f->n + 1));
+    struct family *fam = &f->v[f->n];
+    memset(fam, 0, sizeof *fam);
+    fam->name = xmalloc(len + 1);
+    memcpy(fam->name, name, len);
+    fam->name[len] = '\0';
+    return f->n++;
+}
+
+static size_t metric_name_len(const char *s)
+{
+    size_t n = 0;
+    while (isalnum((unsigned char)s[n]) || s[n] == '_' || s[n] == ':')
+        n++;
+    return n;
+}
+
+/* Fold one exposition into the families, keeping their first-seen order. */
+static void merge_exposition(struct families *f, char *text)
+{
+    int current = -1; /* the family of the last HELP or TYPE line */
+    for (char *line = text, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        bool help = strncmp(line, "# HELP ", 7) == 0;
+        if (help || strncmp(line, "# TYPE ", 7) == 0) {
+            size_t n = metric_name_len(line + 7);
+            if (!n)
+                continue;
+            current = family_of(f, line + 7, n);
+            char **slot = help ? &f->v[current].help : &f->v[current].type;
+            if (!*slot)
+                *slot = xstrdup(line);
+            continue;
+        }
+        size_t n = metric_name_len(line);
+        if (line[0] == '#' || !n)
+            continue;
+        int k = current >= 0 && strncmp(line, f->v[current].name, strlen(f->v[current].name)) == 0
+                    ? current : family_of(f, line, n);
+        struct family *fam = &f->v[k];
+        size_t add = strlen(line);
+        fam->samples = xrealloc(fam->samples, fam->len + add + 2);
+        memcpy(fam->samples + fam->len, line, add);
+        fam->len += add;
+        fam->samples[fam->len++] = '\n';
+        fam->samples[fam->len] = '\0';
+    }
+}
+
+static int run_metrics_all(const struct options *o)
+{
+    struct scan s;
+    if (!scan_all(&s, o->dir, "metrics", o->timeout > 0 ? o->timeout : DEFAULT_TIMEOUT))
+        return EXIT_USAGE;
+    struct families f = {0};
+    for (int i = 0; i < s.n; i++)
+        merge_exposition(&f, s.v[i].reply.data);
+    for (int i = 0; i < f.n; i++) {
+        if (f.v[i].help)
+            printf("%s\n", f.v[i].help);
+        if (f.v[i].type)
+            printf("%s\n", f.v[i].type);
+        if (f.v[i].samples)
+            fputs(f.v[i].samples, stdout);
+        free(f.v[i].name);
+        free(f.v[i].help);
+        free(f.v[i].type);
+        free(f.v[i].samples);
+    }
+    free(f.v);
+    for (int i = 0; i < s.nnotes; i++)
+        errmsg("%s", s.notes[i]);
+    scan_free(&s);
+    return EXIT_OK;
+}
+
+/* ---- top ------------------------------------------------------------------------------ */
+
+static struct termios saved_tio;
+static volatile sig_atomic_t tio_saved;
+static volatile sig_atomic_t resized;
+
+static void restore_terminal(void)
+{
+    if (tio_saved) {
+        tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
+        tio_saved = 0;
+    }
+    if (isatty(STDOUT_FILENO)) {
+        ssize_t ignored = write(STDOUT_FILENO, "\033[?25h", 6); /* cursor back on */
+        (void)ignored;
+    }
+}
+
+static void on_fatal_signal(int sig)
+{
+    restore_terminal(); /* tcsetattr and write are async-signal-safe */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void on_winch(int sig)
+{
+    (void)sig;
+    resized = 1;
+}
+
+static void raw_terminal(void)
+{
+    struct sigaction sa = {0};
+    sa.sa_handler = on_fatal_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGQUIT, &sa, NULL);
+    sa.sa_handler = on_winch;
+    sigaction(SIGWINCH, &sa, NULL);
+    atexit(restore_terminal);
+    if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_tio) != 0)
+        return;
+    struct termios raw = saved_tio;
+    raw.c_lflag &= (tcflag_t) ~(ICANON | ECHO);
+    raw.c_cc[VMIN] = 0;
+    raw.c_cc[VTIME] = 0;
+    tio_saved = 1;
+    tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+}
+
+static int term_columns(void)
+{
+    struct winsize ws;
+    if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20)
+        return ws.ws_col;
+    return 0; /* not a terminal: no truncation */
+}
+
+/* One line, cut at the terminal's width. */
+static void __attribute__((format(printf, 2, 3))) top_line(int cols, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    char *shown = clean(s ? s : "");
+    free(s);
+    if (cols > 0) {
+        int w = 0;
+        char *p = shown;
+        for (; *p; p++)
+            if (((unsigned char)*p & 0xc0) != 0x80 && ++w > cols)
+                break;
+        *p = '\0';
+    }
+    printf("%s\033[K\n", shown);
+    free(shown);
+}
+
+static void bar(char *out, int width, double used, double idle, double open, double cap)
+{
+    int u = (int)(used * width / cap + 0.5), i = (int)(idle * width / cap + 0.5);
+    int o = (int)(open * width / cap + 0.5);
+    if (o > width)
+        o = width;
+    if (u > o)
+        u = o;
+    if (u + i > o)
+        i = o - u;
+    int k = 0;
+    out[k++] = '[';
+    for (int x = 0; x < width; x++)
+        out[k++] = x < u ? '#' : x < u + i ? '=' : x < o ? '+' : '.';
+    out[k++] = ']';
+    out[k] = '\0';
+}
+
+static void top_render(const struct options *o, struct scan *s)
+{
+    int cols = term_columns();
+    char clock[16];
+    time_t now = time(NULL);
+    struct tm tm;
+    strftime(clock, sizeof clock, "%H:%M:%S", localtime_r(&now, &tm));
+    printf("\033[H\033[2J");
+    top_line(cols, "pqshimctl top  %s  %d process%s  every %gs  (q quits)", clock, s->n,
+             s->n == 1 ? "" : "es", o->interval);
+    top_line(cols, "bar: # used  = idle  + opening  . free up to the cap");
+    top_line(cols, "%s", "");
+    for (int i = 0; i < s->n; i++) {
+        const struct json *st = s->v[i].status;
+        char up[32];
+        format_duration(up, sizeof up, json_num(st, "uptime_s"));
+        top_line(cols, "%d  %s  %s%s  uptime %s", s->v[i].pid, json_str(st, "program", "?"),
+                 json_str(st, "policy", "?"), json_true(st, "paused") ? "  PAUSED" : "", up);
+        const struct json *pools = json_get(st, "pools");
+        if (!pools || !pools->kids)
+            top_line(cols, "    (no targets yet)");
+        for (const struct json *p = pools ? pools->kids : NULL; p; p = p->next) {
+            char b[64] = "";
+            double open = json_num(p, "open"), cap = json_num(p, "cap");
+            if (json_has_num(p, "cap") && cap > 0)
+                bar(b, 30, json_num(p, "checked_out"), json_num(p, "idle"), open, cap);
+            top_line(cols, "    %s", json_str(p, "target", "?"));
+            if (b[0])
+                top_line(cols, "    %s %3.0f/%-3.0f used %.0f idle %.0f waiting %.0f  "
+                         "connects %.0f reuses %.0f timeouts %.0f", b, open, cap,
+                         json_num(p, "checked_out"), json_num(p, "idle"), json_num(p, "waiting"),
+                         json_num(p, "connects_total"), json_num(p, "reuses_total"),
+                         json_num(p, "timeouts_total"));
+            else
+                top_line(cols, "    open %.0f (no cap) used %.0f idle %.0f waiting %.0f  "
+                         "connects %.0f", open, json_num(p, "checked_out"), json_num(p, "idle"),
+                         json_num(p, "waiting"), json_num(p, "connects_total"));
+        }
+    }
+    if (s->n == 0)
+        top_line(cols, "no shimmed processes with a control socket found");
+    for (int i = 0; i < s->nnotes; i++)
+        top_line(cols, "%s", s->notes[i]);
+    fflush(stdout);
+}
+
+/* Wait up to ms for a key; true when the user asked to quit. */
+static bool top_wait(int ms, bool *stdin_open)
+{
+    double deadline = now_mono() + ms / 1000.0;
+    for (;;) {
+        int left = (int)((deadline - now_mono()) * 1000);
+        if (left <= 0 || resized) {
+            resized = 0;
+            return false;
+        }
+        struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
+        int pr = poll(&pfd, *stdin_open ? 1 : 0, left);
+        if (pr <= 0)
+            continue;
+        char keys[64];
+        ssize_t n = read(STDIN_FILENO, keys, sizeof keys);
+        if (n <= 0) {
+            *stdin_open = n < 0 && (errno == EINTR || errno == EAGAIN);
+            continue;
+        }
+        for (ssize_t k = 0; k < n; k++)
+            if (keys[k] == 'q' || keys[k] == 'Q' || keys[k] == 4 /* ^D */)
+                return true;
+    }
+}
+
+static int run_top(const struct options *o)
+{
+    if (o->dir) {
+        DIR *d = opendir(o->dir);
+        if (!d) {
+            errmsg("cannot read directory %s: %s", o->dir, strerror(errno));
+            return EXIT_USAGE;
+        }
+        closedir(d);
+    }
+    raw_terminal();
+    if (isatty(STDOUT_FILENO))
+        printf("\033[?25l"); /* no cursor while drawing */
+    bool stdin_open = true;
+    for (long i = 0; o->iterations == 0 || i < o->iterations; i++) {
+        struct scan s;
+        if (!scan_all(&s, o->dir, "status", o->timeout > 0 ? o->timeout : DEFAULT_TIMEOUT))
+            return EXIT_USAGE;
+        top_render(o, &s);
+        scan_free(&s);
+        if (o->iterations && i + 1 >= o->iterations)
+            break;
+        if (top_wait((int)(o->interval * 1000), &stdin_open))
+            break;
+    }
+    restore_terminal();
+    return EXIT_OK;
+}
+
+/* ---- arguments -------------------------------------------------------------------------- */
+
+static void help(void)
+{
+    printf(
+"Usage: %1$s [-s SOCKET | -p PID] [--json] [-t SECONDS] COMMAND\n"
+"       %1$s ls [-d DIR] [--json]\n"
+"       %1$s top [-d DIR] [-i SECONDS] [-n ITERATIONS]\n"
+"       %1$s metrics --all [-d DIR]\n"
+"\n"
+"Talk to the control socket of a program running with pqshim (PQSHIM_CONTROL\n"
+"set: a Unix socket, mode 0600, answering its own user and root).\n"
+"\n"
+"Commands for one process:\n"
+"  status    pid, program, policy, pause state, uptime, and per target: cap,\n"
+"            open, used (checked out), idle, waiting, connects, reuses,\n"
+"            timeouts, total wait, oldest checkout (tables)\n"
+"  metrics   Prometheus text format (always; --json changes nothing)\n"
+"  dispose   close idle connections now; checked-out ones close at checkin\n"
+"  pause     new checkouts wait (at most PQSHIM_POOL_TIMEOUT) until resume\n"
+"  resume    end a pause\n"
+"  health    SELECT 1 on every target, through an idle connection or a new one\n"
+"  help      the process's own list of commands\n"
+"\n"
+"Which process:\n"
+"  -s, --socket PATH   the socket itself\n"
+"  -p, --pid PID       read PQSHIM_CONTROL from /proc/PID/environ (else from this\n"
+"                      environment) and expand %%p, %%u with that process's pid\n"
+"                      and effective uid\n"
+"  (neither)           PQSHIM_CONTROL of this environment, if it has no %%p\n"
+"\n"
+"Options:\n"
+"  -j, --json          print the reply as the process sent it (JSON)\n"
+"  -t, --timeout SECS  bound on connect + reply (default %2$g s; health %3$g s)\n"
+"  -h, --help          this text;  -V, --version  the version\n"
+"\n"
+"Every shimmed process on this host:\n"
+"  ls                  one line per process: pid, program, policy, pause state,\n"
+"                      socket, and per target open/used/idle/waiting and cap\n"
+"                      (--json: an array of status objects)\n"
+"  top                 the same as a live view, with a bar of open connections\n"
+"                      against the cap per target; q quits\n"
+"      -i, --interval SECS    refresh every SECS (default 1)\n"
+"      -n, --iterations N     stop after N screens\n"
+"  metrics --all       one Prometheus exposition for all of them (each family's\n"
+"                      HELP and TYPE once, then every process's samples)\n"
+"  -d, --dir DIR       also look at every socket in DIR (default: the directory\n"
+"                      of this environment's PQSHIM_CONTROL, unless it has %%p)\n"
+"Processes are found through /proc/*/environ (those this user may read) and the\n"
+"directory. A socket nobody listens on (its process died) is reported and\n"
+"removed when this user owns it (or is root).\n"
+"\n"
+"Exit status: 0 ok; 1 the process answered with an error, health found a target\n"
+"failing, or the reply was malformed; 2 usage error, no such process or socket,\n"
+"connection refused, or no reply in time.\n",
+        progname, DEFAULT_TIMEOUT, HEALTH_TIMEOUT);
+}
+
+static double parse_seconds(const char *opt, const char *value, double min, double max)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(value, &end);
+    if (errno || end == value || *end || !(v >= min && v <= max))
+        usage_error("%s: invalid value '%s' (seconds, %g to %g)", opt, value, min, max);
+    return v;
+}
+
+static long parse_long(const char *opt, const char *value, long min, long max)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(value, &end, 10);
+    if (errno || end == value || *end || v < min || v > max)
+        usage_error("%s: invalid value '%s' (a whole number, %ld to %ld)", opt, value, min, max);
+    return v;
+}
+
+/* Match -x VALUE, --long VALUE or --long=VALUE; advances *i. */
+static const char *option_value(int argc, char **argv, int *i, const char *shortopt,
+                                const char *longopt)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(longopt);
+    if (strncmp(a, longopt, n) == 0 && a[n] == '=')
+        return a + n + 1;
+    if (strcmp(a, shortopt) != 0 && strcmp(a, longopt) != 0)
+        return NULL;
+    if (*i + 1 >= argc)
+        usage_error("%s needs a value", a);
+    return argv[++*i];
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    struct options o = {.interval = 1.0};
+    bool seen_interval = false, seen_iterations = false;
+    bool only_args = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (only_args || a[0] != '-' || a[1] == '\0') {
+            if (o.command)
+                usage_error("unexpected argument '%s' (one command at a time)", a);
+            o.command = a;
+        } else if (strcmp(a, "--") == 0) {
+            only_args = true;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            help();
+            return EXIT_OK;
+        } else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+            printf("pqshimctl %s\n", PQSHIM_VERSION);
+            return EXIT_OK;
+        } else if (strcmp(a, "-j") == 0 || strcmp(a, "--json") == 0) {
+            o.json = true;
+        } else if (strcmp(a, "-a") == 0 || strcmp(a, "--all") == 0) {
+            o.all = true;
+        } else if ((v = option_value(argc, argv, &i, "-s", "--socket"))) {
+            if (!*v)
+                usage_error("-s: empty socket path");
+            o.socket = v;
+        } else if ((v = option_value(argc, argv, &i, "-p", "--pid"))) {
+            o.pid = parse_long("-p", v, 1, INT_MAX);
+        } else if ((v = option_value(argc, argv, &i, "-t", "--timeout"))) {
+            o.timeout = parse_seconds("-t", v, 0.001, 3600);
+        } else if ((v = option_value(argc, argv, &i, "-d", "--dir"))) {
+            o.dir = v;
+        } else if ((v = option_value(argc, argv, &i, "-i", "--interval"))) {
+            o.interval = parse_seconds("-i", v, 0.05, 3600);
+            seen_interval = true;
+        } else if ((v = option_value(argc, argv, &i, "-n", "--iterations"))) {
+            o.iterations = parse_long("-n", v, 1, LONG_MAX);
+            seen_iterations = true;
+        } else {
+            usage_error("unknown option '%s'", a);
+        }
+    }
+    if (!o.command)
+        usage_error("no command given");
+    bool is_ls = strcmp(o.command, "ls") == 0, is_top = strcmp(o.command, "top") == 0;
+    bool is_all = o.all && strcmp(o.command, "metrics") == 0;
+    if (o.all && !is_all)
+        usage_error("--all goes with metrics only");
+    if (is_ls || is_top || is_all) {
+        if (o.socket || o.pid)
+            usage_error("%s looks at every process: -s and -p do not apply", o.command);
+        if ((seen_interval || seen_iterations) && !is_top)
+            usage_error("-i and -n go with top only");
+        if (is_top && o.json)
+            usage_error("top has no --json; use ls --json");
+        if (is_all && o.json)
+            usage_error("metrics are Prometheus text; --json does not apply");
+        return is_ls ? run_ls(&o) : is_top ? run_top(&o) : run_metrics_all(&o);
+    }
+    bool known = false;
+    for (int i = 0; single_commands[i]; i++)
+        known |= strcmp(o.command, single_commands[i]) == 0;
+    if (!known)
+        usage_error("unknown command '%s'", o.command);
+    if (o.dir || seen_interval || seen_iterations)
+        usage_error("-d, -i and -n go with ls, top and metrics --all");
+    if (o.socket && o.pid)
+        usage_error("-s and -p: choose one");
+    return run_single(&o);
+}
