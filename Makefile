@@ -36,8 +36,8 @@ $(BUILD)/libpqshim.so: $(SHIM_OBJ) shim/libpqshim.map
 $(BUILD)/pqshim: tools/pqshim.c | $(BUILD)
 	$(CC) -std=gnu11 $(WARN) $(CFLAGS) $(SAN) -o $@ $<
 
-$(BUILD)/pqshimctl: tools/pqshimctl.c | $(BUILD)
-	$(CC) -std=gnu11 $(WARN) $(CFLAGS) $(SAN) -o $@ $<
+$(BUILD)/pqshimctl: tools/pqshimctl.c shim/control_path.c shim/control_path.h | $(BUILD)
+	$(CC) -std=gnu11 $(WARN) $(CFLAGS) $(SAN) -o $@ tools/pqshimctl.c shim/control_path.c
 
 $(BUILD) $(BUILD)/obj:
 	mkdir -p $@
@@ -108,6 +108,10 @@ check-tsan: deps
 	$(MAKE) BUILD=build/tsan SAN="-fsanitize=thread" test-build
 	TEST_SANITIZER=tsan BUILD=build/tsan tests/run.sh
 
+compat: deps
+	$(MAKE) test-build
+	tests/compat.sh
+
 $(BUILD)/bench_checkout: tools/bench_checkout.c | $(BUILD)
 	$(CC) -std=gnu11 $(WARN) $(CFLAGS) -I$(PG_INC) -o $@ $< -lpq
 
@@ -134,4 +138,4 @@ clean:
 	rm -rf build
 
 
-.PHONY: bench all deps check check-asan check-tsan demo install uninstall clean test-build fuzz
+.PHONY: bench all compat deps check check-asan check-tsan demo install uninstall clean test-build fuzz

@@ -80,36 +80,8 @@ void buf_json_string(struct buf *b, const char *s)
     buf_printf(b, "\"");
 }
 
-/* ---- path and socket ------------------------------------------------------- */
+/* ---- socket ---------------------------------------------------------------- */
 
-bool control_expand_path(const char *pattern, pid_t pid, uid_t uid, char *out,
-                         size_t size)
-{
-    size_t len = 0;
-    for (const char *p = pattern; *p; p++) {
-        char piece[32];
-        const char *add = piece;
-        if (*p == '%' && p[1] == 'p') {
-            snprintf(piece, sizeof piece, "%d", (int)pid);
-            p++;
-        } else if (*p == '%' && p[1] == 'u') {
-            snprintf(piece, sizeof piece, "%u", (unsigned)uid);
-            p++;
-        } else if (*p == '%' && p[1] == '%') {
-            add = "%";
-            p++;
-        } else {
-            piece[0] = *p;
-            piece[1] = '\0';
-        }
-        size_t n = strlen(add);
-        if (len + n + 1 > size)
-            return false;
-        memcpy(out + len, add, n + 1);
-        len += n;
-    }
-    return len > 0;
-}
 
 static void control_problem(const char *detail)
 {

@@ -18,9 +18,7 @@ void buf_printf(struct buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void buf_json_string(struct buf *b, const char *s);
 
-/* Expand %p (pid), %u (uid) and %% in a PQSHIM_CONTROL pattern. */
-bool control_expand_path(const char *pattern, pid_t pid, uid_t uid, char *out,
-                         size_t size);
+#include "control_path.h"
 
 /* Start this process's control socket if PQSHIM_CONTROL is set and it is
  * not up yet (first call in a process, or first call in a forked child). */

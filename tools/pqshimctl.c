@@ -18,6 +18,7 @@
  * could be had at all (no such process, no socket, refused, timed out).
  */
 #define _GNU_SOURCE
+#include "../shim/control_path.h"
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -569,34 +570,6 @@ static const char *talk_error(int err, double timeout)
 
 /* ---- finding sockets ----------------------------------------------------------- */
 
-/* %p -> pid, %u -> uid, %% -> % (as the shim expands PQSHIM_CONTROL). */
-static bool expand_path(const char *pattern, pid_t pid, uid_t uid, char *out, size_t size)
-{
-    size_t len = 0;
-    for (const char *p = pattern; *p; p++) {
-        char piece[32];
-        const char *add = piece;
-        if (*p == '%' && p[1] == 'p') {
-            snprintf(piece, sizeof piece, "%d", (int)pid);
-            p++;
-        } else if (*p == '%' && p[1] == 'u') {
-            snprintf(piece, sizeof piece, "%u", (unsigned)uid);
-            p++;
-        } else if (*p == '%' && p[1] == '%') {
-            add = "%";
-            p++;
-        } else {
-            piece[0] = *p;
-            piece[1] = '\0';
-        }
-        size_t n = strlen(add);
-        if (len + n + 1 > size)
-            return false;
-        memcpy(out + len, add, n + 1);
-        len += n;
-    }
-    return len > 0;
-}
 
 /* The whole of a /proc file (NUL-terminated; may hold NULs), or NULL. */
 static char *read_proc_file(const char *path, size_t *len_out)
@@ -693,7 +666,7 @@ static bool pid_socket(pid_t pid, char *out, size_t size)
     uid_t uid;
     if (!proc_euid(pid, &uid))
         uid = st.st_uid;
-    bool ok = expand_path(pattern, pid, uid, out, size) && strlen(out) < SUN_PATH_SIZE;
+    bool ok = control_expand_path(pattern, pid, uid, out, size) && strlen(out) < SUN_PATH_SIZE;
     if (!ok)
         errmsg("process %d: PQSHIM_CONTROL from %s expands to an empty or too long path",
                (int)pid, from);
@@ -760,7 +733,7 @@ static void scan_processes(struct scan *s)
         uid_t uid;
         char path[SUN_PATH_SIZE];
         if (pattern && proc_euid((pid_t)pid, &uid) &&
-            expand_path(pattern, (pid_t)pid, uid, path, sizeof path)) {
+            control_expand_path(pattern, (pid_t)pid, uid, path, sizeof path)) {
             struct stat st;
             if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
                 scan_add(s, path);
@@ -807,7 +780,7 @@ static bool own_socket_dir(char *out, size_t size)
         snprintf(dir, sizeof dir, "/");
     if (strstr(dir, "%p"))
         return false;
-    return expand_path(dir, getpid(), geteuid(), out, size);
+    return control_expand_path(dir, getpid(), geteuid(), out, size);
 }
 
 /* Remove a socket nobody listens on, if it is ours to remove. */
@@ -1156,7 +1129,7 @@ static int run_single(const struct options *o)
         if (strstr(pattern, "%p"))
             usage_error("PQSHIM_CONTROL (%s) names one socket per process: choose one with "
                         "-p PID (see '%s ls')", pattern, progname);
-        if (!expand_path(pattern, getpid(), geteuid(), path, sizeof path)) {
+        if (!control_expand_path(pattern, getpid(), geteuid(), path, sizeof path)) {
             errmsg("PQSHIM_CONTROL expands to an empty or too long path");
             return EXIT_USAGE;
         }
