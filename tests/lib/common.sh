@@ -84,7 +84,7 @@ cluster_stop() {
 }
 
 cluster_restart() {  # [fast|immediate]
-    pg_as_owner "$PG_BIN/pg_ctl" -D "$CLUSTER_DIR/data" -m "${1:-fast}" -w -t 60 restart \
+    pg_as_owner "$PG_BIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_LOG" -m "${1:-fast}" -w -t 60 restart \
         -o "-k $CLUSTER_DIR -p $PGPORT -c listen_addresses=127.0.0.1 -c max_connections=${CLUSTER_MAXCONN:-40} -c fsync=off -c log_connections=on -c log_disconnections=on" \
         >/dev/null 2>&1
 }

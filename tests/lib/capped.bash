@@ -1,0 +1,184 @@
+# Helpers for the capped-pool integration tests (30-capped.sh and
+# 31-capped-faults.sh). Sourced by those files after common.sh; not a test
+# file itself (the runner only runs tests/integration/*.sh).
+
+# ---- cleanup -------------------------------------------------------------------
+
+# Background processes and cleanup commands of the current test, run when
+# its subshell exits, whether the test passed or not.
+CAPPED_PIDS=()
+CAPPED_CLEANUP=()
+
+capped_cleanup() {
+    local p c
+    for p in "${CAPPED_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${CAPPED_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    for c in "${CAPPED_CLEANUP[@]}"; do eval "$c" >/dev/null 2>&1 || true; done
+}
+
+track_pid() {  # PID
+    CAPPED_PIDS+=("$1")
+    trap capped_cleanup EXIT
+}
+
+on_exit() {  # SHELL-COMMAND
+    CAPPED_CLEANUP+=("$1")
+    trap capped_cleanup EXIT
+}
+
+# wait_pid PID SECONDS: wait for a background process, at most SECONDS;
+# returns its exit status (kills it and fails when it overstays).
+wait_pid() {
+    if ! wait_until "$2" eval "! kill -0 $1 2>/dev/null"; then
+        kill "$1" 2>/dev/null || true
+        wait "$1" 2>/dev/null || true
+        fail "process $1 still running after $2 s"
+        return 1
+    fi
+    local rc=0
+    wait "$1" || rc=$?
+    return $rc
+}
+
+# ---- sampling the server's connections ----------------------------------------
+
+# sampler_start [GROUP_EXPR]: from a direct connection (no shim), count the
+# ordinary client backends other than itself every 20 ms, per value of the
+# SQL expression GROUP_EXPR over pg_stat_activity (default: one group),
+# until sampler_stop. Returns once the first sample is taken.
+sampler_start() {
+    local group=${1:-"'all'"}
+    cat >"$T/sampler.py" <<'EOF'
+import os, sys, time
+import psycopg2
+
+out, stop, ready, group = sys.argv[1:5]
+conn = psycopg2.connect("")
+conn.autocommit = True
+cur = conn.cursor()
+query = ("select coalesce((%s)::text, '?'), count(*) from pg_stat_activity "
+         "where backend_type = 'client backend' and pid <> pg_backend_pid() "
+         "group by 1" % group)
+peak, total_peak, samples = {}, 0, 0
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    cur.execute(query)
+    total = 0
+    for key, n in cur.fetchall():
+        peak[key] = max(peak.get(key, 0), n)
+        total += n
+    total_peak = max(total_peak, total)
+    samples += 1
+    if samples == 1:
+        open(ready, "w").close()
+    if os.path.exists(stop):
+        break
+    time.sleep(0.02)
+with open(out + ".tmp", "w") as f:
+    f.write("total %d\n" % total_peak)
+    for key, n in sorted(peak.items()):
+        f.write("group %s %d\n" % (key, n))
+    f.write("samples %d\n" % samples)
+os.rename(out + ".tmp", out)
+EOF
+    rm -f "$T/sampler.out" "$T/sampler.stop" "$T/sampler.ready"
+    "$PYTHON" "$T/sampler.py" "$T/sampler.out" "$T/sampler.stop" "$T/sampler.ready" "$group" &
+    SAMPLER_PID=$!
+    track_pid "$SAMPLER_PID"
+    wait_until 10 test -e "$T/sampler.ready" || fail "connection sampler did not start"
+}
+
+# sampler_stop: take a last sample, then print the peaks
+# ("total N", "group KEY N", "samples N") and keep them in $T/sampler.out.
+sampler_stop() {
+    touch "$T/sampler.stop"
+    wait_pid "$SAMPLER_PID" 10 || fail "connection sampler failed"
+    cat "$T/sampler.out"
+}
+
+sampler_peak() {  # [GROUP-KEY]: the peak of one group, or of all together
+    if [ $# -eq 0 ]; then
+        awk '$1 == "total" {print $2}' "$T/sampler.out"
+    else
+        awk -v k="$1" '$1 == "group" && $2 == k {print $3; f = 1} END {if (!f) print 0}' \
+            "$T/sampler.out"
+    fi
+}
+
+# ---- scripted clients --------------------------------------------------------
+
+# pool_script_bg NAME: run build/tests/pool_script with the shim on the
+# script $T/NAME.script in the background; output in $T/NAME.out/.err.
+# $POOL_SCRIPT_PID is the client's own pid.
+pool_script_bg() {
+    shimmed exec "$TESTBIN/pool_script" <"$T/$1.script" >"$T/$1.out" 2>"$T/$1.err" &
+    POOL_SCRIPT_PID=$!
+    track_pid "$POOL_SCRIPT_PID"
+}
+
+# pool_script_run NAME: the same in the foreground (20 s at most).
+pool_script_run() {
+    pool_script_bg "$1"
+    wait_pid "$POOL_SCRIPT_PID" 20 || fail "pool_script $1 failed: $(cat "$T/$1.err")"
+}
+
+# await_line FILE REGEX [SECONDS]: wait until a line of FILE matches.
+await_line() {
+    wait_until "${3:-10}" grep -qE -- "$2" "$1" ||
+        fail "no line matching '$2' in $1: $(cat "$1" 2>/dev/null)"
+}
+
+# output_is EXPECTED CMD...: CMD prints exactly EXPECTED (for wait_until,
+# which evaluates its arguments once).
+output_is() {
+    local expected=$1
+    shift
+    [ "$("$@")" = "$expected" ]
+}
+
+# line_value FILE REGEX: the first capture group of the first line matching
+# the sed regex (extended syntax), e.g. line_value out '^connect 1 ok pid=([0-9]+)'
+line_value() {
+    sed -nE "s/$2.*/\\1/p" "$1" | head -n 1
+}
+
+# expect_transcript FILE [SED-ARGS...] <EXPECTED: FILE, with timings and
+# trailing blanks removed and the SED-ARGS applied, must equal EXPECTED.
+expect_transcript() {
+    local actual=$1
+    shift
+    sed -E -e 's/ ms=[0-9.]+//' -e 's/[[:space:]]+$//' "$@" "$actual" >"$actual.norm"
+    cat >"$actual.expected"
+    diff -u "$actual.expected" "$actual.norm" >&2 ||
+        fail "$actual differs from the expected transcript (diff above)"
+}
+
+# ---- the server log ------------------------------------------------------------
+
+# restart_logged [fast|immediate]: cluster_restart that keeps the server
+# writing to $CLUSTER_LOG (pg_ctl restart without -l sends it elsewhere).
+restart_logged() {
+    pg_as_owner "$PG_BIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_LOG" -m "${1:-fast}" \
+        -w -t 60 restart \
+        -o "-k $CLUSTER_DIR -p $PGPORT -c listen_addresses=127.0.0.1 -c max_connections=${CLUSTER_MAXCONN:-40} -c fsync=off -c log_connections=on -c log_disconnections=on" \
+        >/dev/null 2>&1
+}
+
+# server_log_mark: make sure the server writes to $CLUSTER_LOG (restarting
+# it with the log when an earlier restart lost it), then print the log's
+# current size for server_log_since.
+server_log_mark() {
+    local probe="pqshim_log_probe_$$_$RANDOM"
+    PGAPPNAME=$probe sql "select 1" >/dev/null
+    if ! wait_until 3 grep -q "application_name=$probe" "$CLUSTER_LOG"; then
+        restart_logged fast || fail "could not restart the cluster"
+        PGAPPNAME=$probe sql "select 1" >/dev/null
+        wait_until 3 grep -q "application_name=$probe" "$CLUSTER_LOG" ||
+            fail "the server does not write to $CLUSTER_LOG"
+    fi
+    stat -c %s "$CLUSTER_LOG"
+}
+
+server_log_since() {  # MARK: the server log written after server_log_mark
+    tail -c "+$(($1 + 1))" "$CLUSTER_LOG"
+}
