@@ -58,7 +58,7 @@ static bool lives_in_libpq(void *addr)
     if (strncmp(base, "libpq", 5) != 0 || (base[5] != '.' && base[5] != '-'))
         return false;
     real_note_library(info.dli_fname);
-    return true;
+    return real_serves(info.dli_fbase, info.dli_fname);
 }
 
 /* Our hook for (handle, name), or NULL to let libc answer. */

@@ -95,6 +95,10 @@ bool real_complete(void);
  * binder can use it when the global scope does not contain libpq. */
 void real_note_library(const char *path);
 
+/* Is the libpq loaded at base (path, for the log) the one the shim is
+ * bound to? Binds first if needed. A second copy is passed through. */
+bool real_serves(const void *base, const char *path);
+
 /* The real dlsym, found without going through our own wrapper. */
 void *real_dlsym(void *handle, const char *name);
 void *(*real_dlsym_fn(void))(void *, const char *);

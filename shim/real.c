@@ -140,6 +140,24 @@ const struct real_libpq *real_libpq(void)
     return table_found ? &table : NULL;
 }
 
+bool real_serves(const void *base, const char *path)
+{
+    const struct real_libpq *pq = real_libpq();
+    Dl_info info;
+    if (!pq || !pq->PQconnectdb || !dladdr((void *)pq->PQconnectdb, &info))
+        return false;
+    if (info.dli_fbase == base)
+        return true;
+    /* Our hooks would run this copy's connections through another libpq:
+     * hand out its own functions instead, and say so once. */
+    static atomic_bool warned;
+    if (!atomic_exchange(&warned, true))
+        LOG_EVENT(LOG_LVL_WARN, "libpq_second_copy", LF_S("library", path),
+                  LF_S("serving", info.dli_fname ? info.dli_fname : "?"),
+                  LF_S("detail", "connections through the second copy are passed through untouched"));
+    return false;
+}
+
 bool real_complete(void)
 {
     return real_libpq() && table_complete;
