@@ -93,12 +93,18 @@ fuzz:
 deps:
 	@tests/lib/deps.sh
 
+ASAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+# The whole suite, then the whole suite again with the shim and the test
+# programs built under ASan + UBSan.
 check: deps
 	$(MAKE) test-build
 	tests/run.sh
+	$(MAKE) BUILD=build/asan SAN="$(ASAN)" test-build
+	TEST_SANITIZER=asan BUILD=build/asan tests/run.sh
 
 check-asan: deps
-	$(MAKE) BUILD=build/asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test-build
+	$(MAKE) BUILD=build/asan SAN="$(ASAN)" test-build
 	TEST_SANITIZER=asan BUILD=build/asan tests/run.sh
 
 soak: test-build

@@ -292,7 +292,7 @@ test_server_full_retry_succeeds() {
     local log
     for log in "$T/psql.log" "$T/storm.log"; do
         assert_ge 1 "$(count_events "$log" retry)" "retry lines in $log"
-        grep -qE '^pqshim\[[0-9]+\]: warn event=retry target=[^ ]+ attempt=1 delay_ms=[0-9.]+ error=".*remaining connection slots are reserved' "$log" ||
+        grep -qE '^pqshim\[[0-9]+\]: warn event=retry target=[^ ]+ attempt=1 delay_ms=[0-9.]+ error=".*(remaining connection slots are reserved|too many clients already)' "$log" ||
             fail "retry line format in $log: $(grep retry "$log" | head -n 1)"
         assert_eq 0 "$(count_events "$log" connect_failed)" "connect_failed lines in $log"
     done
