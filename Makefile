@@ -110,6 +110,10 @@ check-asan: deps
 soak: test-build
 	tests/soak.sh
 
+check-valgrind: deps
+	$(MAKE) test-build
+	tests/valgrind.sh
+
 check-tsan: deps
 	$(MAKE) BUILD=build/tsan SAN="-fsanitize=thread" test-build
 	TEST_SANITIZER=tsan BUILD=build/tsan tests/run.sh
@@ -144,4 +148,4 @@ clean:
 	rm -rf build
 
 
-.PHONY: bench all compat deps check check-asan check-tsan demo install uninstall clean test-build fuzz
+.PHONY: check-valgrind bench all compat deps check check-asan check-tsan demo install uninstall clean test-build fuzz
