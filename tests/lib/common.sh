@@ -19,8 +19,10 @@ case "${TEST_SANITIZER:-}" in
     asan) SAN_PRELOAD="$(cc -print-file-name=libasan.so) $(cc -print-file-name=libubsan.so) $BUILD/tests/libswiftstub.so "
           export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}
           export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} ;;
+    # The shim starts threads (janitor, control) in forked children of
+    # threaded parents, which TSan refuses unless told.
     tsan) SAN_PRELOAD="$(cc -print-file-name=libtsan.so) $BUILD/tests/libswiftstub.so "
-          export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:report_signal_unsafe=0} ;;
+          export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:report_signal_unsafe=0:die_after_fork=0} ;;
     *) SAN_PRELOAD="" ;;
 esac
 SHIM_PRELOAD="${SAN_PRELOAD}$SHIM"
