@@ -529,8 +529,9 @@ static void note_oldest(const struct shim_conn *sc, void *arg)
 
 int pool_snapshot(struct pool_view **out)
 {
-    /* Registry first (lock order), then the pools, inside the callback's
-     * caller: collect pool pointers, then the oldest checkout of each. */
+    /* Copy the numbers under the pool lock, release it, then find each
+     * pool's oldest checkout under the registry lock alone: the registry
+     * comes first in the lock order, so the two are never nested here. */
     pthread_mutex_lock(&pool_lock);
     int n = (int)HASH_COUNT(pools);
     struct pool_view *views = calloc((size_t)n + 1, sizeof *views);
