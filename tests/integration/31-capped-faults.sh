@@ -143,10 +143,10 @@ test_liveness_after_restart() {
     liveness_script 2 >"$T/restart.script"
     PQSHIM_LOG="$T/restart.log" pool_script_bg restart
     await_line "$T/restart.out" '^ready 0'
-    restart_logged fast || fail "fast restart failed"
+    cluster_restart fast || fail "fast restart failed"
     touch "$T/go0"
     await_line "$T/restart.out" '^ready 1'
-    restart_logged immediate || fail "immediate restart failed"
+    cluster_restart immediate || fail "immediate restart failed"
     touch "$T/go1"
     wait_pid "$POOL_SCRIPT_PID" 20 || fail "client failed: $(cat "$T/restart.err")"
     check_liveness_run restart 2

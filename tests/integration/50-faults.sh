@@ -25,9 +25,9 @@ restart_storm() {
     [ "$policy" = capped ] && conn_sampler_start "$app"
     storm_bg storm -t $threads -d 2 -r "$T/ready" -w "$T/quiet" -c "application_name=$app"
     wait_until 10 test -e "$T/ready" || fail "the storm did not start: $(cat "$T/storm.err")"
-    restart_server "$mode" || fail "$mode restart failed"
+    cluster_restart "$mode" || fail "$mode restart failed"
     touch "$T/quiet"
-    rel_wait "$STORM_PID" 30 || { show "$T/storm.out" "$T/storm.err"; fail "storm failed"; }
+    wait_pid "$STORM_PID" 30 || { show "$T/storm.out" "$T/storm.err"; fail "storm failed"; }
     cat "$T/storm.out"
     local out="$T/storm.out" start
     start=$(field "$out" fds_start)
@@ -111,7 +111,7 @@ terminate_storm() {
     local killed
     killed=$(killer_run "$app" 2.5) || fail "the killer failed"
     touch "$T/quiet"
-    rel_wait "$STORM_PID" 30 || { show "$T/storm.out" "$T/storm.err"; fail "storm failed"; }
+    wait_pid "$STORM_PID" 30 || { show "$T/storm.out" "$T/storm.err"; fail "storm failed"; }
     cat "$T/storm.out"
     echo "terminated: $killed"
     grep -oE 'reason=[a-z_]+' "$T/shim.log" | sort | uniq -c
@@ -195,7 +195,7 @@ EOF
     "$PYTHON" "$T/holder.py" "$FULL_ROLE" "$T/holder.ready" "$T/release" "$1" \
         >"$T/holder.out" 2>&1 &
     HOLDER_PID=$!
-    rel_track "$HOLDER_PID"
+    track_pid "$HOLDER_PID"
     wait_until 30 test -e "$T/holder.ready" || { cat "$T/holder.out"; fail "the holder did not fill the server"; }
     echo "holder took $(cat "$T/holder.ready") connections"
 }
@@ -210,7 +210,7 @@ test_server_full_no_retry_pool_keeps_count() {
 
     # Many threads at once.
     PQSHIM_LOG=$T/storm.log storm_bg storm -t 6 -d 1 -c "user=$FULL_ROLE application_name=full_storm"
-    rel_wait "$STORM_PID" 20 || { show "$T/storm.out" "$T/storm.err"; fail "storm failed"; }
+    wait_pid "$STORM_PID" 20 || { show "$T/storm.out" "$T/storm.err"; fail "storm failed"; }
     cat "$T/storm.out"
     assert_eq 0 "$(field "$T/storm.out" unclean)" "unclean failures"
     assert_ge 6 "$(field "$T/storm.out" connect_errors)" "refused connects"
@@ -242,7 +242,7 @@ EOF
     PQSHIM_LOG=$T/full.log PQSHIM_CONTROL=$T/ctl.sock shimmed exec "$TESTBIN/pool_script" \
         <"$T/full.script" >"$T/full.out" 2>"$T/full.err" &
     local pid=$!
-    rel_track "$pid"
+    track_pid "$pid"
     wait_until 20 grep -q '^refused' "$T/full.out" || { show "$T/full.out" "$T/full.err"; fail "no refused line"; }
     assert_eq 4 "$(grep -c '^t\?connect [0-3] bad .*remaining connection slots are reserved' "$T/full.out")" \
         "connects refused by the server"
@@ -251,13 +251,13 @@ EOF
     assert_eq 4 "$(pool_value "$T/ctl.sock" "$FULL_ROLE@" connect_errors_total)" "connect errors counted"
 
     touch "$T/release"
-    rel_wait "$HOLDER_PID" 10 || fail "the holder failed: $(cat "$T/holder.out")"
+    wait_pid "$HOLDER_PID" 10 || fail "the holder failed: $(cat "$T/holder.out")"
     touch "$T/released"
     wait_until 20 grep -q '^held' "$T/full.out" || { show "$T/full.out" "$T/full.err"; fail "no held line"; }
     assert_eq 3 "$(pool_value "$T/ctl.sock" "$FULL_ROLE@" open)" "open with the cap held"
     assert_eq 3 "$(pool_value "$T/ctl.sock" "$FULL_ROLE@" checked_out)" "checked out with the cap held"
     touch "$T/checked"
-    rel_wait "$pid" 20 || fail "pool_script failed: $(cat "$T/full.err")"
+    wait_pid "$pid" 20 || fail "pool_script failed: $(cat "$T/full.err")"
     cat "$T/full.out"
     assert_eq 3 "$(grep -cE '^t?connect [0-2] ok ' "$T/full.out")" "connects after the slots came back"
     assert_file_contains "$T/full.out" "exec 0 ok $FULL_ROLE" "query"
@@ -276,13 +276,13 @@ test_server_full_retry_succeeds() {
     PQSHIM_LOG=$T/psql.log shimmed exec "$PSQL" -X -A -t -U "$FULL_ROLE" -c 'select 1' \
         >"$T/psql.out" 2>"$T/psql.err" &
     local psql_pid=$!
-    rel_track "$psql_pid"
+    track_pid "$psql_pid"
     PQSHIM_POLICY=capped PQSHIM_POOL_SIZE=2 PQSHIM_MAX_OVERFLOW=2 PQSHIM_LOG=$T/storm.log \
         storm_bg storm -t 4 -n 1 -c "user=$FULL_ROLE application_name=retry_storm"
-    rel_wait "$psql_pid" 20 || fail "psql failed: $(cat "$T/psql.err")"
-    rel_wait "$STORM_PID" 20 || { show "$T/storm.out" "$T/storm.err"; fail "storm failed"; }
+    wait_pid "$psql_pid" 20 || fail "psql failed: $(cat "$T/psql.err")"
+    wait_pid "$STORM_PID" 20 || { show "$T/storm.out" "$T/storm.err"; fail "storm failed"; }
     t1=$(date +%s%N)
-    rel_wait "$HOLDER_PID" 10 || fail "the holder failed: $(cat "$T/holder.out")"
+    wait_pid "$HOLDER_PID" 10 || fail "the holder failed: $(cat "$T/holder.out")"
     cat "$T/storm.out"
     grep -h 'event=retry' "$T/psql.log" "$T/storm.log" | head -n 5
     assert_eq 1 "$(cat "$T/psql.out")" "psql's result"
@@ -311,7 +311,7 @@ test_refused_port() {
         PQSHIM_POLICY=$policy PQSHIM_POOL_SIZE=1 PQSHIM_MAX_OVERFLOW=0 PQSHIM_POOL_TIMEOUT=0 \
             PQSHIM_LOG=$T/$policy.log storm_bg $policy -t 1 -n 6 -v \
             -c "host=127.0.0.1 port=$port connect_timeout=1"
-        rel_wait "$STORM_PID" 20 || { show "$T/$policy.out" "$T/$policy.err"; fail "$policy: storm failed"; }
+        wait_pid "$STORM_PID" 20 || { show "$T/$policy.out" "$T/$policy.err"; fail "$policy: storm failed"; }
         cat "$T/$policy.out"
         assert_eq 6 "$(field "$T/$policy.out" connect_errors)" "$policy: refused connects"
         assert_eq 6 "$(grep -c '^iter .* connect_error .*Connection refused' "$T/$policy.out")" \
@@ -356,7 +356,7 @@ test_silent_listener() {
     pids+=("$STORM_PID")
     local pid
     for pid in "${pids[@]}"; do
-        rel_wait "$pid" 20 || fail "storm $pid failed"
+        wait_pid "$pid" 20 || fail "storm $pid failed"
     done
     cat "$T/alone.out" "$T/mixed.out" "$T/pair.out" "$T/capped1.out"
 
@@ -397,9 +397,9 @@ test_sigkill_mid_transaction() {
     mkfifo "$T/psql.in"
     shimmed exec "$PSQL" -X -q -A -t <"$T/psql.in" >"$T/psql.out" 2>&1 &
     local psql_pid=$!
-    rel_track "$psql_pid"
+    track_pid "$psql_pid"
     exec 7>"$T/psql.in"
-    rel_on_exit "exec 7>&-"
+    on_exit "exec 7>&-"
     printf '%s\n' "begin;" "update rel_kill set v = 'psql' where id = 1;" \
         "insert into rel_kill values (2, 'psql');" "select pg_backend_pid();" '\echo ready' >&7
     wait_until 10 grep -q '^ready' "$T/psql.out" || fail "psql: $(cat "$T/psql.out")"
@@ -417,7 +417,7 @@ print(cur.fetchone()[0], "ready", flush=True)
 time.sleep(60)
 ' >"$T/py.out" 2>&1 &
     local py_pid=$!
-    rel_track "$py_pid"
+    track_pid "$py_pid"
     wait_until 10 grep -q 'ready' "$T/py.out" || fail "python: $(cat "$T/py.out")"
     local b2
     b2=$(cut -d' ' -f1 "$T/py.out")
@@ -437,7 +437,7 @@ time.sleep(60)
         -c "update rel_kill set v = 'after' where id in (1, 3) returning id" 2>&1)
     assert_eq "$(printf '1\n3')" "$out" "update after the kills"
 
-    rel_wait "$STORM_PID" 20 || { show "$T/bystander.out" "$T/bystander.err"; fail "the bystander failed"; }
+    wait_pid "$STORM_PID" 20 || { show "$T/bystander.out" "$T/bystander.err"; fail "the bystander failed"; }
     cat "$T/bystander.out"
     assert_ge 1 "$(field "$T/bystander.out" ok)" "bystander iterations"
     assert_eq 0 "$(field "$T/bystander.out" connect_errors)" "bystander connect errors"
@@ -452,8 +452,8 @@ test_signals_during_wait_at_cap() {
     export PQSHIM_POLICY=capped PQSHIM_POOL_SIZE=1 PQSHIM_MAX_OVERFLOW=0 PQSHIM_LOG=$T/shim.log
     PQSHIM_POOL_TIMEOUT=5 shimmed exec "$TESTBIN/sigwait" 400 >"$T/handed.out" 2>&1 &
     local pid=$!
-    rel_track "$pid"
-    rel_wait "$pid" 20 || fail "sigwait failed: $(cat "$T/handed.out")"
+    track_pid "$pid"
+    wait_pid "$pid" 20 || fail "sigwait failed: $(cat "$T/handed.out")"
     cat "$T/handed.out"
     local line
     line=$(grep '^waiter' "$T/handed.out")
@@ -469,8 +469,8 @@ test_signals_during_wait_at_cap() {
 
     PQSHIM_POOL_TIMEOUT=0.5 shimmed exec "$TESTBIN/sigwait" -1 >"$T/timeout.out" 2>&1 &
     pid=$!
-    rel_track "$pid"
-    rel_wait "$pid" 20 || fail "sigwait failed: $(cat "$T/timeout.out")"
+    track_pid "$pid"
+    wait_pid "$pid" 20 || fail "sigwait failed: $(cat "$T/timeout.out")"
     cat "$T/timeout.out"
     line=$(grep '^waiter' "$T/timeout.out")
     assert_contains "$line" "waiter bad" "no connection while the holder keeps it"
@@ -494,10 +494,10 @@ test_descriptor_exhaustion() {
           PQSHIM_POLICY=$policy PQSHIM_POOL_SIZE=0 PQSHIM_MAX_OVERFLOW=100 \
               PQSHIM_LOG=$T/$policy.log shimmed exec "$TESTBIN/fdhog" ) >"$T/$policy.out" 2>"$T/$policy.err" &
         pids+=($!)
-        rel_track $!
+        track_pid $!
     done
     for policy in null capped; do
-        rel_wait "${pids[0]}" 30 || { show "$T/$policy.out" "$T/$policy.err"; fail "$policy: fdhog failed"; }
+        wait_pid "${pids[0]}" 30 || { show "$T/$policy.out" "$T/$policy.err"; fail "$policy: fdhog failed"; }
         pids=("${pids[@]:1}")
         cat "$T/$policy.out"
         local held
@@ -522,8 +522,8 @@ test_descriptor_exhaustion_control_socket() {
       PQSHIM_POLICY=capped PQSHIM_CONTROL=$T/ctl.sock PQSHIM_LOG=$T/shim.log \
           shimmed exec "$TESTBIN/fdhog" -x ) >"$T/out" 2>"$T/err" &
     local pid=$!
-    rel_track "$pid"
-    rel_wait "$pid" 30 || { show "$T/out" "$T/err" "$T/shim.log"; fail "fdhog failed"; }
+    track_pid "$pid"
+    wait_pid "$pid" 30 || { show "$T/out" "$T/err" "$T/shim.log"; fail "fdhog failed"; }
     cat "$T/out" "$T/err"
     assert_file_contains "$T/out" "failed at 0: " "the first connect fails"
     assert_file_contains "$T/out" "Too many open files" "libpq's error"

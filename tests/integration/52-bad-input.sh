@@ -183,11 +183,11 @@ test_malformed_connection_requests() {
             PQSHIM_LOG=$T/$policy-$format.log shimmed exec "$TESTBIN/badconn" \
             >"$T/$policy-$format.out" 2>"$T/$policy-$format.err" &
         pids+=($!)
-        rel_track $!
+        track_pid $!
     done
     for run in null:text capped:json; do
         local policy=${run%:*} format=${run#*:}
-        rel_wait "${pids[0]}" 60 || fail "$run: badconn failed: $(tail -c 2000 "$T/$policy-$format.err")"
+        wait_pid "${pids[0]}" 60 || fail "$run: badconn failed: $(tail -c 2000 "$T/$policy-$format.err")"
         pids=("${pids[@]:1}")
         assert_eq "" "$(cat "$T/$policy-$format.err")" "$run: stderr"
         diff "$T/plain.out" "$T/$policy-$format.out" >"$T/$policy-$format.diff" ||

@@ -33,7 +33,7 @@ test_password_never_shown() {
             PQSHIM_CONTROL="$T/${names[$i]}.sock" LD_PRELOAD="$SHIM_PRELOAD" \
             "$TESTBIN/pwclient" "${modes[$i]}" "${args[$i]}" "$T/${names[$i]}.ready" "$T/go" \
             >"$T/${names[$i]}.out" 2>"$T/${names[$i]}.err" &
-        rel_track $!
+        track_pid $!
     done
     for i in "${!names[@]}"; do
         wait_until 20 test -e "$T/${names[$i]}.ready" ||
@@ -59,7 +59,7 @@ test_password_never_shown() {
     port=$(free_port)
     PQSHIM_LOG=$T/refused.log storm_bg refused -t 1 -n 1 -v \
         -c "host=127.0.0.1 port=$port password=Secret8refused"
-    rel_wait "$STORM_PID" 20 || fail "storm failed"
+    wait_pid "$STORM_PID" 20 || fail "storm failed"
 
     for name in "${names[@]}"; do
         cat "$T/$name.out"
@@ -90,13 +90,13 @@ test_control_socket_and_log_private() {
     PQSHIM_POLICY=capped PQSHIM_CONTROL=$T/ctl.sock PQSHIM_LOG=$T/shim.log \
         shimmed exec "$TESTBIN/pool_script" <"$T/hold.script" >"$T/hold.out" 2>&1 &
     local pid=$!
-    rel_track "$pid"
+    track_pid "$pid"
     wait_until 20 grep -q '^up' "$T/hold.out" || fail "client: $(cat "$T/hold.out")"
     wait_until 5 test -S "$T/ctl.sock" || fail "no control socket"
     assert_eq "600 $(id -u)" "$(stat -c '%a %u' "$T/ctl.sock")" "control socket mode and owner"
     assert_eq "600 $(id -u)" "$(stat -c '%a %u' "$T/shim.log")" "log file mode and owner"
     touch "$T/go"
-    rel_wait "$pid" 20 || fail "client failed: $(cat "$T/hold.out")"
+    wait_pid "$pid" 20 || fail "client failed: $(cat "$T/hold.out")"
     [ ! -e "$T/ctl.sock" ] || fail "the control socket is left behind"
 }
 
@@ -166,8 +166,8 @@ test_log_path_symlink_and_fifo_refused() {
     mkfifo "$T/fifo.log"
     PQSHIM_LOG=$T/fifo.log shimmed exec "$PSQL" -X -A -t -c 'select 1' >"$T/out" 2>"$T/err" &
     local pid=$!
-    rel_track "$pid"
-    rel_wait "$pid" 10 || fail "FIFO: psql failed or hung: $(cat "$T/err")"
+    track_pid "$pid"
+    wait_pid "$pid" 10 || fail "FIFO: psql failed or hung: $(cat "$T/err")"
     assert_eq 1 "$(cat "$T/out")" "FIFO: psql output"
     assert_eq 1 "$(count_events "$T/err" connect)" "FIFO: connect lines on stderr instead"
 }

@@ -2,44 +2,6 @@
 # 31-capped-faults.sh). Sourced by those files after common.sh; not a test
 # file itself (the runner only runs tests/integration/*.sh).
 
-# ---- cleanup -------------------------------------------------------------------
-
-# Background processes and cleanup commands of the current test, run when
-# its subshell exits, whether the test passed or not.
-CAPPED_PIDS=()
-CAPPED_CLEANUP=()
-
-capped_cleanup() {
-    local p c
-    for p in "${CAPPED_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${CAPPED_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    for c in "${CAPPED_CLEANUP[@]}"; do eval "$c" >/dev/null 2>&1 || true; done
-}
-
-track_pid() {  # PID
-    CAPPED_PIDS+=("$1")
-    trap capped_cleanup EXIT
-}
-
-on_exit() {  # SHELL-COMMAND
-    CAPPED_CLEANUP+=("$1")
-    trap capped_cleanup EXIT
-}
-
-# wait_pid PID SECONDS: wait for a background process, at most SECONDS;
-# returns its exit status (kills it and fails when it overstays).
-wait_pid() {
-    if ! wait_until "$2" eval "! kill -0 $1 2>/dev/null"; then
-        kill "$1" 2>/dev/null || true
-        wait "$1" 2>/dev/null || true
-        fail "process $1 still running after $2 s"
-        return 1
-    fi
-    local rc=0
-    wait "$1" || rc=$?
-    return $rc
-}
-
 # ---- sampling the server's connections ----------------------------------------
 
 # sampler_start [GROUP_EXPR]: from a direct connection (no shim), count the
@@ -155,15 +117,6 @@ expect_transcript() {
 
 # ---- the server log ------------------------------------------------------------
 
-# restart_logged [fast|immediate]: cluster_restart that keeps the server
-# writing to $CLUSTER_LOG (pg_ctl restart without -l sends it elsewhere).
-restart_logged() {
-    pg_as_owner "$PG_BIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_LOG" -m "${1:-fast}" \
-        -w -t 60 restart \
-        -o "-k $CLUSTER_DIR -p $PGPORT -c listen_addresses=127.0.0.1 -c max_connections=${CLUSTER_MAXCONN:-40} -c fsync=off -c log_connections=on -c log_disconnections=on" \
-        >/dev/null 2>&1
-}
-
 # server_log_mark: make sure the server writes to $CLUSTER_LOG (restarting
 # it with the log when an earlier restart lost it), then print the log's
 # current size for server_log_since.
@@ -171,7 +124,7 @@ server_log_mark() {
     local probe="pqshim_log_probe_$$_$RANDOM"
     PGAPPNAME=$probe sql "select 1" >/dev/null
     if ! wait_until 3 grep -q "application_name=$probe" "$CLUSTER_LOG"; then
-        restart_logged fast || fail "could not restart the cluster"
+        cluster_restart fast || fail "could not restart the cluster"
         PGAPPNAME=$probe sql "select 1" >/dev/null
         wait_until 3 grep -q "application_name=$probe" "$CLUSTER_LOG" ||
             fail "the server does not write to $CLUSTER_LOG"

@@ -123,6 +123,50 @@ wait_until() {
     done
 }
 
+# ---- background processes of a test --------------------------------------------
+
+# Processes a test starts and cleanup commands it registers, run when its
+# subshell exits whether it passed or not. TRACK_KILL_SIGNAL (default TERM)
+# is what tracked processes get then.
+TRACKED_PIDS=()
+TRACKED_CLEANUP=()
+
+tracked_cleanup() {
+    local p c
+    for p in "${TRACKED_PIDS[@]}"; do kill -"${TRACK_KILL_SIGNAL:-TERM}" "$p" 2>/dev/null || true; done
+    for p in "${TRACKED_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    for c in "${TRACKED_CLEANUP[@]}"; do eval "$c" >/dev/null 2>&1 || true; done
+}
+
+track_pid() {  # PID
+    TRACKED_PIDS+=("$1")
+    trap tracked_cleanup EXIT
+}
+
+on_exit() {  # SHELL-COMMAND
+    TRACKED_CLEANUP+=("$1")
+    trap tracked_cleanup EXIT
+}
+
+# wait_pid PID SECONDS: wait for a background process at most SECONDS and
+# return its exit status; one that overstays is killed (a hang) and one
+# killed by a signal (a crash) fails the call.
+wait_pid() {
+    if ! wait_until "$2" eval "! kill -0 $1 2>/dev/null"; then
+        kill -9 "$1" 2>/dev/null || true
+        wait "$1" 2>/dev/null || true
+        fail "process $1 still running after $2 s (hung)"
+        return 1
+    fi
+    local rc=0
+    wait "$1" || rc=$?
+    if [ "$rc" -gt 128 ]; then
+        fail "process $1 died of signal $((rc - 128))"
+        return 1
+    fi
+    return $rc
+}
+
 # ---- assertions ----------------------------------------------------------------
 
 fail() { echo "    assertion failed: $*" >&2; return 1; }

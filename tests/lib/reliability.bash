@@ -2,59 +2,11 @@
 # 52-bad-input.sh, 53-security.sh) and the soak run. Sourced after
 # common.sh; not a test file itself.
 
-# ---- background processes -------------------------------------------------------
-
-# Processes of the current test, killed when its subshell exits whether it
-# passed or not; cleanup commands run after them.
-REL_PIDS=()
-REL_CLEANUP=()
-
-rel_cleanup() {
-    local p c
-    for p in "${REL_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    for p in "${REL_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    for c in "${REL_CLEANUP[@]}"; do eval "$c" >/dev/null 2>&1 || true; done
-}
-
-rel_track() {  # PID
-    REL_PIDS+=("$1")
-    trap rel_cleanup EXIT
-}
-
-rel_on_exit() {  # SHELL-COMMAND
-    REL_CLEANUP+=("$1")
-    trap rel_cleanup EXIT
-}
-
-# rel_wait PID SECONDS: wait for a background process at most SECONDS and
-# return its exit status; a process that overstays is killed (a hang) and
-# the call fails. A status above 128 (killed by a signal) is a crash.
-rel_wait() {
-    if ! wait_until "$2" eval "! kill -0 $1 2>/dev/null"; then
-        kill -9 "$1" 2>/dev/null || true
-        wait "$1" 2>/dev/null || true
-        fail "process $1 still running after $2 s (hung)"
-        return 1
-    fi
-    local rc=0
-    wait "$1" || rc=$?
-    if [ "$rc" -gt 128 ]; then
-        fail "process $1 died of signal $((rc - 128))"
-        return 1
-    fi
-    return $rc
-}
+# Tracked processes (common.sh) of these tests are killed outright: a
+# process still running at the end of a fault test is presumed hung.
+TRACK_KILL_SIGNAL=KILL
 
 # ---- the server ------------------------------------------------------------------
-
-# restart_server fast|immediate: cluster_restart that keeps the server
-# writing to $CLUSTER_LOG (pg_ctl restart without -l sends it elsewhere).
-restart_server() {
-    pg_as_owner "$PG_BIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_LOG" -m "$1" \
-        -w -t 60 restart \
-        -o "-k $CLUSTER_DIR -p $PGPORT -c listen_addresses=127.0.0.1 -c max_connections=${CLUSTER_MAXCONN:-40} -c fsync=off -c log_connections=on -c log_disconnections=on" \
-        >/dev/null 2>&1
-}
 
 # backends_of APP: server connections with that application_name.
 backends_of() {
@@ -101,14 +53,14 @@ EOF
     "$PYTHON" "$T/conn_sampler.py" "$1" "$T/conn_sampler.out" "$T/conn_sampler.stop" \
         "$T/conn_sampler.ready" &
     SAMPLER_PID=$!
-    rel_track "$SAMPLER_PID"
+    track_pid "$SAMPLER_PID"
     wait_until 10 test -e "$T/conn_sampler.ready" || fail "connection sampler did not start"
 }
 
 # conn_sampler_stop: print "peak=N samples=M".
 conn_sampler_stop() {
     touch "$T/conn_sampler.stop"
-    rel_wait "$SAMPLER_PID" 10 || fail "connection sampler failed"
+    wait_pid "$SAMPLER_PID" 10 || fail "connection sampler failed"
     cat "$T/conn_sampler.out"
 }
 
@@ -121,7 +73,7 @@ storm_bg() {
     shift
     shimmed exec "$TESTBIN/storm" "$@" >"$T/$name.out" 2>"$T/$name.err" &
     STORM_PID=$!
-    rel_track "$STORM_PID"
+    track_pid "$STORM_PID"
 }
 
 # field FILE NAME: the value of NAME=... on the first line of FILE that has it.
@@ -162,7 +114,7 @@ time.sleep(120)
 EOF
     rm -f "$T/silent.port"
     "$PYTHON" "$T/silent.py" "$T/silent.port" &
-    rel_track $!
+    track_pid $!
     wait_until 10 test -e "$T/silent.port" || fail "silent listener did not start"
     SILENT_PORT=$(cat "$T/silent.port")
 }
