@@ -15,14 +15,5 @@ command -v php >/dev/null 2>&1 && php -m 2>/dev/null | grep -qx pgsql || need+=(
 command -v isql >/dev/null 2>&1 || need+=(unixodbc)
 py 'import pyodbc' || need+=(python3-pyodbc)
 ls /usr/lib/*/odbc/psqlodbcw.so >/dev/null 2>&1 || need+=(odbc-postgresql)
-[ ${#need[@]} -eq 0 ] && exit 0
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "pqshim: installing ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null \
-        || { echo "pqshim: apt-get install ${need[*]} failed" >&2; exit 1; }
-    exit 0
-fi
-echo "pqshim: missing packages for make compat: ${need[*]}" >&2
-echo "pqshim: install them with: sudo apt-get install ${need[*]}" >&2
-exit 1
+. "$(dirname "$0")/install.bash"
+install_missing " for make compat" ${need[@]+"${need[@]}"}
