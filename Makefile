@@ -85,7 +85,8 @@ fuzz:
 	    $(FUZZ_CC) $(FUZZ_FLAGS) -I$(PG_INC) -Ishim -o $(BUILD)/fuzz/fuzz_request \
 	        $(FUZZ_SRC) -lpthread -lm && \
 	    echo "$(FUZZ_CC) ... -o $(BUILD)/fuzz/fuzz_reply" && \
-	    $(FUZZ_CC) $(FUZZ_FLAGS) -o $(BUILD)/fuzz/fuzz_reply tests/fuzz/fuzz_reply.c; \
+	    $(FUZZ_CC) $(FUZZ_FLAGS) -o $(BUILD)/fuzz/fuzz_reply tests/fuzz/fuzz_reply.c \
+	        shim/control_path.c; \
 	else \
 	    echo "make fuzz: $(FUZZ_CC) not found; install clang (e.g. apt-get install clang) and run it again"; \
 	fi

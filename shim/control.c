@@ -328,8 +328,3 @@ double control_uptime(void)
 {
     return now_monotonic() - started_at;
 }
-
-const char *control_socket_path(void)
-{
-    return socket_path;
-}

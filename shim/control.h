@@ -26,7 +26,6 @@ void control_ensure(void);
 void control_forget_after_fork(void);
 
 double control_uptime(void);
-const char *control_socket_path(void);
 
 /* Run one request line, appending the reply (commands.c). */
 void control_dispatch(const char *line, struct buf *reply);

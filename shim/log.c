@@ -271,12 +271,6 @@ void log_event(enum log_level level, const char *event,
     log_emit(config_get(), level, event, fields);
 }
 
-bool log_enabled(enum log_level level)
-{
-    const struct pqshim_config *c = config_get();
-    return level <= c->log_level && c->log_dest != LOG_TO_NONE;
-}
-
 double now_monotonic(void)
 {
     struct timespec ts;

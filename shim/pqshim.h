@@ -183,8 +183,6 @@ size_t log_format_line(char *buf, size_t size, enum log_format format,
                        pid_t pid, double unix_time, enum log_level level,
                        const char *event, const struct log_field *fields);
 
-bool log_enabled(enum log_level level);
-
 /* log_event() with an explicit configuration (used while it is loaded). */
 void log_emit(const struct pqshim_config *cfg, enum log_level level,
               const char *event, const struct log_field *fields);
