@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include "control.h"
+#include "hostlimit.h"
 #include "pool.h"
 
 #include <errno.h>
@@ -16,7 +17,7 @@ static const char *const settings[] = {
     "PQSHIM_POOL_TIMEOUT", "PQSHIM_RESET", "PQSHIM_PRE_PING",
     "PQSHIM_POOL_RECYCLE", "PQSHIM_IDLE_TIMEOUT", "PQSHIM_LOG",
     "PQSHIM_LOG_LEVEL", "PQSHIM_LOG_FORMAT", "PQSHIM_RETRY_FULL",
-    "PQSHIM_CONTROL", NULL};
+    "PQSHIM_HOST_LIMIT", "PQSHIM_HOST_LIMIT_FILE", "PQSHIM_CONTROL", NULL};
 
 static int cap(void)
 {
@@ -39,7 +40,7 @@ static void json_pool(struct buf *b, const struct pool_view *v)
                "\"closes_total\":%llu,\"checkouts_total\":%llu,"
                "\"reuses_total\":%llu,\"waits_total\":%llu,"
                "\"timeouts_total\":%llu,\"deadlocks_total\":%llu,"
-               "\"wait_ms_total\":%.3f,\"oldest_checkout_s\":%.3f}",
+               "\"wait_ms_total\":%.3f,\"oldest_checkout_s\":%.3f",
                v->open, v->checked_out, v->idle, v->waiting,
                (unsigned long long)s->connects_total,
                (unsigned long long)s->connect_errors_total,
@@ -50,6 +51,12 @@ static void json_pool(struct buf *b, const struct pool_view *v)
                (unsigned long long)s->timeouts_total,
                (unsigned long long)s->deadlocks_total, s->wait_ms_total,
                v->oldest_checkout_s);
+    struct hostlimit_view h;
+    if (v->pool && hostlimit_view(v->name, &h))
+        buf_printf(b, ",\"host\":{\"limit\":%d,\"held\":%d,\"held_here\":%d,"
+                   "\"waiting\":%d}}", h.limit, h.held, h.held_here, h.waiting);
+    else
+        buf_printf(b, ",\"host\":null}");
 }
 
 static void cmd_status(struct buf *b)
@@ -63,9 +70,20 @@ static void cmd_status(struct buf *b)
     }
     buf_printf(b, "{\"pid\":%d,\"program\":", (int)pqshim_pid);
     buf_json_string(b, program_invocation_short_name);
-    buf_printf(b, ",\"policy\":\"%s\",\"paused\":%s,\"uptime_s\":%.3f,\"settings\":{",
+    buf_printf(b, ",\"policy\":\"%s\",\"paused\":%s,\"uptime_s\":%.3f,"
+               "\"host_limit\":",
                config_policy_name(c->policy), pool_paused() ? "true" : "false",
                control_uptime());
+    if (c->host_limit > 0) {
+        char path[4096];
+        hostlimit_path(path, sizeof path);
+        buf_printf(b, "{\"limit\":%d,\"file\":", c->host_limit);
+        buf_json_string(b, path);
+        buf_printf(b, "}");
+    } else {
+        buf_printf(b, "null");
+    }
+    buf_printf(b, ",\"settings\":{");
     for (int i = 0; settings[i]; i++) {
         char value[4096];
         config_value_string(c, settings[i], value, sizeof value);
@@ -137,6 +155,10 @@ static void cmd_metrics(struct buf *b)
         {"pqshim_timeouts_total", "counter", "Connect calls that timed out waiting."},
         {"pqshim_wait_seconds_total", "counter", "Time spent waiting at the cap."},
         {"pqshim_oldest_checkout_seconds", "gauge", "Age of the oldest checked-out connection."},
+        {"pqshim_host_limit", "gauge", "Server connections allowed per target host-wide (PQSHIM_HOST_LIMIT); absent when off."},
+        {"pqshim_host_slots_held", "gauge", "Host-wide slots taken for the target, by every process."},
+        {"pqshim_host_slots_held_here", "gauge", "Host-wide slots taken for the target by this process."},
+        {"pqshim_host_waiting", "gauge", "Connect calls queued host-wide for a slot of the target."},
         {NULL, NULL, NULL},
     };
     struct pool_view *views = NULL;
@@ -145,20 +167,33 @@ static void cmd_metrics(struct buf *b)
         b->failed = true;
         return;
     }
+    struct hostlimit_view *hosts = calloc((size_t)n + 1, sizeof *hosts);
+    bool *has_host = calloc((size_t)n + 1, sizeof *has_host);
+    if (!hosts || !has_host) {
+        free(hosts);
+        free(has_host);
+        free(views);
+        b->failed = true;
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        has_host[i] = hostlimit_view(views[i].name, &hosts[i]);
     for (int m = 0; metrics[m].name; m++) {
         buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", metrics[m].name,
                    metrics[m].help, metrics[m].name, metrics[m].type);
         for (int i = 0; i < n; i++) {
             const struct pool_view *v = &views[i];
             const struct pool_stats *s = &v->stats;
+            const struct hostlimit_view *h = &hosts[i];
             double values[] = {v->open, v->checked_out, v->idle, v->waiting,
                                cap(), (double)s->connects_total,
                                (double)s->connect_errors_total,
                                (double)s->closes_total, (double)s->checkouts_total,
                                (double)s->reuses_total, (double)s->waits_total,
                                (double)s->timeouts_total, s->wait_ms_total / 1000.0,
-                               v->oldest_checkout_s};
-            if (m == 4 && !v->capped)
+                               v->oldest_checkout_s, h->limit, h->held,
+                               h->held_here, h->waiting};
+            if ((m == 4 && !v->capped) || (m >= 14 && !has_host[i]))
                 continue;
             buf_printf(b, "%s{pid=\"%d\",program=\"", metrics[m].name, (int)pqshim_pid);
             prom_label(b, program_invocation_short_name);
@@ -167,6 +202,8 @@ static void cmd_metrics(struct buf *b)
             buf_printf(b, "\"} %.17g\n", values[m]);
         }
     }
+    free(hosts);
+    free(has_host);
     free(views);
 }
 

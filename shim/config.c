@@ -163,6 +163,19 @@ static bool parse_retry_full(const char *v, struct pqshim_config *c)
     return true;
 }
 
+static bool parse_host_limit(const char *v, struct pqshim_config *c)
+{
+    return parse_int(v, 0, 1000, &c->host_limit);
+}
+
+static bool parse_host_limit_file(const char *v, struct pqshim_config *c)
+{
+    if (v[0] != '/' || strlen(v) >= sizeof c->host_limit_file)
+        return false;
+    snprintf(c->host_limit_file, sizeof c->host_limit_file, "%s", v);
+    return true;
+}
+
 static bool parse_control(const char *v, struct pqshim_config *c)
 {
     if (v[0] != '/' || strlen(v) >= sizeof c->control_path)
@@ -184,6 +197,8 @@ static const struct variable variables[] = {
     {"PQSHIM_POOL_RECYCLE", parse_recycle, "seconds, 0 for never"},
     {"PQSHIM_IDLE_TIMEOUT", parse_idle_timeout, "seconds, 0 for never"},
     {"PQSHIM_RETRY_FULL", parse_retry_full, "on or off"},
+    {"PQSHIM_HOST_LIMIT", parse_host_limit, "an integer from 1 to 1000, or 0 for no limit"},
+    {"PQSHIM_HOST_LIMIT_FILE", parse_host_limit_file, "an absolute path"},
     {"PQSHIM_CONTROL", parse_control, "an absolute path (%p pid, %u uid, %% a percent sign)"},
     {NULL, NULL, NULL},
 };
@@ -341,6 +356,10 @@ void config_value_string(const struct pqshim_config *c, const char *variable,
         snprintf(buf, size, "%g", c->idle_timeout);
     else if (!strcmp(variable, "PQSHIM_RETRY_FULL"))
         snprintf(buf, size, "%s", c->retry_full ? "on" : "off");
+    else if (!strcmp(variable, "PQSHIM_HOST_LIMIT"))
+        snprintf(buf, size, "%d", c->host_limit);
+    else if (!strcmp(variable, "PQSHIM_HOST_LIMIT_FILE"))
+        snprintf(buf, size, "%s", c->host_limit_file[0] ? c->host_limit_file : "default");
     else if (!strcmp(variable, "PQSHIM_CONTROL"))
         snprintf(buf, size, "%s", c->control_path[0] ? c->control_path : "unset");
     else

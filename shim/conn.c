@@ -6,7 +6,7 @@
  * PGconn address to the next connection, so a stale entry would be wrong.
  */
 #define _GNU_SOURCE
-#include "pqshim.h"
+#include "hostlimit.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -35,6 +35,7 @@ struct shim_conn *conn_new(PGconn *pg, enum conn_state state, const char *name)
     sc->state = state;
     sc->pid = pqshim_pid;
     sc->fd = -1;
+    sc->host_slot = HOST_SLOT_NONE;
     sc->started = now_monotonic();
     snprintf(sc->name, sizeof sc->name, "%s", name ? name : "?");
     return sc;
@@ -44,6 +45,7 @@ void conn_free(struct shim_conn *sc)
 {
     if (!sc)
         return;
+    hostlimit_release(sc->host_slot);
     if (sc->state == CONN_SYNTHETIC)
         atomic_fetch_sub(&synthetic_count, 1);
     free(sc->message);
@@ -280,11 +282,43 @@ bool conn_alive(struct shim_conn *sc)
     return ok;
 }
 
+/* How long a close waits for a reset still in flight (settle_reset). */
+#define RESET_SETTLE_S 0.1
+
+/* Read the answer of a DISCARD ALL still in flight, waiting at most
+ * RESET_SETTLE_S. A pooler in front of the server (PgBouncer in
+ * transaction mode) that sees its client leave in the middle of a query
+ * closes the server connection running it, so closing right after a
+ * checkin (an overflow close, a short-lived process exiting) would cost it
+ * a backend. A dead connection ends the wait at once. */
+static void settle_reset(struct shim_conn *sc)
+{
+    const struct real_libpq *pq = real_libpq();
+    PGconn *pg = sc->pg;
+    double deadline = now_monotonic() + RESET_SETTLE_S;
+    sc->reset_pending = false;
+    for (;;) {
+        while (pq->PQisBusy(pg)) {
+            double left = deadline - now_monotonic();
+            struct pollfd p = {.fd = pq->PQsocket(pg), .events = POLLIN};
+            if (left <= 0 || p.fd < 0 ||
+                poll(&p, 1, (int)(left * 1000.0) + 1) <= 0 || !pq->PQconsumeInput(pg))
+                return;
+        }
+        PGresult *res = pq->PQgetResult(pg);
+        if (!res)
+            return;
+        pq->PQclear(res);
+    }
+}
+
 void conn_close(struct shim_conn *sc, const char *reason)
 {
     LOG_EVENT(LOG_LVL_INFO, "close", LF_S("target", sc->name),
               LF_I("conn", (long long)sc->id), LF_S("reason", reason),
               LF_D("age_s", now_monotonic() - sc->opened));
+    if (sc->reset_pending)
+        settle_reset(sc);
     real_libpq()->PQfinish(sc->pg);
     conn_free(sc);
 }

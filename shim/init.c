@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include "control.h"
+#include "hostlimit.h"
 #include "pool.h"
 
 #include <pthread.h>
@@ -16,15 +17,17 @@
 
 static pthread_once_t activate_once = PTHREAD_ONCE_INIT;
 
-/* Lock order: registry, then pools (see pqshim.h). */
+/* Lock order: registry, pools, host slots (see pqshim.h). */
 static void before_fork(void)
 {
     registry_lock_for_fork();
     pool_lock_for_fork();
+    hostlimit_lock_for_fork();
 }
 
 static void after_fork_parent(void)
 {
+    hostlimit_unlock_after_fork();
     pool_unlock_after_fork();
     registry_unlock_after_fork();
 }
@@ -37,6 +40,7 @@ static void after_fork_child(void)
     pqshim_pid = getpid();
     pool_forget_after_fork();
     registry_forget_after_fork();
+    hostlimit_forget_after_fork();
     control_forget_after_fork();
 }
 

@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include "lifecycle.h"
+#include "hostlimit.h"
 #include "pool.h"
 
 #include <stdio.h>
@@ -132,18 +133,47 @@ static bool connect_done(struct shim_conn *sc, struct pool *pool,
     return true;
 }
 
-/* Open a new server connection as the program asked, tracked by us. */
+static PGconn *host_timeout(const struct target *t, double wait_ms)
+{
+    const struct pqshim_config *c = config_get();
+    char path[4096], msg[5000];
+    hostlimit_path(path, sizeof path);
+    LOG_EVENT(LOG_LVL_ERROR, "host_timeout", LF_S("target", t->name),
+              LF_I("limit", c->host_limit), LF_D("wait_ms", wait_ms));
+    snprintf(msg, sizeof msg,
+             "pqshim: host limit of %d connections reached for %s "
+             "(PQSHIM_HOST_LIMIT, shared through %s), connection timed out, "
+             "timeout %.2fs (PQSHIM_POOL_TIMEOUT)",
+             c->host_limit, t->name, path, c->pool_timeout);
+    return conn_synthetic_error(msg);
+}
+
+/* Open a new server connection as the program asked, tracked by us.
+ * Under a host-wide limit, first wait for a slot. */
 static PGconn *open_tracked(const struct connect_request *req, struct pool *pool,
                             const struct target *t, double wait_ms)
 {
+    int slot = HOST_SLOT_NONE;
+    if (t) {
+        double host_wait_ms;
+        slot = hostlimit_acquire(t, &host_wait_ms);
+        if (slot == HOST_SLOT_TIMEOUT) {
+            if (pool)
+                pool_release(pool, false, pthread_self(), true);
+            return host_timeout(t, host_wait_ms);
+        }
+        wait_ms += host_wait_ms;
+    }
     double started = now_monotonic();
     PGconn *pg = retry_open(req, t ? t->name : NULL);
     struct shim_conn *sc = pg ? conn_new(pg, CONN_CONNECTING, t ? t->name : NULL) : NULL;
     if (!sc) {
+        hostlimit_release(slot);
         if (pool)
             pool_release(pool, false, pthread_self(), !pg);
         return pg; /* out of memory: the connection is passed through */
     }
+    sc->host_slot = slot;
     sc->started = started;
     sc->pool = pool;
     if (req->async && real_libpq()->PQstatus(pg) != CONNECTION_BAD) {
@@ -300,15 +330,21 @@ void lifecycle_finish(PGconn *pg)
     double t0 = now_monotonic();
     if (c->pool_recycle > 0 && t0 - sc->opened >= c->pool_recycle)
         why = "recycle";
+    else if (hostlimit_contended(sc->host_slot))
+        why = "host_demand"; /* its slot goes to the oldest waiter */
     else if (!conn_reset(sc, &why))
         ; /* why says what was wrong */
     else {
         LOG_EVENT(LOG_LVL_DEBUG, "checkin", LF_S("target", sc->name),
                   LF_I("conn", (long long)sc->id),
                   LF_D("reset_ms", (now_monotonic() - t0) * 1000.0));
-        if (pool_checkin(sc, &why))
-            return; /* sc may already belong to another thread */
-
+        bool holds_slot = sc->host_slot >= 0;
+        if (pool_checkin(sc, &why)) {
+            /* sc may already belong to another thread */
+            if (holds_slot)
+                hostlimit_watch_idle();
+            return;
+        }
     }
     pthread_t owner = sc->owner;
     conn_close(sc, why);

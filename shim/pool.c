@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #include "pqshim.h"
 #include "pool.h"
+#include "hostlimit.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -475,6 +476,32 @@ int pool_close_idle(const char *reason, bool forever)
         struct shim_conn *sc;
         while ((sc = pop_idle(p)) != NULL) {
             take_for_close(p, sc, reason);
+            sc->next = list;
+            list = sc;
+            n++;
+        }
+    }
+    pthread_mutex_unlock(&pool_lock);
+    close_list(list);
+    return n;
+}
+
+int pool_close_contended(void)
+{
+    struct shim_conn *list = NULL;
+    int n = 0;
+    pthread_mutex_lock(&pool_lock);
+    for (struct pool *p = pools; p; p = p->hh.next) {
+        struct shim_conn **pp = &p->idle;
+        while (*pp) {
+            struct shim_conn *sc = *pp;
+            if (!hostlimit_contended(sc->host_slot)) {
+                pp = &sc->next;
+                continue;
+            }
+            *pp = sc->next;
+            p->idle_count--;
+            take_for_close(p, sc, "host_demand");
             sc->next = list;
             list = sc;
             n++;

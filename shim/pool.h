@@ -85,6 +85,10 @@ void pool_count_reuse(struct pool *p);
  * Returns the number of idle connections closed. */
 int pool_close_idle(const char *reason, bool forever);
 
+/* Close every idle connection whose host-wide slot another caller waits
+ * for (hostlimit.c's watcher). Returns the number closed. */
+int pool_close_contended(void);
+
 /* New checkouts wait (bounded by the pool timeout) while paused. */
 void pool_set_paused(bool paused);
 bool pool_paused(void);

@@ -4,6 +4,7 @@
  * Lock order (never take an earlier lock while holding a later one):
  *   1. registry lock (conn.c)  — the table of connections the shim created
  *   2. pool lock     (pool.c)  — targets, idle lists, waiters
+ *   3. slot lock     (hostlimit.c) — host-wide slots this process holds
  * No lock is ever held across a real libpq call, dlsym, a log write or
  * socket I/O: those can block for a network round trip or re-enter us.
  */
@@ -134,6 +135,8 @@ struct pqshim_config {
     double idle_timeout;  /* seconds, 0 = never */
     char control_path[4096]; /* pattern; empty = no control socket */
     bool retry_full;         /* retry while the server is full */
+    int host_limit;          /* per target across processes; 0 = off */
+    char host_limit_file[4096]; /* empty: the per-uid default */
 };
 
 /* The configuration, read from the environment once (thread-safe). */
@@ -209,6 +212,9 @@ bool target_from_params(struct target *t, const PQconninfoOption *defaults,
                         const char *const *keywords, const char *const *values,
                         int expand_dbname, const struct real_libpq *pq);
 
+/* A 64-bit FNV-1a hash (password in keys, host-wide slot regions). */
+uint64_t target_hash(const char *s);
+
 /* The display name of a live connection: user@host:port/dbname. */
 void target_name_of(char *buf, size_t size, const char *user,
                     const char *host, const char *port, const char *db);
@@ -237,6 +243,7 @@ struct shim_conn {
     bool unsafe;             /* event procs registered: never reuse */
     bool reused;
     bool ssl;
+    int host_slot;           /* host-wide slot (hostlimit.h), or negative */
     bool reset_pending;      /* DISCARD ALL sent, answer not read yet */
     int backend_pid;
     double started;          /* when the connect began (monotonic) */

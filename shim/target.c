@@ -51,7 +51,7 @@ static bool looks_like_conninfo(const char *s)
            strncmp(s, "postgres://", 11) == 0;
 }
 
-static uint64_t hash64(const char *s)
+uint64_t target_hash(const char *s)
 {
     uint64_t h = 1469598103934665603ULL;
     for (; *s; s++) {
@@ -134,7 +134,7 @@ bool target_from_params(struct target *t, const PQconninfoOption *defaults,
             v = "";
         if (strcmp(set.keyword[i], "password") == 0 && *v)
             n = snprintf(t->key + len, sizeof t->key - len, "password#%016llx\n",
-                         (unsigned long long)hash64(v));
+                         (unsigned long long)target_hash(v));
         else
             n = snprintf(t->key + len, sizeof t->key - len, "%s=%s\n",
                          set.keyword[i], v);

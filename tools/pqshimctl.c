@@ -40,8 +40,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The Makefile passes the version from the file VERSION. */
 #ifndef PQSHIM_VERSION
-#define PQSHIM_VERSION "0.1.0"
+#define PQSHIM_VERSION "unknown"
 #endif
 
 enum {
@@ -902,7 +903,7 @@ static bool scan_all(struct scan *s, const char *dir, const char *command, doubl
 
 /* ---- tables --------------------------------------------------------------- */
 
-#define MAX_COLS 12
+#define MAX_COLS 14
 
 struct table {
     int ncols;
@@ -1004,6 +1005,22 @@ static void cap_text(char *out, size_t size, const struct json *pool)
         snprintf(out, size, "-");
 }
 
+/* The host-wide numbers of a pool: " host=HELD/LIMIT host_waiting=N"
+ * (long) or "HELD/LIMIT" (short); nothing or "-" without a host limit. */
+static void host_text(char *out, size_t size, const struct json *pool, bool long_form)
+{
+    const struct json *h = json_get(pool, "host");
+    if (!h || !json_has_num(h, "limit")) {
+        snprintf(out, size, "%s", long_form ? "" : "-");
+        return;
+    }
+    if (long_form)
+        snprintf(out, size, " host=%.0f/%.0f host_waiting=%.0f", json_num(h, "held"),
+                 json_num(h, "limit"), json_num(h, "waiting"));
+    else
+        snprintf(out, size, "%.0f/%.0f", json_num(h, "held"), json_num(h, "limit"));
+}
+
 /* ---- single-process commands ------------------------------------------------- */
 
 static void show_status(const struct json *st)
@@ -1014,6 +1031,12 @@ static void show_status(const struct json *st)
     printf("pid %.0f  program %s  policy %s  paused %s  uptime %s\n", json_num(st, "pid"),
            program, json_str(st, "policy", "?"), json_true(st, "paused") ? "yes" : "no", up);
     free(program);
+    const struct json *hl = json_get(st, "host_limit");
+    if (hl && json_has_num(hl, "limit")) {
+        char *file = clean(json_str(hl, "file", "?"));
+        printf("host limit %.0f per target, shared through %s\n", json_num(hl, "limit"), file);
+        free(file);
+    }
     const struct json *pools = json_get(st, "pools");
     int n = 0;
     for (const struct json *p = pools ? pools->kids : NULL; p; p = p->next)
@@ -1024,10 +1047,12 @@ static void show_status(const struct json *st)
     }
     putchar('\n');
     struct table t = {
-        .ncols = 11,
+        .ncols = 13,
         .head = {"target", "cap", "open", "used", "idle", "waiting", "connects", "reuses",
-                 "timeouts", "wait ms total", "oldest checkout"},
-        .right = {false, true, true, true, true, true, true, true, true, true, true},
+                 "timeouts", "wait ms total", "oldest checkout", "host held/limit",
+                 "host waiting"},
+        .right = {false, true, true, true, true, true, true, true, true, true, true, true,
+                  true},
     };
     const struct json *totals = json_get(st, "totals");
     for (const struct json *p = pools->kids;; p = p->next) {
@@ -1054,6 +1079,14 @@ static void show_status(const struct json *st)
         cell(&t, "%.0f", json_num(p, "timeouts_total"));
         cell(&t, "%.1f", json_num(p, "wait_ms_total"));
         cell(&t, "%s", oldest);
+        char hostbuf[64];
+        host_text(hostbuf, sizeof hostbuf, p, false);
+        const struct json *h = json_get(p, "host");
+        cell(&t, "%s", p == totals ? "" : hostbuf);
+        if (p != totals && h && json_has_num(h, "waiting"))
+            cell(&t, "%.0f", json_num(h, "waiting"));
+        else
+            cell(&t, "%s", p == totals ? "" : "-");
         if (p == totals)
             break;
     }
@@ -1195,10 +1228,13 @@ static char *targets_summary(const struct json *st)
     for (const struct json *p = pools ? pools->kids : NULL; p; p = p->next) {
         char capbuf[32];
         cap_text(capbuf, sizeof capbuf, p);
-        char *piece = xasprintf("%s%s open=%.0f used=%.0f idle=%.0f waiting=%.0f cap=%s",
+        char hostbuf[96];
+        host_text(hostbuf, sizeof hostbuf, p, true);
+        char *piece = xasprintf("%s%s open=%.0f used=%.0f idle=%.0f waiting=%.0f cap=%s%s",
                                 len ? "; " : "", json_str(p, "target", "?"),
                                 json_num(p, "open"), json_num(p, "checked_out"),
-                                json_num(p, "idle"), json_num(p, "waiting"), capbuf);
+                                json_num(p, "idle"), json_num(p, "waiting"), capbuf,
+                                hostbuf);
         size_t n = strlen(piece);
         out = xrealloc(out, len + n + 1);
         memcpy(out + len, piece, n + 1);

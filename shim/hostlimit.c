@@ -1,0 +1,482 @@
+/*
+ * hostlimit.c — a connection limit shared by every shimmed process on the
+ * host, per target.
+ *
+ * Slots are byte-range record locks (fcntl F_SETLK) on a shared file, one
+ * byte per slot: the kernel drops a process's locks when it dies, however
+ * it dies, so a slot can never leak. Record locks belong to the process,
+ * not to a descriptor or a thread: one descriptor serves the whole
+ * process (closing any other descriptor of the file would drop every
+ * lock, and nothing else opens it), the process keeps its own map of the
+ * slots it holds, and a forked child starts holding none.
+ *
+ * Waiters queue in arrival order through a small table in the same file,
+ * mapped shared: each entry carries a ticket from a host-wide counter and
+ * is claimed by locking its own byte, so the entry of a process that died
+ * is recognised (its byte is free) and removed. Only the oldest waiter of
+ * a target may take a freed slot; newcomers join the queue while it is
+ * not empty. A waiter sleeps on a futex in its entry: whoever frees a slot
+ * wakes the oldest waiter, and a slot freed by a death is found by the
+ * waiters' own check every 200 ms.
+ *
+ * An idle pooled connection holds a slot that a waiting process may need:
+ * checkins close instead of keeping a connection while anyone waits, and
+ * a watcher thread (started only once a process keeps such a connection)
+ * closes idle ones when a new waiter rings the file's demand counter.
+ */
+#define _GNU_SOURCE
+#include "hostlimit.h"
+#include "pool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HL_MAGIC 0x31306c6d696c7170ULL /* "pqlimit01" */
+#define HL_TARGETS 128
+#define HL_WAITERS 1024
+/* Lock bytes live far past the end of the file (locks need no data). */
+#define HL_WAITER_BYTE(w) ((off_t)(1 << 24) + (w))
+#define HL_SLOT_BYTE(slot) ((off_t)(1 << 25) + (slot))
+#define HL_POLL_S 0.2
+
+struct hl_target {
+    _Atomic uint64_t key;    /* hash of the target name; 0 = free */
+    _Atomic uint32_t limit;  /* as last applied, for people */
+    uint32_t unused;
+};
+
+struct hl_waiter {
+    _Atomic uint64_t ticket; /* 0 = free */
+    _Atomic uint32_t target;
+    _Atomic int32_t pid;
+    _Atomic uint32_t wake;   /* futex word */
+    uint32_t unused;
+};
+
+struct hl_shared {
+    _Atomic uint64_t magic;
+    _Atomic uint64_t next_ticket;
+    _Atomic uint32_t demand; /* futex word: a new waiter arrived */
+    uint32_t unused;
+    struct hl_target targets[HL_TARGETS];
+    struct hl_waiter waiters[HL_WAITERS];
+};
+
+/* Process-local state, under hl_lock (a leaf lock: see pqshim.h). */
+static pthread_mutex_t hl_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t attach_once = PTHREAD_ONCE_INIT;
+static int hl_fd = -1;
+static struct hl_shared *hl;
+static uint8_t held[HL_TARGETS][(HOST_LIMIT_MAX + 7) / 8];
+static int held_count[HL_TARGETS];
+static uint8_t own_waiter[HL_WAITERS / 8];
+static bool watcher_started;
+static atomic_bool target_table_full_said;
+
+static bool bit(const uint8_t *map, int i) { return map[i / 8] & (1u << (i % 8)); }
+static void set_bit(uint8_t *map, int i) { map[i / 8] |= (uint8_t)(1u << (i % 8)); }
+static void clear_bit(uint8_t *map, int i) { map[i / 8] &= (uint8_t)~(1u << (i % 8)); }
+
+static long futex(_Atomic uint32_t *word, int op, uint32_t val,
+                  const struct timespec *timeout)
+{
+    return syscall(SYS_futex, (uint32_t *)word, op, val, timeout, NULL, 0);
+}
+
+static void wait_on(_Atomic uint32_t *word, uint32_t seen, double seconds)
+{
+    struct timespec ts = {(time_t)seconds,
+                          (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    futex(word, FUTEX_WAIT, seen, seconds > 0 ? &ts : NULL);
+}
+
+static void wake(_Atomic uint32_t *word, int count)
+{
+    atomic_fetch_add(word, 1);
+    futex(word, FUTEX_WAKE, (uint32_t)count, NULL);
+}
+
+static int lock_byte(off_t byte, short type, int cmd)
+{
+    struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = byte,
+                       .l_len = 1};
+    int r = fcntl(hl_fd, cmd, &fl);
+    if (r == 0 && cmd == F_GETLK)
+        return fl.l_type == F_UNLCK ? 0 : 1; /* 1: another process has it */
+    return r;
+}
+
+void hostlimit_path(char *buf, size_t size)
+{
+    const struct pqshim_config *c = config_get();
+    if (c->host_limit_file[0])
+        snprintf(buf, size, "%s", c->host_limit_file);
+    else
+        snprintf(buf, size, "/tmp/pqshim-hostlimit-%u", (unsigned)geteuid());
+}
+
+static void unusable(const char *path, const char *why, int err)
+{
+    char error[256];
+    snprintf(error, sizeof error, "%s%s%s", why, err ? ": " : "",
+             err ? strerror(err) : "");
+    LOG_EVENT(LOG_LVL_ERROR, "host_limit_unavailable", LF_S("file", path),
+              LF_S("error", error),
+              LF_S("effect", "PQSHIM_HOST_LIMIT is not applied"));
+}
+
+/* Open and map the shared file once per process (a forked child keeps
+ * both: the mapping is shared, and its record locks are its own). */
+static void attach(void)
+{
+    char path[4096];
+    hostlimit_path(path, sizeof path);
+    bool chosen = config_get()->host_limit_file[0] != '\0';
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        unusable(path, "cannot open", errno);
+        return;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        unusable(path, "not a regular file", 0);
+        close(fd);
+        return;
+    }
+    /* The default path is in a shared directory: only trust our own. */
+    if (!chosen && st.st_uid != geteuid()) {
+        unusable(path, "owned by another user", 0);
+        close(fd);
+        return;
+    }
+    if (st.st_size < (off_t)sizeof(struct hl_shared) &&
+        ftruncate(fd, sizeof(struct hl_shared)) != 0) {
+        unusable(path, "cannot size", errno);
+        close(fd);
+        return;
+    }
+    void *map = mmap(NULL, sizeof(struct hl_shared), PROT_READ | PROT_WRITE,
+                     MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) {
+        unusable(path, "cannot map", errno);
+        close(fd);
+        return;
+    }
+    struct hl_shared *shared = map;
+    uint64_t expected = 0;
+    if (!atomic_compare_exchange_strong(&shared->magic, &expected, HL_MAGIC) &&
+        expected != HL_MAGIC) {
+        unusable(path, "not a pqshim host limit file", 0);
+        munmap(map, sizeof(struct hl_shared));
+        close(fd);
+        return;
+    }
+    hl_fd = fd;
+    hl = shared;
+}
+
+static bool attached(void)
+{
+    pthread_once(&attach_once, attach);
+    return hl != NULL;
+}
+
+/* The table index of a target, claimed on first use; -1 when full.
+ * Targets are counted by name (user@host:port/dbname): what the server
+ * sees, whatever other connection options the programs use. */
+static int target_index(const char *name, bool claim)
+{
+    uint64_t h = target_hash(name);
+    if (h == 0)
+        h = 1;
+    for (int n = 0; n < HL_TARGETS; n++) {
+        int i = (int)((h + (uint64_t)n) % HL_TARGETS);
+        uint64_t k = atomic_load(&hl->targets[i].key);
+        if (k == h)
+            return i;
+        if (k == 0) {
+            if (!claim)
+                return -1;
+            if (atomic_compare_exchange_strong(&hl->targets[i].key, &k, h) ||
+                k == h)
+                return i;
+        }
+    }
+    return -1;
+}
+
+/* Is anyone queued for target ahead of ticket (0: at all)? */
+static bool queued_ahead(int target, uint64_t ticket)
+{
+    for (int w = 0; w < HL_WAITERS; w++) {
+        uint64_t t = atomic_load(&hl->waiters[w].ticket);
+        if (t && (ticket == 0 || t < ticket) &&
+            atomic_load(&hl->waiters[w].target) == (uint32_t)target)
+            return true;
+    }
+    return false;
+}
+
+/* Wake the oldest waiter of target, if any. */
+static void wake_oldest(int target)
+{
+    int best = -1;
+    uint64_t best_ticket = UINT64_MAX;
+    for (int w = 0; w < HL_WAITERS; w++) {
+        uint64_t t = atomic_load(&hl->waiters[w].ticket);
+        if (t && t < best_ticket &&
+            atomic_load(&hl->waiters[w].target) == (uint32_t)target) {
+            best = w;
+            best_ticket = t;
+        }
+    }
+    if (best >= 0)
+        wake(&hl->waiters[best].wake, 1);
+}
+
+/* Entries ahead of ticket whose process is gone: remove them. */
+static void remove_dead_waiters(int target, uint64_t ticket)
+{
+    for (int w = 0; w < HL_WAITERS; w++) {
+        uint64_t t = atomic_load(&hl->waiters[w].ticket);
+        if (!t || t >= ticket ||
+            atomic_load(&hl->waiters[w].target) != (uint32_t)target)
+            continue;
+        /* Our own locks never conflict with us: our entries are known.
+         * Any other entry whose byte nobody locks was left by a death. */
+        pthread_mutex_lock(&hl_lock);
+        bool dead = !bit(own_waiter, w) &&
+                    lock_byte(HL_WAITER_BYTE(w), F_WRLCK, F_GETLK) == 0;
+        pthread_mutex_unlock(&hl_lock);
+        if (dead)
+            atomic_compare_exchange_strong(&hl->waiters[w].ticket, &t, 0);
+    }
+}
+
+/* Take a free slot of target under limit; -1 if none. */
+static int try_slot(int target, int limit)
+{
+    int slot = -1;
+    pthread_mutex_lock(&hl_lock);
+    for (int s = 0; s < limit && slot < 0; s++) {
+        if (bit(held[target], s))
+            continue;
+        if (lock_byte(HL_SLOT_BYTE(target * HOST_LIMIT_MAX + s), F_WRLCK,
+                      F_SETLK) == 0) {
+            set_bit(held[target], s);
+            held_count[target]++;
+            slot = target * HOST_LIMIT_MAX + s;
+        }
+    }
+    pthread_mutex_unlock(&hl_lock);
+    return slot;
+}
+
+/* Claim a queue entry with a fresh ticket; -1 when the table is full. */
+static int join_queue(int target, uint64_t *ticket)
+{
+    *ticket = atomic_fetch_add(&hl->next_ticket, 1) + 1;
+    pthread_mutex_lock(&hl_lock);
+    int found = -1;
+    for (int w = 0; w < HL_WAITERS && found < 0; w++) {
+        if (bit(own_waiter, w) || atomic_load(&hl->waiters[w].ticket))
+            continue;
+        if (lock_byte(HL_WAITER_BYTE(w), F_WRLCK, F_SETLK) != 0)
+            continue;
+        set_bit(own_waiter, w);
+        found = w;
+    }
+    pthread_mutex_unlock(&hl_lock);
+    if (found >= 0) {
+        struct hl_waiter *e = &hl->waiters[found];
+        atomic_store(&e->target, (uint32_t)target);
+        atomic_store(&e->pid, (int32_t)pqshim_pid);
+        atomic_store(&e->ticket, *ticket); /* visible last */
+        wake(&hl->demand, INT32_MAX);
+    }
+    return found;
+}
+
+static void leave_queue(int w)
+{
+    atomic_store(&hl->waiters[w].ticket, 0);
+    pthread_mutex_lock(&hl_lock);
+    lock_byte(HL_WAITER_BYTE(w), F_UNLCK, F_SETLK);
+    clear_bit(own_waiter, w);
+    pthread_mutex_unlock(&hl_lock);
+}
+
+static int count_waiting(int target)
+{
+    int n = 0;
+    for (int w = 0; w < HL_WAITERS; w++)
+        if (atomic_load(&hl->waiters[w].ticket) &&
+            atomic_load(&hl->waiters[w].target) == (uint32_t)target)
+            n++;
+    return n;
+}
+
+int hostlimit_acquire(const struct target *t, double *wait_ms)
+{
+    const struct pqshim_config *c = config_get();
+    *wait_ms = 0;
+    if (c->host_limit <= 0 || !attached())
+        return HOST_SLOT_NONE;
+    int target = target_index(t->name, true);
+    if (target < 0) {
+        if (!atomic_exchange(&target_table_full_said, true)) {
+            char path[4096];
+            hostlimit_path(path, sizeof path);
+            unusable(path, "more than 128 targets share the file", 0);
+        }
+        return HOST_SLOT_NONE;
+    }
+    int limit = c->host_limit;
+    atomic_store(&hl->targets[target].limit, (uint32_t)limit);
+    if (!queued_ahead(target, 0)) {
+        int slot = try_slot(target, limit);
+        if (slot >= 0)
+            return slot;
+    }
+
+    double start = now_monotonic(), deadline = start + c->pool_timeout;
+    uint64_t ticket;
+    int w = join_queue(target, &ticket);
+    LOG_EVENT(LOG_LVL_INFO, "host_wait", LF_S("target", t->name),
+              LF_I("limit", limit), LF_I("waiting", count_waiting(target)),
+              LF_D("timeout_s", c->pool_timeout));
+    int slot = -1;
+    for (int round = 0;; round++) {
+        /* Without an entry (table full) the caller polls out of turn. */
+        uint32_t seen = w >= 0 ? atomic_load(&hl->waiters[w].wake) : 0;
+        if (w < 0 || !queued_ahead(target, ticket))
+            slot = try_slot(target, limit);
+        double now = now_monotonic();
+        if (slot >= 0 || now >= deadline)
+            break;
+        double nap = deadline - now < HL_POLL_S ? deadline - now : HL_POLL_S;
+        if (w >= 0)
+            wait_on(&hl->waiters[w].wake, seen, nap);
+        else
+            wait_on(&hl->demand, atomic_load(&hl->demand), nap);
+        if (w >= 0 && round % 5 == 4) {
+            /* Rare: a waiter died, or a watcher missed the demand. */
+            remove_dead_waiters(target, ticket);
+            wake(&hl->demand, INT32_MAX);
+        }
+    }
+    if (w >= 0)
+        leave_queue(w);
+    wake_oldest(target); /* the next in line may find a slot too */
+    *wait_ms = (now_monotonic() - start) * 1000.0;
+    return slot >= 0 ? slot : HOST_SLOT_TIMEOUT;
+}
+
+void hostlimit_release(int slot)
+{
+    if (slot < 0 || !hl)
+        return;
+    int target = slot / HOST_LIMIT_MAX, s = slot % HOST_LIMIT_MAX;
+    pthread_mutex_lock(&hl_lock);
+    if (bit(held[target], s)) {
+        lock_byte(HL_SLOT_BYTE(slot), F_UNLCK, F_SETLK);
+        clear_bit(held[target], s);
+        held_count[target]--;
+    }
+    pthread_mutex_unlock(&hl_lock);
+    wake_oldest(target);
+}
+
+bool hostlimit_contended(int slot)
+{
+    return slot >= 0 && hl && queued_ahead(slot / HOST_LIMIT_MAX, 0);
+}
+
+static void *watcher_main(void *arg)
+{
+    (void)arg;
+    hooks_enter_internal_thread();
+    for (;;) {
+        uint32_t seen = atomic_load(&hl->demand);
+        pool_close_contended();
+        wait_on(&hl->demand, seen, 0);
+    }
+    return NULL;
+}
+
+void hostlimit_watch_idle(void)
+{
+    pthread_mutex_lock(&hl_lock);
+    if (!watcher_started && hl) {
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        pthread_t tid;
+        if (pthread_create(&tid, NULL, watcher_main, NULL) == 0) {
+            pthread_detach(tid);
+            watcher_started = true;
+        }
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    pthread_mutex_unlock(&hl_lock);
+}
+
+bool hostlimit_view(const char *name, struct hostlimit_view *v)
+{
+    const struct pqshim_config *c = config_get();
+    if (c->host_limit <= 0 || !attached())
+        return false;
+    int target = target_index(name, false);
+    if (target < 0)
+        return false;
+    v->limit = c->host_limit;
+    v->held = v->held_here = 0;
+    /* Other processes may apply a larger limit to the same target. */
+    int upto = (int)atomic_load(&hl->targets[target].limit);
+    if (upto < v->limit || upto > HOST_LIMIT_MAX)
+        upto = v->limit;
+    pthread_mutex_lock(&hl_lock);
+    for (int s = 0; s < upto; s++) {
+        if (bit(held[target], s)) {
+            v->held++;
+            v->held_here++;
+        } else {
+            v->held += lock_byte(HL_SLOT_BYTE(target * HOST_LIMIT_MAX + s),
+                                 F_WRLCK, F_GETLK) == 1;
+        }
+    }
+    pthread_mutex_unlock(&hl_lock);
+    v->waiting = count_waiting(target);
+    return true;
+}
+
+void hostlimit_lock_for_fork(void)
+{
+    pthread_mutex_lock(&hl_lock);
+}
+
+void hostlimit_unlock_after_fork(void)
+{
+    pthread_mutex_unlock(&hl_lock);
+}
+
+void hostlimit_forget_after_fork(void)
+{
+    /* The child holds no record locks: none of the parent's slots or
+     * queue entries are its own. */
+    memset(held, 0, sizeof held);
+    memset(held_count, 0, sizeof held_count);
+    memset(own_waiter, 0, sizeof own_waiter);
+    watcher_started = false;
+    pthread_mutex_init(&hl_lock, NULL);
+}

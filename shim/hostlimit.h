@@ -1,0 +1,51 @@
+/*
+ * hostlimit.h — the host-wide connection limit (hostlimit.c): at most
+ * PQSHIM_HOST_LIMIT server connections per target (user@host:port/dbname)
+ * across every process that shares PQSHIM_HOST_LIMIT_FILE.
+ */
+#ifndef PQSHIM_HOSTLIMIT_H
+#define PQSHIM_HOSTLIMIT_H
+
+#include "pqshim.h"
+
+#define HOST_LIMIT_MAX 1000
+
+#define HOST_SLOT_NONE (-1)    /* no limit in force for this connection */
+#define HOST_SLOT_TIMEOUT (-2) /* waited PQSHIM_POOL_TIMEOUT in vain */
+
+/* A slot for one more server connection to t, waiting (in arrival order
+ * across the host) up to PQSHIM_POOL_TIMEOUT. Returns the slot, or
+ * HOST_SLOT_NONE (no limit, or it cannot be enforced: said once in the
+ * log), or HOST_SLOT_TIMEOUT; *wait_ms gets the time spent waiting. */
+int hostlimit_acquire(const struct target *t, double *wait_ms);
+
+/* The connection that held slot is gone (no-op for negative slots). */
+void hostlimit_release(int slot);
+
+/* Does anyone on the host wait for a slot of the target that slot
+ * belongs to? Then an idle connection should close rather than wait. */
+bool hostlimit_contended(int slot);
+
+/* A capped pool now keeps an idle connection that holds a slot: start the
+ * thread that closes such connections when another process needs a slot. */
+void hostlimit_watch_idle(void);
+
+struct hostlimit_view {
+    int limit;      /* as this process applies it */
+    int held;       /* slots taken host-wide */
+    int held_here;  /* by this process */
+    int waiting;    /* callers queued host-wide */
+};
+
+/* The numbers for a target name (user@host:port/dbname); false when the
+ * limit is off or the target has never taken a slot. */
+bool hostlimit_view(const char *name, struct hostlimit_view *v);
+
+/* The file in use (or that would be used). */
+void hostlimit_path(char *buf, size_t size);
+
+void hostlimit_lock_for_fork(void);
+void hostlimit_unlock_after_fork(void);
+void hostlimit_forget_after_fork(void);
+
+#endif

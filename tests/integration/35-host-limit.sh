@@ -1,0 +1,241 @@
+# The host-wide limit (PQSHIM_HOST_LIMIT): many processes, one cap per
+# target on the server; slots come back when their holder dies, waiting is
+# in arrival order and ends in a clear error, forked children hold nothing
+# of their parent's, and the numbers show in status and pqshimctl ls.
+
+. "$ROOT/tests/lib/capped.bash"
+. "$ROOT/tests/lib/reliability.bash"
+
+# Every process of a test shares the test's own limit file.
+export PQSHIM_HOST_LIMIT_FILE="$T/host.limit"
+
+# storm N_PROCS THREADS ITER POLICY: N_PROCS shimmed pool_threads processes
+# at once, each tagged application_name=hl; waits for all of them.
+storm() {
+    local i pids=()
+    for i in $(seq 1 "$1"); do
+        PGAPPNAME=hl PQSHIM_POLICY=$4 PQSHIM_LOG="$T/shim.$i.log" \
+            shimmed timeout 120 "$TESTBIN/pool_threads" -t "$2" -n "$3" \
+            -q "select pg_sleep(0.005)" >"$T/out.$i" 2>"$T/err.$i" &
+        pids+=($!)
+        track_pid $!
+    done
+    local rc=0
+    for i in "${pids[@]}"; do wait_pid "$i" 120 || rc=1; done
+    return $rc
+}
+
+storm_asserts() {  # N_PROCS THREADS ITER LIMIT
+    local i
+    for i in $(seq 1 "$1"); do
+        assert_contains "$(cat "$T/out.$i")" "ok=$(( $2 * $3 )) errors=0" "process $i: all iterations succeed"
+        assert_eq "" "$(cat "$T/err.$i")" "process $i: errors reported"
+    done
+    cat "$T"/shim.*.log >"$T/shim.log"
+    assert_le "$4" "$(sampler_peak hl)" "peak server connections across processes"
+    assert_ge 1 "$(sampler_peak hl)" "peak server connections (the sampler saw the run)"
+    assert_ge 1 "$(count_events "$T/shim.log" host_wait)" "host_wait lines"
+    assert_eq 0 "$(count_events "$T/shim.log" host_timeout)" "host timeouts"
+    assert_eq 0 "$(count_events "$T/shim.log" connect_failed)" "failed connects"
+}
+
+# 8 processes x 8 threads under the null policy (every connect a new
+# server connection), limit 5: never more than 5 on the server, no errors.
+test_storm_null_policy_held_at_limit() {
+    sampler_start application_name
+    PQSHIM_HOST_LIMIT=5 PQSHIM_POOL_TIMEOUT=60 storm 8 8 3 null || fail "a storm process failed"
+    sampler_stop
+    storm_asserts 8 8 3 5
+}
+
+# The same with capped pools (each process could open 15): the host limit
+# still holds, idle connections give their slots up to waiting processes.
+test_storm_capped_policy_held_at_limit() {
+    sampler_start application_name
+    PQSHIM_HOST_LIMIT=5 PQSHIM_POOL_TIMEOUT=60 storm 8 8 3 capped || fail "a storm process failed"
+    sampler_stop
+    storm_asserts 8 8 3 5
+    assert_ge 1 "$(grep -c 'reason=host_demand' "$T/shim.log")" "connections closed for other processes"
+}
+
+# hold NAME: a pool_script process that connects once and holds the
+# connection until $T/NAME.go exists; waits until it is connected.
+hold() {
+    printf 'connect 1\necho held\nwait %s\nfinish 1\n' "$T/$1.go" >"$T/$1.script"
+    PQSHIM_LOG="$T/$1.log" pool_script_bg "$1"
+    eval "${1}_PID=$POOL_SCRIPT_PID"
+    await_line "$T/$1.out" '^held' 30
+}
+
+# A holder killed with SIGKILL gives its slot back at once: a process
+# waiting for it connects well within a second.
+test_sigkill_frees_slot() {
+    export PQSHIM_HOST_LIMIT=1 PQSHIM_POOL_TIMEOUT=20
+    hold a
+    grep -q '^connect 1 ok' "$T/a.out" || fail "holder did not connect: $(cat "$T/a.out")"
+    printf 'connect 1\nexec 1 select 1\nfinish 1\n' >"$T/b.script"
+    PQSHIM_LOG="$T/b.log" pool_script_bg b
+    local waiter=$POOL_SCRIPT_PID
+    await_line "$T/b.log" 'event=host_wait' 10
+    sleep 0.3 # it must still be waiting: nothing has been freed
+    grep -q '^connect' "$T/b.out" && fail "the waiter got past the limit: $(cat "$T/b.out")"
+    local killed_at
+    killed_at=$(date +%s%N)
+    kill -9 "$a_PID"
+    await_line "$T/b.out" '^connect 1 ok' 5
+    local ms=$(( ($(date +%s%N) - killed_at) / 1000000 ))
+    echo "waiter connected ${ms} ms after the SIGKILL"
+    assert_le 1000 "$ms" "ms from SIGKILL to the waiter's connect"
+    wait_pid "$waiter" 10
+    assert_contains "$(cat "$T/b.out")" "exec 1 ok 1" "the waiter's query"
+}
+
+# Waiting ends after PQSHIM_POOL_TIMEOUT with an error naming the limit.
+test_timeout_error_names_host_limit() {
+    export PQSHIM_HOST_LIMIT=1
+    hold a
+    local out rc=0 t0 t1
+    t0=$(date +%s%N)
+    out=$(PQSHIM_POOL_TIMEOUT=0.5 PQSHIM_LOG="$T/b.log" shimmed "$PSQL" -X -c 'select 1' 2>&1) || rc=$?
+    t1=$(date +%s%N)
+    touch "$T/a.go"
+    echo "$out"
+    assert_eq 2 "$rc" "psql exit status"
+    assert_contains "$out" "pqshim: host limit of 1 connections reached for postgres@" "error text"
+    assert_contains "$out" "(PQSHIM_HOST_LIMIT, shared through $T/host.limit), connection timed out, timeout 0.50s (PQSHIM_POOL_TIMEOUT)" "error text"
+    assert_file_contains "$T/b.log" "event=host_timeout" "host_timeout line"
+    assert_file_contains "$T/b.log" "limit=1" "host_timeout names the limit"
+    local ms=$(( (t1 - t0) / 1000000 ))
+    assert_ge 450 "$ms" "ms before the error"
+    assert_le 3000 "$ms" "ms before the error"
+}
+
+# Three processes queue behind a holder; they get the slot in the order
+# they arrived.
+test_waiters_served_in_arrival_order() {
+    export PQSHIM_HOST_LIMIT=1 PQSHIM_POOL_TIMEOUT=30 PQSHIM_LOG_FORMAT=json
+    hold a
+    local i
+    for i in 1 2 3; do
+        printf 'connect 1\nexec 1 select pg_sleep(0.2)\nfinish 1\n' >"$T/w$i.script"
+        PQSHIM_LOG="$T/w$i.log" pool_script_bg "w$i"
+        eval "w${i}_PID=$POOL_SCRIPT_PID"
+        await_line "$T/w$i.log" '"event":"host_wait"' 10
+    done
+    touch "$T/a.go"
+    for i in 1 2 3; do wait_pid "$(eval echo \$w${i}_PID)" 30 || fail "waiter $i failed"; done
+    local order
+    order=$(for i in 1 2 3; do
+        "$PYTHON" -c '
+import json, sys
+for line in open(sys.argv[1]):
+    d = json.loads(line)
+    if d["event"] == "connect":
+        print(d["ts"], sys.argv[2])
+' "$T/w$i.log" "$i"
+    done | sort -n | awk '{printf "%s", $2}')
+    assert_eq 123 "$order" "order in which the waiters connected"
+}
+
+# An idle pooled connection in one process gives its slot to another
+# process that needs one: the watcher closes it (reason=host_demand).
+test_idle_connection_released_for_other_process() {
+    export PQSHIM_HOST_LIMIT=1 PQSHIM_POOL_TIMEOUT=20
+    printf 'connect 1\nexec 1 select 1\nfinish 1\necho idle\nwait %s\n' "$T/a.go" >"$T/a.script"
+    PQSHIM_POLICY=capped PQSHIM_LOG="$T/a.log" pool_script_bg a
+    on_exit "touch $T/a.go"
+    await_line "$T/a.out" '^idle' 10
+    assert_eq 1 "$(server_connections)" "server connections (one idle in the pool)"
+    local t0 ms
+    t0=$(date +%s%N)
+    PQSHIM_LOG="$T/b.log" shimmed "$PSQL" -X -At -c 'select 42' >"$T/b.out" 2>&1 ||
+        fail "psql failed: $(cat "$T/b.out")"
+    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    assert_eq 42 "$(cat "$T/b.out")" "psql output"
+    assert_le 2000 "$ms" "ms for the second process to connect"
+    await_line "$T/a.log" 'reason=host_demand' 5
+}
+
+# Slots belong to connections, and record locks are not inherited: a child
+# forked while its parent holds the only slot must wait like anyone else,
+# and once the parent closes its connection the slot is free even though
+# the child still lives.
+test_fork_child_holds_no_parent_slot() {
+    export PQSHIM_HOST_LIMIT=1 PQSHIM_POOL_TIMEOUT=1
+    PQSHIM_LOG="$T/shim.log" shimmed "$PYTHON" - "$T" "$PSQL" >"$T/out" 2>&1 <<'EOF' || fail "script failed: $(cat "$T/out")"
+import os, sys, time, subprocess
+import psycopg2
+T = sys.argv[1]
+conn = psycopg2.connect("")
+pid = os.fork()
+if pid == 0:
+    try:
+        psycopg2.connect("")
+        print("child connected", flush=True)
+    except psycopg2.OperationalError as e:
+        print("child refused:", str(e).strip().splitlines()[0], flush=True)
+    while not os.path.exists(T + "/release"):
+        time.sleep(0.02)
+    os._exit(0)
+time.sleep(1.5)   # the child's attempt has timed out by now
+conn.close()
+# The child is alive; a new process must still get the slot.
+r = subprocess.run([sys.argv[2], "-X", "-At", "-c", "select 7"],
+                   capture_output=True, text=True)
+print("after close:", r.returncode, r.stdout.strip(), r.stderr.strip())
+open(T + "/release", "w").close()
+os.waitpid(pid, 0)
+EOF
+    cat "$T/out"
+    assert_contains "$(cat "$T/out")" "child refused: pqshim: host limit of 1 connections" "child waits for its parent's slot"
+    assert_contains "$(cat "$T/out")" "after close: 0 7" "slot free after the parent closes, child alive"
+}
+
+# status and pqshimctl ls show the limit and the slots held host-wide.
+test_status_and_ls_show_host_numbers() {
+    export PQSHIM_HOST_LIMIT=3 PQSHIM_CONTROL="$T/ctl.%p"
+    hold a
+    hold b
+    local sock="$T/ctl.$a_PID"
+    wait_until 5 test -S "$sock" || fail "no control socket"
+    ctl "$sock" status >"$T/status.json"
+    "$PYTHON" - "$T/status.json" "$T/host.limit" <<'EOF' || fail "status: $(cat "$T/status.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["host_limit"] == {"limit": 3, "file": sys.argv[2]}, d["host_limit"]
+assert d["settings"]["PQSHIM_HOST_LIMIT"] == "3", d["settings"]
+h = d["pools"][0]["host"]
+assert h == {"limit": 3, "held": 2, "held_here": 1, "waiting": 0}, h
+EOF
+    "$BUILD/pqshimctl" ls -d "$T" >"$T/ls.out"
+    cat "$T/ls.out"
+    assert_eq 2 "$(grep -c 'host=2/3 host_waiting=0' "$T/ls.out")" "ls rows with the host-wide totals"
+    "$BUILD/pqshimctl" -s "$sock" status >"$T/status.txt"
+    cat "$T/status.txt"
+    assert_file_contains "$T/status.txt" "host limit 3 per target, shared through $T/host.limit" "status header"
+    assert_file_contains "$T/status.txt" "2/3" "status host column"
+    ctl "$sock" metrics >"$T/metrics"
+    assert_file_contains "$T/metrics" 'pqshim_host_slots_held{' "metrics"
+    touch "$T/a.go" "$T/b.go"
+}
+
+# Bad values are reported once and change nothing; an unusable file says
+# so and the program connects without the limit.
+test_bad_host_limit_settings() {
+    local out
+    out=$(PQSHIM_HOST_LIMIT=lots shimmed "$PSQL" -X -At -c 'select 1' 2>&1)
+    assert_contains "$out" "event=config_invalid variable=PQSHIM_HOST_LIMIT value=lots" "bad limit"
+    assert_contains "$out" "accepted=\"an integer from 1 to 1000, or 0 for no limit\"" "accepted values"
+    out=$(PQSHIM_HOST_LIMIT=1 PQSHIM_HOST_LIMIT_FILE=relative shimmed "$PSQL" -X -At -c 'select 1' 2>&1)
+    assert_contains "$out" "event=config_invalid variable=PQSHIM_HOST_LIMIT_FILE value=relative" "bad file"
+    ln -s /etc/passwd "$T/link"
+    out=$(PQSHIM_HOST_LIMIT=1 PQSHIM_HOST_LIMIT_FILE="$T/link" shimmed "$PSQL" -X -At -c 'select 1' 2>&1)
+    assert_contains "$out" "error event=host_limit_unavailable file=$T/link" "symlink refused"
+    assert_contains "$out" 'effect="PQSHIM_HOST_LIMIT is not applied"' "the effect is said"
+    assert_contains "$out" $'\n1' "the program still works"
+    printf 'not ours' >"$T/other"
+    dd if=/dev/zero bs=1 count=100000 >>"$T/other" 2>/dev/null
+    out=$(PQSHIM_HOST_LIMIT=1 PQSHIM_HOST_LIMIT_FILE="$T/other" shimmed "$PSQL" -X -At -c 'select 1' 2>&1)
+    assert_contains "$out" 'error="not a pqshim host limit file"' "foreign file refused"
+    assert_eq "not ours" "$(head -c 8 "$T/other")" "foreign file untouched"
+}
