@@ -82,6 +82,10 @@ SCRIPT
 run script_capped PQSHIM_POLICY=capped PQSHIM_POOL_SIZE=1 PQSHIM_MAX_OVERFLOW=1 -- "$TESTBIN/pool_script"
 ALLOW_FAILURE=1 run timeout_capped PQSHIM_POLICY=capped PQSHIM_POOL_SIZE=1 PQSHIM_MAX_OVERFLOW=0 PQSHIM_POOL_TIMEOUT=0.2 -- \
     "$TESTBIN/pool_threads" -t 3 -n 3 -q 'select pg_sleep(0.3)'
+run host_limit_capped PQSHIM_POLICY=capped PQSHIM_HOST_LIMIT=2 "PQSHIM_HOST_LIMIT_FILE=$WORK/host.limit" \
+    "PQSHIM_CONTROL=$WORK/hl-%p.sock" -- "$TESTBIN/pool_threads" -t 4 -n 10 -q 'select 1'
+ALLOW_FAILURE=1 run host_limit_timeout PQSHIM_HOST_LIMIT=1 "PQSHIM_HOST_LIMIT_FILE=$WORK/host.limit" \
+    PQSHIM_POOL_TIMEOUT=0.2 -- "$TESTBIN/pool_threads" -t 3 -n 2 -q 'select pg_sleep(0.3)'
 run control_socket PQSHIM_POLICY=capped "PQSHIM_CONTROL=$WORK/ctl-%p.sock" -- /usr/bin/python3 -c "
 import glob, os, socket, psycopg2
 c = psycopg2.connect(''); c.cursor().execute('select 1')
