@@ -2,6 +2,15 @@
 
 PREFIX   ?= /usr/local
 DESTDIR  ?=
+# Where make install puts the library: PREFIX/lib/pqshim, which the launcher
+# finds from its own location. Setting LIBDIR (a distribution package:
+# /usr/lib/<multiarch>/pqshim) installs it there and compiles the directory
+# into the launcher.
+LIBDIR   ?=
+PKGLIBDIR = $(if $(LIBDIR),$(LIBDIR),$(PREFIX)/lib/pqshim)
+MANDIR   ?= $(PREFIX)/share/man
+# The version, in one place: the file VERSION (debian/changelog must agree).
+VERSION  := $(shell cat VERSION)
 BUILD    ?= build
 CC       ?= cc
 PG_INC   := $(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
@@ -22,22 +31,32 @@ HEADERS  := $(wildcard shim/*.h)
 all: $(BUILD)/libpqshim.so $(BUILD)/pqshim $(BUILD)/pqshimctl
 
 $(BUILD)/obj/%.o: shim/%.c $(HEADERS) | $(BUILD)/obj
-	$(CC) $(SHIM_CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(SHIM_CFLAGS) -c -o $@ $<
 
 # The dlsym wrapper must pass lookups on as a tail call (see the file), so
 # it is always optimised and never instrumented.
 $(BUILD)/obj/dlsym.o: shim/dlsym.c $(HEADERS) | $(BUILD)/obj
-	$(CC) -std=gnu11 $(WARN) -O2 -g -foptimize-sibling-calls -fPIC \
+	$(CC) $(CPPFLAGS) -std=gnu11 $(WARN) -O2 -g -foptimize-sibling-calls -fPIC \
 	    -fvisibility=hidden -I$(PG_INC) -c -o $@ $<
 
 $(BUILD)/libpqshim.so: $(SHIM_OBJ) shim/libpqshim.map
-	$(CC) $(SHIM_LDFLAGS) -o $@ $(SHIM_OBJ) $(SHIM_LIBS)
+	$(CC) $(SHIM_LDFLAGS) $(LDFLAGS) -o $@ $(SHIM_OBJ) $(SHIM_LIBS)
 
-$(BUILD)/pqshim: tools/pqshim.c | $(BUILD)
-	$(CC) -std=gnu11 $(WARN) $(CFLAGS) $(SAN) -o $@ $<
+TOOL_DEFS := -DPQSHIM_VERSION='"$(VERSION)"' $(if $(LIBDIR),-DPQSHIM_LIBDIR='"$(LIBDIR)"')
 
-$(BUILD)/pqshimctl: tools/pqshimctl.c shim/control_path.c shim/control_path.h | $(BUILD)
-	$(CC) -std=gnu11 $(WARN) $(CFLAGS) $(SAN) -o $@ tools/pqshimctl.c shim/control_path.c
+# The launcher and pqshimctl have VERSION (and LIBDIR) compiled in: this
+# file changes when they do, so both are rebuilt.
+$(BUILD)/tools.cfg: FORCE | $(BUILD)
+	@echo 'VERSION=$(VERSION) LIBDIR=$(LIBDIR)' | cmp -s - $@ || \
+	    echo 'VERSION=$(VERSION) LIBDIR=$(LIBDIR)' >$@
+
+$(BUILD)/pqshim: tools/pqshim.c $(BUILD)/tools.cfg | $(BUILD)
+	$(CC) -std=gnu11 $(WARN) $(CPPFLAGS) $(CFLAGS) $(SAN) $(TOOL_DEFS) $(LDFLAGS) -o $@ $<
+
+$(BUILD)/pqshimctl: tools/pqshimctl.c shim/control_path.c shim/control_path.h \
+                    $(BUILD)/tools.cfg | $(BUILD)
+	$(CC) -std=gnu11 $(WARN) $(CPPFLAGS) $(CFLAGS) $(SAN) $(TOOL_DEFS) $(LDFLAGS) -o $@ \
+	    tools/pqshimctl.c shim/control_path.c
 
 $(BUILD) $(BUILD)/obj:
 	mkdir -p $@
@@ -134,19 +153,86 @@ demo: deps
 	$(MAKE) all $(TEST_PROGS)
 	tools/demo.sh
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/lib/pqshim $(DESTDIR)$(PREFIX)/bin
-	install -m 0644 $(BUILD)/libpqshim.so $(DESTDIR)$(PREFIX)/lib/pqshim/libpqshim.so
+# ---- manual pages, packages ------------------------------------------------
+
+# man/*.1 and man/*.7 are man(7) sources; @VERSION@ becomes the version.
+MAN_SRC  := $(wildcard man/*.1 man/*.7)
+MAN_OUT  := $(patsubst man/%,$(BUILD)/man/%,$(MAN_SRC))
+
+$(BUILD)/man:
+	mkdir -p $@
+
+$(BUILD)/man/%: man/% VERSION | $(BUILD)/man
+	sed 's/@VERSION@/$(VERSION)/g' $< >$@
+
+# The pages, checked (groff -ww: no warning allowed; mandoc -Tlint and
+# man --warnings when installed) and rendered to $(BUILD)/man/*.txt.
+man: $(MAN_OUT)
+	@command -v groff >/dev/null 2>&1 || { \
+	    echo "make man: groff not found (apt-get install groff-base)"; exit 1; }
+	@set -e; for page in $(MAN_OUT); do \
+	    out=$$(LC_ALL=C.UTF-8 groff -man -ww -z $$page 2>&1); \
+	    if [ -n "$$out" ]; then echo "$$page: groff:"; echo "$$out"; exit 1; fi; \
+	    if command -v mandoc >/dev/null 2>&1; then \
+	        out=$$(mandoc -Tlint -W warning $$page 2>&1 || true); \
+	        if [ -n "$$out" ]; then echo "$$page: mandoc:"; echo "$$out"; exit 1; fi; \
+	    fi; \
+	    if command -v man >/dev/null 2>&1; then \
+	        out=$$(LC_ALL=C.UTF-8 MANROFFSEQ='' MANWIDTH=80 man --warnings -E UTF-8 -l -Tutf8 -Z $$page 2>&1 >/dev/null); \
+	        if [ -n "$$out" ]; then echo "$$page: man --warnings:"; echo "$$out"; exit 1; fi; \
+	    fi; \
+	    LC_ALL=C.UTF-8 groff -man -Tutf8 -P-cbou -rLL=78n $$page >$$page.txt; \
+	    echo "$$page.txt"; \
+	done
+
+install: all $(MAN_OUT)
+	install -d $(DESTDIR)$(PKGLIBDIR) $(DESTDIR)$(PREFIX)/bin \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
+	install -m 0644 $(BUILD)/libpqshim.so $(DESTDIR)$(PKGLIBDIR)/libpqshim.so
 	install -m 0755 $(BUILD)/pqshim $(DESTDIR)$(PREFIX)/bin/pqshim
 	install -m 0755 $(BUILD)/pqshimctl $(DESTDIR)$(PREFIX)/bin/pqshimctl
+	install -m 0644 $(filter %.1,$(MAN_OUT)) $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(filter %.7,$(MAN_OUT)) $(DESTDIR)$(MANDIR)/man7/
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/lib/pqshim/libpqshim.so $(DESTDIR)$(PREFIX)/bin/pqshim \
-	    $(DESTDIR)$(PREFIX)/bin/pqshimctl
-	-rmdir $(DESTDIR)$(PREFIX)/lib/pqshim 2>/dev/null
+	rm -f $(DESTDIR)$(PKGLIBDIR)/libpqshim.so $(DESTDIR)$(PREFIX)/bin/pqshim \
+	    $(DESTDIR)$(PREFIX)/bin/pqshimctl \
+	    $(patsubst man/%.1,$(DESTDIR)$(MANDIR)/man1/%.1,$(filter %.1,$(MAN_SRC))) \
+	    $(patsubst man/%.7,$(DESTDIR)$(MANDIR)/man7/%.7,$(filter %.7,$(MAN_SRC)))
+	-rmdir $(DESTDIR)$(PKGLIBDIR) 2>/dev/null
+
+# A Debian package, built by dpkg-buildpackage in a copy of the source tree
+# under $(BUILD)/deb (dpkg-buildpackage writes next to the tree it builds);
+# the .deb ends up in $(BUILD), everything else is removed. Without
+# DEB_BUILD_OPTIONS: every core, no -dbgsym package.
+DEB_WORK := $(BUILD)/deb
+deb:
+	@command -v dpkg-buildpackage >/dev/null 2>&1 && command -v dh >/dev/null 2>&1 || { \
+	    echo "make deb: needs dpkg-buildpackage and debhelper (apt-get install dpkg-dev debhelper)"; \
+	    exit 1; }
+	@set -e; rm -rf $(DEB_WORK); mkdir -p $(DEB_WORK)/pqshim-$(VERSION); \
+	tar -c --exclude=./build --exclude=./$(BUILD) --exclude=./.git --exclude=./tmp \
+	    --exclude=__pycache__ --exclude=./debian/build --exclude=./debian/pqshim \
+	    --exclude=./debian/.debhelper --exclude=./debian/files \
+	    --exclude='./debian/*.substvars' --exclude=./debian/debhelper-build-stamp \
+	    -f - . | tar -x -C $(DEB_WORK)/pqshim-$(VERSION); \
+	echo "dpkg-buildpackage -us -uc -b (in $(DEB_WORK)/pqshim-$(VERSION), log $(BUILD)/deb.log)"; \
+	if ! (cd $(DEB_WORK)/pqshim-$(VERSION) && \
+	      env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES \
+	          DEB_BUILD_OPTIONS="$${DEB_BUILD_OPTIONS:-parallel=$$(nproc) noddebs}" \
+	          dpkg-buildpackage -us -uc -b) >$(BUILD)/deb.log 2>&1; then \
+	    tail -n 40 $(BUILD)/deb.log; echo "make deb: dpkg-buildpackage failed"; exit 1; \
+	fi; \
+	rm -f $(BUILD)/pqshim_*.deb; \
+	mv $(DEB_WORK)/pqshim_$(VERSION)_*.deb $(BUILD)/; \
+	rm -rf $(DEB_WORK); \
+	echo "make deb: $$(ls $(BUILD)/pqshim_$(VERSION)_*.deb)"
 
 clean:
 	rm -rf build
 
 
-.PHONY: check-valgrind bench all compat deps check check-asan check-tsan demo install uninstall clean test-build fuzz
+FORCE:
+
+.PHONY: check-valgrind bench all compat deps check check-asan check-tsan demo install uninstall clean test-build fuzz \
+        man deb FORCE

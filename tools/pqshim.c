@@ -6,10 +6,12 @@
  * Each option sets one PQSHIM_* variable, after checking the value exactly
  * as the shim would (a value the shim would refuse is refused here, before
  * the command starts). The library is found next to this executable (the
- * build directory) or under its install prefix (<prefix>/lib/pqshim), by
- * absolute path only: never in the current directory. It is put first in
- * LD_PRELOAD (after any sanitizer runtimes, which must lead), the existing
- * entries are kept, and the command replaces this process (no fork).
+ * build directory), under its install prefix (<prefix>/lib/pqshim), or in
+ * the directory compiled in as PQSHIM_LIBDIR (a distribution package's
+ * /usr/lib/<multiarch>/pqshim), by absolute path only: never in the
+ * current directory. It is put first in LD_PRELOAD (after any sanitizer
+ * runtimes, which must lead), the existing entries are kept, and the
+ * command replaces this process (no fork).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -25,8 +27,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The Makefile passes the version from the file VERSION. */
 #ifndef PQSHIM_VERSION
-#define PQSHIM_VERSION "0.1.0"
+#define PQSHIM_VERSION "unknown"
+#endif
+
+/* The library's directory in a distribution package
+ * (LIBDIR=/usr/lib/<multiarch>/pqshim), looked at after the two places
+ * relative to the launcher. */
+#ifdef PQSHIM_LIBDIR
+#define LIBDIR_HELP ",\nthen in " PQSHIM_LIBDIR
+#else
+#define LIBDIR_HELP ""
 #endif
 
 #define LIB_NAME "libpqshim.so"
@@ -130,7 +142,12 @@ static bool valid_retry_full(const char *v)
     return match_word(v, words);
 }
 
-static bool valid_control(const char *v)
+static bool valid_host_limit(const char *v)
+{
+    return valid_int(v, 0, 1000, NULL);
+}
+
+static bool valid_path(const char *v)
 {
     return v[0] == '/' && strlen(v) < PATH_LIMIT;
 }
@@ -192,7 +209,17 @@ static const struct option_def options[] = {
      "blocking connect as full, retry it with jittered\n"
      "backoff for up to the pool timeout; off: fail at\n"
      "once. Default on."},
-    {"control", "PQSHIM_CONTROL", valid_control,
+    {"host-limit", "PQSHIM_HOST_LIMIT", valid_host_limit,
+     "an integer from 1 to 1000, or 0 for no limit", "N",
+     "At most N server connections per target across\n"
+     "every shimmed process sharing the host limit\n"
+     "file; callers beyond it wait in arrival order up\n"
+     "to the pool timeout. 0 or unset: no limit."},
+    {"host-limit-file", "PQSHIM_HOST_LIMIT_FILE", valid_path,
+     "an absolute path", "PATH",
+     "The file the processes share for the host limit.\n"
+     "Default /tmp/pqshim-hostlimit-UID."},
+    {"control", "PQSHIM_CONTROL", valid_path,
      "an absolute path (%p pid, %u uid, %% a percent sign)", "PATH",
      "Absolute path of the control socket; %p stands\n"
      "for the pid, %u the uid, %% a percent sign.\n"
@@ -238,7 +265,8 @@ static void usage(FILE *out)
             "\n"
             "The library is looked for next to the launcher (a build\n"
             "directory), then under its install prefix\n"
-            "(<prefix>/lib/pqshim/%s), never in the current directory.\n"
+            "(<prefix>/lib/pqshim/%s)%s,\n"
+            "never in the current directory.\n"
             "Its absolute path is put first in LD_PRELOAD (after sanitizer\n"
             "runtimes, which must lead); existing entries are kept after it,\n"
             "and it is not added twice.\n"
@@ -256,8 +284,9 @@ static void usage(FILE *out)
             "Exit status: the command's; %d for a usage error; %d when the\n"
             "library cannot be found; %d when the command cannot be executed;\n"
             "%d when it is not found.\n",
-            "-h, --help", "-V, --version", LIB_NAME, progname, progname,
-            progname, EXIT_USAGE, EXIT_SETUP, EXIT_NOEXEC, EXIT_NOTFOUND);
+            "-h, --help", "-V, --version", LIB_NAME, LIBDIR_HELP, progname,
+            progname, progname, EXIT_USAGE, EXIT_SETUP, EXIT_NOEXEC,
+            EXIT_NOTFOUND);
 }
 
 static void __attribute__((noreturn, format(printf, 2, 3)))
@@ -320,11 +349,16 @@ static char *find_library(const char *override)
             "(/proc/self/exe: %s); name the library with --lib PATH",
             strerror(errno));
     const char *dir = dirname(exe);
-    char candidates[2][PATH_MAX];
-    snprintf(candidates[0], sizeof candidates[0], "%s/%s", dir, LIB_NAME);
-    snprintf(candidates[1], sizeof candidates[1], "%s/../lib/pqshim/%s", dir,
+    char candidates[3][PATH_MAX];
+    int n = 0;
+    snprintf(candidates[n++], sizeof candidates[0], "%s/%s", dir, LIB_NAME);
+    snprintf(candidates[n++], sizeof candidates[0], "%s/../lib/pqshim/%s", dir,
              LIB_NAME);
-    for (int i = 0; i < 2; i++) {
+#ifdef PQSHIM_LIBDIR
+    snprintf(candidates[n++], sizeof candidates[0], "%s/%s", PQSHIM_LIBDIR,
+             LIB_NAME);
+#endif
+    for (int i = 0; i < n; i++) {
         lib = regular_file(candidates[i]);
         if (!lib)
             continue;
@@ -335,9 +369,15 @@ static char *find_library(const char *override)
         free(exe);
         return lib;
     }
+#ifdef PQSHIM_LIBDIR
+    die(EXIT_SETUP, "cannot find %s: looked for %s, %s/../lib/pqshim/%s and %s "
+        "(reinstall the package, or name it with --lib PATH)",
+        LIB_NAME, candidates[0], dir, LIB_NAME, candidates[2]);
+#else
     die(EXIT_SETUP, "cannot find %s: looked for %s and %s/../lib/pqshim/%s "
         "(install with 'make install', or name it with --lib PATH)",
         LIB_NAME, candidates[0], dir, LIB_NAME);
+#endif
 }
 
 /* Sanitizer runtimes refuse to start unless they come first. */

@@ -13,5 +13,12 @@ command -v make >/dev/null 2>&1 || need+=(make)
 /usr/bin/python3 -c 'import psycopg' >/dev/null 2>&1 || need+=(python3-psycopg)
 command -v strace >/dev/null 2>&1 || need+=(strace)
 command -v pgbouncer >/dev/null 2>&1 || [ -n "${PQSHIM_NO_PGBOUNCER:-}" ] || need+=(pgbouncer)
+command -v groff >/dev/null 2>&1 || need+=(groff-base)
+# The package test (tests/integration/80-package.sh) builds and installs a
+# .deb, so it runs only as root: only root needs its tools.
+if [ "$(id -u)" = 0 ]; then
+    command -v dpkg-buildpackage >/dev/null 2>&1 || need+=(dpkg-dev)
+    command -v dh >/dev/null 2>&1 || need+=(debhelper)
+fi
 . "$(dirname "$0")/install.bash"
 install_missing "" ${need[@]+"${need[@]}"}

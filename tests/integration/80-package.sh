@@ -1,0 +1,356 @@
+# shellcheck shell=bash
+# Packaging and documentation: the manual pages (and README) cover every
+# variable the shim reads, every launcher option and every pqshimctl command
+# and column; one version everywhere; make man passes; the Debian package
+# builds, installs, works, and removes cleanly.
+
+# man_headings FILE [SECTION]: the heading line of every .TP entry (of one
+# section), as plain text: macro, fonts, quotes and escapes removed.
+man_headings() {
+    "$PYTHON" - "$@" <<'EOF'
+import re, sys
+lines = open(sys.argv[1]).read().split("\n")
+want = sys.argv[2] if len(sys.argv) > 2 else None
+section = None
+for prev, line in zip([""] + lines, lines):
+    if line.startswith(".SH "):
+        section = line[4:].strip('"')
+    if prev.startswith(".TP") and (want is None or section == want):
+        m = re.match(r"\.([A-Z]+) ?(.*)", line)
+        macro, rest = (m.group(1), m.group(2)) if m else ("", line)
+        words = [a if a else b for a, b in re.findall(r'"([^"]*)"|(\S+)', rest)]
+        # .BR, .IR, ...: the arguments alternate fonts, with no space between.
+        text = ("" if len(macro) == 2 else " ").join(words)
+        print(re.sub(r"\\f[BIRP]", "", text).replace("\\-", "-").replace("\\e", "\\"))
+EOF
+}
+
+# The variables the shim parses: the table in shim/config.c.
+shim_variables() {
+    sed -n 's/^ *{"\(PQSHIM_[A-Z_]*\)", *parse_[a-z_]*,.*/\1/p' "$ROOT/shim/config.c"
+}
+
+# package_skip REASON: the test passes, and the runner's output says it was
+# skipped and why.
+package_skip() {
+    echo "skipped: $1" >&2
+    local label="" f
+    for f in "${FUNCNAME[@]}"; do
+        case "$f" in test_*) label=${f#test_} ;; esac
+    done
+    # $$ is the runner's shell: tell its output when that is a terminal or
+    # a pipe (into a regular file, the runner's next line would overwrite it).
+    if [ -n "$label" ] && { [ -p "/proc/$$/fd/1" ] || [ -c "/proc/$$/fd/1" ]; }; then
+        printf 'skip %-58s %s\n' "80-package: $label" "($1)" >>"/proc/$$/fd/1" 2>/dev/null || true
+    fi
+}
+
+# ---- documentation drift ------------------------------------------------------------
+
+# Every variable in shim/config.c has an entry in pqshim(7)'s ENVIRONMENT
+# and a row in README's configuration table; every entry there is a
+# variable the shim reads; and each entry names what config.c accepts (its
+# words and bounds).
+test_every_variable_documented() {
+    local vars var n=0
+    vars=$(shim_variables)
+    man_headings "$ROOT/man/pqshim.7" ENVIRONMENT >"$T/env-headings"
+    for var in $vars; do
+        n=$((n + 1))
+        grep -qx "$var" "$T/env-headings" || fail "$var has no entry in man/pqshim.7 ENVIRONMENT"
+        grep -q "^| \`$var\` |" "$ROOT/README.md" || fail "$var has no row in README.md's configuration table"
+    done
+    assert_ge 13 "$n" "variables found in shim/config.c"
+    # No entry for a variable the shim does not read.
+    while IFS= read -r var; do
+        printf '%s\n' "$vars" | grep -qx -- "$var" ||
+            fail "man/pqshim.7 documents $var, which shim/config.c does not parse"
+    done <"$T/env-headings"
+    # What each variable accepts, as config.c says it, appears in its entry.
+    "$PYTHON" - "$ROOT/shim/config.c" "$ROOT/man/pqshim.7" <<'EOF'
+import re, sys
+config, man = open(sys.argv[1]).read(), open(sys.argv[2]).read()
+env = man.split("\n.SH ENVIRONMENT\n", 1)[1].split("\n.SH ", 1)[0]
+# Entries: ".TP\n.B NAME\n" up to the next .TP, markup removed.
+entries = {}
+for block in re.split(r"^\.TP\n", env, flags=re.M):
+    m = re.match(r"\.B (PQSHIM_[A-Z_]+)\n", block)
+    if m:
+        text = re.sub(r"^\.[A-Z]+ ?", "", block, flags=re.M)
+        text = re.sub(r"\\f[BIRP]", "", text).replace("\\-", "-").replace("\\e", "\\")
+        entries[m.group(1)] = text
+ignore = {"an", "a", "or", "from", "to", "for", "integer", "seconds", "decimals", "allowed",
+          "absolute", "file", "path", "percent", "sign", "pid", "uid", "never"}
+bad = []
+for name, accepted in re.findall(r'\{"(PQSHIM_[A-Z_]+)", *parse_\w+, *"((?:[^"\\]|\\.)*)"\}', config):
+    for w in re.findall(r"[%A-Za-z0-9]+", accepted):
+        if w.lower() not in ignore and not re.search(r"(?<![A-Za-z0-9])" + re.escape(w) + r"(?![A-Za-z0-9])",
+                                                     entries.get(name, "")):
+            bad.append("%s: man/pqshim.7 does not say %r (config.c accepts: %s)" % (name, w, accepted))
+if bad:
+    sys.exit("\n".join(bad))
+EOF
+}
+
+# Every log event and close reason the shim writes is in pqshim(7)'s LOG
+# LINES, and every event listed there is one the shim writes.
+test_every_log_event_in_man() {
+    "$PYTHON" - "$ROOT/shim" "$ROOT/man/pqshim.7" <<'EOF'
+import glob, os, re, sys
+shim, page = sys.argv[1], open(sys.argv[2]).read()
+events, reasons = set(), set()
+for path in glob.glob(os.path.join(shim, "*.c")):
+    name = os.path.basename(path)
+    for line in open(path):
+        events.update(re.findall(r'(?:LOG_EVENT\(|log_emit\([^,]*, *)LOG_LVL_[A-Z]+, *"([a-z_]+)"', line))
+        events.update(re.findall(r'\brefuse\("([a-z_]+)"', line))
+        reasons.update(re.findall(r'LF_S\("reason", *"([a-z_]+)"', line))
+        if re.search(r'why = |conn_close\(|take_for_close\(|pool_close_idle\(', line) or \
+                (name == "lifecycle.c" and re.match(r'\s*return "[a-z_]+";', line)):
+            reasons.update(re.findall(r'"([a-z_]+)"', line))
+log = page.split("\n.SH LOG LINES\n", 1)[1].split("\n.SH ", 1)[0]
+lines = log.split("\n")
+headings = set()
+for prev, line in zip([""] + lines, lines):
+    if prev.startswith(".TP") and line.startswith(".B"):
+        headings.update(w.strip('",') for w in line.split()[1:] if w.strip('",'))
+close = log.split("\n.B close\n", 1)[1].split("\n.TP\n", 1)[0]
+listed = set(re.findall(r"^\.BR? ([a-z_]+)", close, flags=re.M))
+bad = ["event %s (shim/*.c) is not in man/pqshim.7 LOG LINES" % e for e in sorted(events - headings)]
+bad += ["man/pqshim.7 lists event %s, which the shim never writes" % e for e in sorted(headings - events)]
+bad += ["close reason %s (shim/*.c) is not in man/pqshim.7" % r for r in sorted(reasons - listed)]
+if len(events) < 20 or len(reasons) < 10:
+    bad.append("found only %d events and %d close reasons in shim/*.c" % (len(events), len(reasons)))
+if bad:
+    sys.exit("\n".join(bad))
+print("%d events, %d close reasons" % (len(events), len(reasons)))
+EOF
+}
+
+# Every option in the launcher's --help has an entry in pqshim(1)'s OPTIONS,
+# and every entry there is in --help.
+test_every_launcher_option_in_man() {
+    local help opts opt n=0
+    help=$("$LAUNCHER" --help)
+    opts=$(printf '%s\n' "$help" | sed -n 's/^  \(-[A-Za-z], \)\{0,1\}--\([a-z][a-z-]*\).*/\2/p' | sort -u)
+    man_headings "$ROOT/man/pqshim.1" OPTIONS | grep -o -- '--[a-z][a-z-]*' | sed 's/^--//' | sort -u \
+        >"$T/man-opts"
+    for opt in $opts; do
+        n=$((n + 1))
+        grep -qx -- "$opt" "$T/man-opts" || fail "--$opt (pqshim --help) has no entry in man/pqshim.1 OPTIONS"
+    done
+    assert_ge 16 "$n" "options in pqshim --help"
+    while IFS= read -r opt; do
+        printf '%s\n' "$opts" | grep -qx -- "$opt" ||
+            fail "man/pqshim.1 documents --$opt, which pqshim --help does not list"
+    done <"$T/man-opts"
+    # The exit statuses --help names.
+    local code
+    for code in 2 125 126 127; do
+        man_headings "$ROOT/man/pqshim.1" "EXIT STATUS" | grep -qx "$code" ||
+            fail "exit status $code is not in man/pqshim.1"
+        assert_contains "$help" "$code" "--help names exit status $code"
+    done
+}
+
+# Every pqshimctl command (in its --help, and its table of single-process
+# commands), option, output column and exit status is in pqshimctl(1).
+test_every_pqshimctl_command_in_man() {
+    local help cmds cmd page="$ROOT/man/pqshimctl.1" n=0
+    help=$("$BUILD/pqshimctl" --help)
+    cmds=$( {
+        printf '%s\n' "$help" | sed -n '/^Commands for one process:/,/^$/s/^  \([a-z][a-z]*\) .*/\1/p'
+        printf '%s\n' "$help" | sed -n '/^Every shimmed process/,/^Processes/s/^  \([a-z][a-z -]*[a-z]\)  .*/\1/p'
+        sed -n '/single_commands\[\] = {/,/};/p' "$ROOT/tools/pqshimctl.c" | grep -o '"[a-z]*"' | tr -d '"'
+    } | sort -u)
+    man_headings "$page" >"$T/headings"
+    while IFS= read -r cmd; do
+        [ -n "$cmd" ] || continue
+        n=$((n + 1))
+        grep -qE -- "^$cmd(, | \(|$)" "$T/headings" ||
+            fail "pqshimctl command '$cmd' has no entry in man/pqshimctl.1"
+    done <<<"$cmds"
+    assert_ge 10 "$n" "pqshimctl commands"
+    # Options: every long option of --help has an entry.
+    local opt
+    for opt in $(printf '%s\n' "$help" | grep -o -- '--[a-z][a-z]*' | sort -u); do
+        grep -qE -- "(^|, )$opt( |$)" "$T/headings" || fail "pqshimctl $opt has no entry in man/pqshimctl.1"
+    done
+    # Output columns: the headers of every table pqshimctl prints, each an
+    # entry of its own or named in bold in the command's entry.
+    local col
+    while IFS= read -r col; do
+        grep -qxF -- "$col" "$T/headings" ||
+            grep -qE -- "^\.B ([A-Za-z_ ]+ )?$col( [A-Za-z_ ]+)?( ;)?$" "$page" ||
+            fail "pqshimctl column '$col' is not in man/pqshimctl.1"
+    done < <(tr '\n' ' ' <"$ROOT/tools/pqshimctl.c" | grep -o '\.head = {[^}]*}' | grep -o '"[^"]*"' | tr -d '"')
+    # Exit statuses.
+    local code
+    for code in 0 1 2; do
+        man_headings "$page" "EXIT STATUS" | grep -qx "$code" || fail "exit status $code is not in man/pqshimctl.1"
+    done
+}
+
+# ---- version ---------------------------------------------------------------------------
+
+test_version_agrees() {
+    local version
+    version=$(cat "$ROOT/VERSION")
+    [[ "$version" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || fail "VERSION is not X.Y.Z: '$version'"
+    assert_eq "pqshim ($version)" "$(head -n 1 "$ROOT/debian/changelog" | grep -o '^pqshim ([^)]*)')" \
+        "debian/changelog's newest entry"
+    if command -v dpkg-parsechangelog >/dev/null 2>&1; then
+        assert_eq "$version" "$(dpkg-parsechangelog -l "$ROOT/debian/changelog" -S Version)" \
+            "dpkg-parsechangelog"
+    fi
+    assert_eq "pqshim $version" "$("$LAUNCHER" --version)" "pqshim --version"
+    assert_eq "pqshim $version" "$("$LAUNCHER" -V)" "pqshim -V"
+    assert_eq "pqshimctl $version" "$("$BUILD/pqshimctl" --version)" "pqshimctl --version"
+    # The sources hold no version of their own.
+    local stray
+    stray=$(grep -nE '"[0-9]+\.[0-9]+\.[0-9]+"' "$ROOT"/tools/pqshim.c "$ROOT"/tools/pqshimctl.c \
+        "$ROOT"/shim/*.c "$ROOT"/shim/*.h || true)
+    [ -z "$stray" ] || fail "a version string outside VERSION: $stray"
+    grep -q '@VERSION@' "$ROOT/man/pqshim.1" || fail "man/pqshim.1 does not take its version from VERSION"
+}
+
+# make man: every page builds and renders with no groff (or mandoc, or
+# man --warnings) complaint, and says the version.
+test_make_man() {
+    local out rc=0 page
+    out=$(make -s -C "$ROOT" BUILD="$T/build" man 2>&1) || rc=$?
+    [ "$rc" = 0 ] || { echo "$out"; fail "make man failed"; }
+    for page in pqshim.1 pqshimctl.1 pqshim.7; do
+        [ -s "$T/build/man/$page.txt" ] || fail "no rendering of $page"
+        assert_file_contains "$T/build/man/$page.txt" "pqshim $(cat "$ROOT/VERSION")" "$page footer"
+        assert_not_contains "$(cat "$T/build/man/$page")" "@VERSION@" "$page version substituted"
+    done
+    assert_file_contains "$T/build/man/pqshim.7.txt" "PQSHIM_POOL_TIMEOUT" "pqshim(7) rendered"
+    # A page with a mistake fails.
+    mkdir -p "$T/bad/man"
+    cp "$ROOT/Makefile" "$ROOT/VERSION" "$T/bad/"
+    printf '.TH BAD 1 2026-01-01 "pqshim @VERSION@"\n.SH NAME\nbad \\- bad\n.XX oops\n' >"$T/bad/man/bad.1"
+    rc=0
+    out=$(make -s -C "$T/bad" BUILD="$T/bad/build" man 2>&1) || rc=$?
+    [ "$rc" != 0 ] || fail "make man passed a page with an unknown macro"
+    assert_contains "$out" "XX" "make man names the problem"
+}
+
+# make install puts the manual pages under PREFIX/share/man (MANDIR), where
+# man finds them; make uninstall removes them with the rest.
+test_install_installs_man_pages() {
+    local prefix="$T/prefix" page
+    # "-o all": install what is built (a sanitizer build needs its own flags).
+    make -s -C "$ROOT" BUILD="$BUILD" PREFIX="$prefix" -o all install >"$T/make.out" 2>&1 \
+        || { cat "$T/make.out"; fail "make install"; }
+    for page in man1/pqshim.1 man1/pqshimctl.1 man7/pqshim.7; do
+        [ -f "$prefix/share/man/$page" ] || fail "$page not installed"
+        assert_not_contains "$(cat "$prefix/share/man/$page")" "@VERSION@" "installed $page has its version"
+    done
+    if command -v man >/dev/null 2>&1; then
+        assert_eq "$prefix/share/man/man7/pqshim.7" "$(MANPATH="$prefix/share/man" man -w 7 pqshim)" \
+            "man finds the installed page"
+    fi
+    make -s -C "$ROOT" BUILD="$BUILD" PREFIX="$prefix" uninstall >"$T/make.out" 2>&1 \
+        || { cat "$T/make.out"; fail "make uninstall"; }
+    [ -z "$(find "$prefix" -type f)" ] || fail "left after make uninstall: $(find "$prefix" -type f)"
+}
+
+# ---- the Debian package -----------------------------------------------------------
+
+# Build the package from a copy of the tree (make deb), install it, run psql
+# through the installed launcher, read the installed manual pages, then
+# remove it and check nothing is left. Root only, plain build only (the
+# package is built with the distribution's flags, not a sanitizer's).
+test_debian_package() {
+    [ -z "${TEST_SANITIZER:-}" ] || { package_skip "runs in the plain pass only, not under $TEST_SANITIZER"; return 0; }
+    [ "$(id -u)" = 0 ] || { package_skip "needs root to install a package"; return 0; }
+    command -v dpkg-buildpackage >/dev/null 2>&1 && command -v dh >/dev/null 2>&1 ||
+        { package_skip "dpkg-buildpackage or debhelper missing (apt-get install dpkg-dev debhelper)"; return 0; }
+    # One package test on the host at a time (a lock on dpkg's directory:
+    # dpkg itself locks files in it, never the directory); never replace a
+    # pqshim that someone installed.
+    exec 9</var/lib/dpkg
+    flock -w 300 9 || fail "another package test held the lock for 5 minutes"
+    if dpkg-query -W -f '${Status}' pqshim 2>/dev/null | grep -q 'install ok'; then
+        package_skip "a pqshim package is already installed here: not replacing it"
+        return 0
+    fi
+
+    local version multiarch t0 deb
+    version=$(cat "$ROOT/VERSION")
+    multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
+    # make deb copies the tree into $T/build/deb: the working tree is only read.
+    t0=$(date +%s%N)
+    make -s -C "$ROOT" BUILD="$T/build" deb >"$T/make-deb.out" 2>&1 ||
+        { cat "$T/make-deb.out"; fail "make deb"; }
+    echo "make deb: $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+    deb=$(ls "$T"/build/pqshim_"$version"_*.deb)
+    assert_file_contains "$T/make-deb.out" "$deb" "make deb reports the .deb"
+    [ ! -e "$T/build/deb" ] || fail "make deb left its work directory"
+    [ ! -e "$ROOT/debian/pqshim" ] && [ ! -e "$ROOT/debian/files" ] ||
+        fail "make deb wrote into the working tree"
+    [ -z "$(ls "$ROOT"/../pqshim_* 2>/dev/null)" ] || fail "a build product outside the tree"
+    assert_eq "$version" "$(dpkg-deb -f "$deb" Version)" "package version"
+    assert_contains "$(dpkg-deb -f "$deb" Depends)" "libpq5" "Depends"
+    dpkg-deb -c "$deb" | awk '{ print $6 }' | sed 's|^\./|/|' >"$T/contents"
+    local f
+    for f in /usr/bin/pqshim /usr/bin/pqshimctl "/usr/lib/$multiarch/pqshim/libpqshim.so" \
+        /usr/share/man/man1/pqshim.1.gz /usr/share/man/man1/pqshimctl.1.gz \
+        /usr/share/man/man7/pqshim.7.gz /usr/share/doc/pqshim/copyright \
+        /usr/share/doc/pqshim/examples/pqshim-metrics.service; do
+        grep -qx "$f" "$T/contents" || fail "$f is not in the package"
+    done
+    grep -q '^/usr/share/doc/pqshim/README' "$T/contents" || fail "README is not in the package"
+
+    # Install; removed again however the test ends.
+    on_exit "dpkg --purge pqshim"
+    t0=$(date +%s%N)
+    dpkg -i "$deb" >"$T/dpkg-i.out" 2>&1 || { cat "$T/dpkg-i.out"; fail "dpkg -i"; }
+    echo "dpkg -i: $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+
+    # The launcher in PATH finds the library in the multiarch directory.
+    assert_eq /usr/bin/pqshim "$(PATH=/usr/bin:/bin command -v pqshim)" "pqshim in PATH"
+    assert_eq "pqshim $version" "$(/usr/bin/pqshim --version)" "installed pqshim --version"
+    assert_eq "pqshimctl $version" "$(/usr/bin/pqshimctl --version)" "installed pqshimctl --version"
+    local out
+    out=$(cd "$T" && PATH=/usr/bin:/bin env -u LD_PRELOAD pqshim -- env | grep '^LD_PRELOAD=')
+    assert_eq "LD_PRELOAD=/usr/lib/$multiarch/pqshim/libpqshim.so" "$out" "installed launcher's LD_PRELOAD"
+    out=$(cd "$T" && PATH=/usr/bin:/bin env -u LD_PRELOAD \
+        pqshim --policy capped --log "$T/shim.log" -- "$PSQL" -X -A -t -c 'select 1')
+    assert_eq 1 "$out" "psql through the installed launcher"
+    assert_eq 1 "$(count_events "$T/shim.log" connect)" "connect line"
+    assert_file_contains "$T/shim.log" "target=postgres@" "connect line names the target"
+    # Without the launcher, as a service would load it.
+    out=$(LD_PRELOAD="/usr/lib/$multiarch/pqshim/libpqshim.so" PQSHIM_LOG="$T/shim2.log" \
+        "$PSQL" -X -A -t -c 'select 2')
+    assert_eq 2 "$out" "psql with the installed library in LD_PRELOAD"
+    assert_eq 1 "$(count_events "$T/shim2.log" connect)" "connect line (LD_PRELOAD)"
+    # The examples' paths are the installed ones.
+    assert_file_contains /usr/share/doc/pqshim/examples/systemd-dropin-pqshim.conf \
+        "LD_PRELOAD=/usr/lib/$multiarch/pqshim/libpqshim.so" "the drop-in's library path"
+
+    # The manual pages.
+    if command -v man >/dev/null 2>&1; then
+        assert_eq /usr/share/man/man1/pqshim.1.gz "$(man -w pqshim)" "man -w pqshim"
+        assert_eq /usr/share/man/man7/pqshim.7.gz "$(man -w 7 pqshim)" "man -w 7 pqshim"
+        assert_eq /usr/share/man/man1/pqshimctl.1.gz "$(man -w pqshimctl)" "man -w pqshimctl"
+        MANWIDTH=80 man 7 pqshim 2>/dev/null | grep -q PQSHIM_HOST_LIMIT || fail "man 7 pqshim does not render"
+    else
+        echo "man-db is not installed: checking the files instead of man -w"
+        for f in /usr/share/man/man1/pqshim.1.gz /usr/share/man/man1/pqshimctl.1.gz \
+            /usr/share/man/man7/pqshim.7.gz; do
+            [ -s "$f" ] || fail "$f not installed"
+        done
+    fi
+
+    # Remove: every file goes.
+    dpkg --purge pqshim >"$T/dpkg-r.out" 2>&1 || { cat "$T/dpkg-r.out"; fail "dpkg --purge"; }
+    ! dpkg-query -W -f '${Status}' pqshim 2>/dev/null | grep -q 'install ok' || fail "still installed"
+    while IFS= read -r f; do
+        case "$f" in /|/usr/|/usr/bin/|/usr/lib/|/usr/lib/"$multiarch"/|/usr/share/|/usr/share/doc/|/usr/share/man/|/usr/share/man/man?/) continue ;; esac
+        [ ! -e "$f" ] || fail "$f left after dpkg --purge"
+    done <"$T/contents"
+    [ ! -e "/usr/lib/$multiarch/pqshim" ] || fail "library directory left"
+    [ ! -e /usr/share/doc/pqshim ] || fail "doc directory left"
+}
