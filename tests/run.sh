@@ -46,7 +46,7 @@ for file in tests/integration/*.sh; do
     for name in $names; do
         label="$(basename "$file" .sh): ${name#test_}"
         [ -z "$pattern" ] || [[ "$label" == *"$pattern"* ]] || continue
-        T="$WORK/$name"
+        T="$WORK/$(basename "$file" .sh)/$name"
         mkdir -p "$T"
         chmod 777 "$T"
         t0=$(date +%s)
