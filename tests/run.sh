@@ -50,7 +50,8 @@ for file in tests/integration/*.sh; do
         mkdir -p "$T"
         chmod 777 "$T"
         t0=$(date +%s)
-        ( export T; set -e; . "$file"; cd "$T"; "$name" ) >"$T/output" 2>&1 </dev/null
+        ( export T TEST_FILE; TEST_FILE=$(basename "$file" .sh); set -e; . "$file"; cd "$T"; "$name" ) \
+            >"$T/output" 2>&1 </dev/null
         rc=$?
         record "$label" $rc $(( $(date +%s) - t0 )) "$T/output"
         # A test that stopped the server leaves it for the next one running.

@@ -30,20 +30,6 @@ shim_variables() {
     sed -n 's/^ *{"\(PQSHIM_[A-Z_]*\)", *parse_[a-z_]*,.*/\1/p' "$ROOT/shim/config.c"
 }
 
-# package_skip REASON: the test passes, and the runner's output says it was
-# skipped and why.
-package_skip() {
-    echo "skipped: $1" >&2
-    local label="" f
-    for f in "${FUNCNAME[@]}"; do
-        case "$f" in test_*) label=${f#test_} ;; esac
-    done
-    # $$ is the runner's shell: tell its output when that is a terminal or
-    # a pipe (into a regular file, the runner's next line would overwrite it).
-    if [ -n "$label" ] && { [ -p "/proc/$$/fd/1" ] || [ -c "/proc/$$/fd/1" ]; }; then
-        printf 'skip %-58s %s\n' "80-package: $label" "($1)" >>"/proc/$$/fd/1" 2>/dev/null || true
-    fi
-}
 
 # ---- documentation drift ------------------------------------------------------------
 
@@ -263,17 +249,17 @@ test_install_installs_man_pages() {
 # remove it and check nothing is left. Root only, plain build only (the
 # package is built with the distribution's flags, not a sanitizer's).
 test_debian_package() {
-    [ -z "${TEST_SANITIZER:-}" ] || { package_skip "runs in the plain pass only, not under $TEST_SANITIZER"; return 0; }
-    [ "$(id -u)" = 0 ] || { package_skip "needs root to install a package"; return 0; }
+    [ -z "${TEST_SANITIZER:-}" ] || { skip_test "runs in the plain pass only, not under $TEST_SANITIZER"; return 0; }
+    [ "$(id -u)" = 0 ] || { skip_test "needs root to install a package"; return 0; }
     command -v dpkg-buildpackage >/dev/null 2>&1 && command -v dh >/dev/null 2>&1 ||
-        { package_skip "dpkg-buildpackage or debhelper missing (apt-get install dpkg-dev debhelper)"; return 0; }
+        { skip_test "dpkg-buildpackage or debhelper missing (apt-get install dpkg-dev debhelper)"; return 0; }
     # One package test on the host at a time (a lock on dpkg's directory:
     # dpkg itself locks files in it, never the directory); never replace a
     # pqshim that someone installed.
     exec 9</var/lib/dpkg
     flock -w 300 9 || fail "another package test held the lock for 5 minutes"
     if dpkg-query -W -f '${Status}' pqshim 2>/dev/null | grep -q 'install ok'; then
-        package_skip "a pqshim package is already installed here: not replacing it"
+        skip_test "a pqshim package is already installed here: not replacing it"
         return 0
     fi
 

@@ -9,18 +9,6 @@
 
 EX="$ROOT/examples"
 
-# recipe_skip REASON: the test passes, and the runner's output says why it
-# did not run.
-recipe_skip() {
-    echo "skipped: $1" >&2
-    local label="" f
-    for f in "${FUNCNAME[@]}"; do
-        case "$f" in test_*) label=${f#test_} ;; esac
-    done
-    if [ -n "$label" ] && { [ -p "/proc/$$/fd/1" ] || [ -c "/proc/$$/fd/1" ]; }; then
-        printf 'skip %-58s %s\n' "81-recipes: $label" "($1)" >>"/proc/$$/fd/1" 2>/dev/null || true
-    fi
-}
 
 # check_exposition FILE: the Prometheus text format, strictly (every line a
 # HELP, TYPE or sample; each family's HELP and TYPE once, before its
@@ -155,7 +143,7 @@ test_textfile_collector() {
 # to say about the drop-in (on a stand-in app.service), the metrics service
 # and its timer; a broken copy of the drop-in is reported, so it was read.
 test_systemd_examples_verify() {
-    command -v systemd-analyze >/dev/null 2>&1 || { recipe_skip "systemd-analyze not installed"; return 0; }
+    command -v systemd-analyze >/dev/null 2>&1 || { skip_test "systemd-analyze not installed"; return 0; }
     local u="$T/units" out rc=0
     mkdir -p "$u/app.service.d"
     printf '[Unit]\nDescription=an application using libpq\n\n[Service]\nExecStart=%s -X -c "select 1"\n' \

@@ -26,17 +26,7 @@ export COMPAT_CLEAN="|0|true|postgres"
 # runner's output says it was skipped.
 compat_skip() {
     echo "$1" >>"$T/compat.skip"
-    echo "skipped: $1" >&2
-    local label="" f
-    for f in "${FUNCNAME[@]}"; do
-        case "$f" in test_*) label=${f#test_} ;; esac
-    done
-    # $$ is the runner's shell (subshells keep it): tell its output when that
-    # is a terminal or a pipe (into a regular file, the runner's next line
-    # would overwrite ours).
-    if [ -n "$label" ] && { [ -p "/proc/$$/fd/1" ] || [ -c "/proc/$$/fd/1" ]; }; then
-        printf 'skip %-58s %s\n' "60-compat: $label" "($1)" >>"/proc/$$/fd/1" 2>/dev/null || true
-    fi
+    skip_test "$1"
 }
 
 compat_measure() {  # TEXT: what this policy's run showed (the matrix cell)

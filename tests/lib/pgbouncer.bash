@@ -13,24 +13,11 @@ BOUNCER_DB=bouncedb
 BOUNCER_PORT=""
 BOUNCER_PID=""
 
-# bouncer_skip REASON: say the test was skipped (it passes). The runner's
-# output gets a skip line when it is a terminal or a pipe (into a regular
-# file, the runner's next line would overwrite ours).
-bouncer_skip() {
-    echo "skipped: $1" >&2
-    local label="" f
-    for f in "${FUNCNAME[@]}"; do
-        case "$f" in test_*) label=${f#test_} ;; esac
-    done
-    if [ -n "$label" ] && { [ -p "/proc/$$/fd/1" ] || [ -c "/proc/$$/fd/1" ]; }; then
-        printf 'skip %-58s %s\n' "70-pgbouncer: $label" "($1)" >>"/proc/$$/fd/1" 2>/dev/null || true
-    fi
-}
 
 # need_pgbouncer: true when PgBouncer is installed, else skip the test.
 need_pgbouncer() {
     [ -x "$PGBOUNCER_BIN" ] && return 0
-    bouncer_skip "pgbouncer not installed (Debian package pgbouncer; tests/lib/deps.sh installs it unless PQSHIM_NO_PGBOUNCER is set)"
+    skip_test "pgbouncer not installed (Debian package pgbouncer; tests/lib/deps.sh installs it unless PQSHIM_NO_PGBOUNCER is set)"
     return 1
 }
 
