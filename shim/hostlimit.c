@@ -357,6 +357,9 @@ int hostlimit_acquire(const struct target *t, double *wait_ms)
               LF_D("timeout_s", c->pool_timeout));
     int slot = -1;
     for (int round = 0;; round++) {
+        /* At once, then now and then: a waiter ahead may have died. */
+        if (w >= 0 && round % 5 == 0)
+            remove_dead_waiters(target, ticket);
         /* Without an entry (table full) the caller polls out of turn. */
         uint32_t seen = w >= 0 ? atomic_load(&hl->waiters[w].wake) : 0;
         if (w < 0 || !queued_ahead(target, ticket))
@@ -369,11 +372,8 @@ int hostlimit_acquire(const struct target *t, double *wait_ms)
             wait_on(&hl->waiters[w].wake, seen, nap);
         else
             wait_on(&hl->demand, atomic_load(&hl->demand), nap);
-        if (w >= 0 && round % 5 == 4) {
-            /* Rare: a waiter died, or a watcher missed the demand. */
-            remove_dead_waiters(target, ticket);
-            wake(&hl->demand, INT32_MAX);
-        }
+        if (w >= 0 && round % 5 == 4)
+            wake(&hl->demand, INT32_MAX); /* in case a watcher missed it */
     }
     if (w >= 0)
         leave_queue(w);

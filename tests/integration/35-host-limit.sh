@@ -90,6 +90,29 @@ test_sigkill_frees_slot() {
     assert_contains "$(cat "$T/b.out")" "exec 1 ok 1" "the waiter's query"
 }
 
+# A waiter killed while queued does not hold up the queue: once the slot is
+# free, the next process connects at once.
+test_sigkill_of_waiter_does_not_block_queue() {
+    export PQSHIM_HOST_LIMIT=1 PQSHIM_POOL_TIMEOUT=20
+    hold a
+    printf 'connect 1\nfinish 1\n' >"$T/b.script"
+    PQSHIM_LOG="$T/b.log" pool_script_bg b
+    local waiter=$POOL_SCRIPT_PID
+    await_line "$T/b.log" 'event=host_wait' 10
+    kill -9 "$waiter"
+    wait "$waiter" 2>/dev/null || true
+    touch "$T/a.go"
+    wait_pid "$a_PID" 10
+    local t0 ms
+    t0=$(date +%s%N)
+    PQSHIM_LOG="$T/c.log" shimmed "$PSQL" -X -At -c 'select 3' >"$T/c.out" 2>&1 ||
+        fail "psql failed: $(cat "$T/c.out")"
+    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    echo "connected in ${ms} ms past the dead waiter's entry"
+    assert_eq 3 "$(cat "$T/c.out")" "psql output"
+    assert_le 500 "$ms" "ms for the next process to connect"
+}
+
 # Waiting ends after PQSHIM_POOL_TIMEOUT with an error naming the limit.
 test_timeout_error_names_host_limit() {
     export PQSHIM_HOST_LIMIT=1
