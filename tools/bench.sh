@@ -113,7 +113,14 @@ echo
 echo "one connect + finish pair (bench_checkout), Unix socket"
 direct=$("$BUILD/bench_checkout" -n 300)
 capped=$(PQSHIM_POLICY=capped PQSHIM_LOG=none shimmed "$BUILD/bench_checkout" -n 20000)
-printf '%-22s %s\n' "direct" "$direct" "pqshim capped (reused)" "$capped"
+# The same through a host-wide limit (its file in the cluster's directory).
+export PQSHIM_HOST_LIMIT_FILE="$CLUSTER_DIR/bench.hostlimit"
+null_hl=$(PQSHIM_HOST_LIMIT=5 PQSHIM_LOG=none shimmed "$BUILD/bench_checkout" -n 300)
+capped_hl=$(PQSHIM_POLICY=capped PQSHIM_HOST_LIMIT=5 PQSHIM_LOG=none shimmed \
+    "$BUILD/bench_checkout" -n 20000)
+unset PQSHIM_HOST_LIMIT_FILE
+printf '%-30s %s\n' "direct" "$direct" "pqshim null, host limit 5" "$null_hl" \
+    "pqshim capped (reused)" "$capped" "pqshim capped, host limit 5" "$capped_hl"
 p99=$(echo "$capped" | sed -n 's/.*p99_us=\([0-9.]*\).*/\1/p')
 printf '%-46s %8s %8s  %s\n' "capped checkout+checkin p99 (µs)" "$p99" "<=100" \
     "$(awk -v v="$p99" 'BEGIN { print (v + 0 <= 100) ? "met" : "MISSED" }')"
