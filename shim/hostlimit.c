@@ -78,7 +78,6 @@ static pthread_once_t attach_once = PTHREAD_ONCE_INIT;
 static int hl_fd = -1;
 static struct hl_shared *hl;
 static uint8_t held[HL_TARGETS][(HOST_LIMIT_MAX + 7) / 8];
-static int held_count[HL_TARGETS];
 static uint8_t own_waiter[HL_WAITERS / 8];
 static bool watcher_started;
 static atomic_bool target_table_full_said;
@@ -215,12 +214,12 @@ static int target_index(const char *name, bool claim)
     return -1;
 }
 
-/* Is anyone queued for target ahead of ticket (0: at all)? */
+/* Is anyone queued for target ahead of ticket? */
 static bool queued_ahead(int target, uint64_t ticket)
 {
     for (int w = 0; w < HL_WAITERS; w++) {
         uint64_t t = atomic_load(&hl->waiters[w].ticket);
-        if (t && (ticket == 0 || t < ticket) &&
+        if (t && t < ticket &&
             atomic_load(&hl->waiters[w].target) == (uint32_t)target)
             return true;
     }
@@ -244,23 +243,42 @@ static void wake_oldest(int target)
         wake(&hl->waiters[best].wake, 1);
 }
 
+/* Remove entry w (holding ticket t) if its process is gone; true if so.
+ * Our own locks never conflict with us, so our entries are known by our
+ * map; any other entry whose byte nobody locks was left by a death. */
+static bool remove_if_dead(int w, uint64_t t)
+{
+    pthread_mutex_lock(&hl_lock);
+    bool dead = !bit(own_waiter, w) &&
+                lock_byte(HL_WAITER_BYTE(w), F_WRLCK, F_GETLK) == 0;
+    pthread_mutex_unlock(&hl_lock);
+    if (dead)
+        atomic_compare_exchange_strong(&hl->waiters[w].ticket, &t, 0);
+    return dead;
+}
+
 /* Entries ahead of ticket whose process is gone: remove them. */
 static void remove_dead_waiters(int target, uint64_t ticket)
 {
     for (int w = 0; w < HL_WAITERS; w++) {
         uint64_t t = atomic_load(&hl->waiters[w].ticket);
-        if (!t || t >= ticket ||
-            atomic_load(&hl->waiters[w].target) != (uint32_t)target)
-            continue;
-        /* Our own locks never conflict with us: our entries are known.
-         * Any other entry whose byte nobody locks was left by a death. */
-        pthread_mutex_lock(&hl_lock);
-        bool dead = !bit(own_waiter, w) &&
-                    lock_byte(HL_WAITER_BYTE(w), F_WRLCK, F_GETLK) == 0;
-        pthread_mutex_unlock(&hl_lock);
-        if (dead)
-            atomic_compare_exchange_strong(&hl->waiters[w].ticket, &t, 0);
+        if (t && t < ticket &&
+            atomic_load(&hl->waiters[w].target) == (uint32_t)target)
+            remove_if_dead(w, t);
     }
+}
+
+/* Does a live caller wait for target? (One lock test in the usual case:
+ * the first entry found is alive.) */
+static bool anyone_waiting(int target)
+{
+    for (int w = 0; w < HL_WAITERS; w++) {
+        uint64_t t = atomic_load(&hl->waiters[w].ticket);
+        if (t && atomic_load(&hl->waiters[w].target) == (uint32_t)target &&
+            !remove_if_dead(w, t))
+            return true;
+    }
+    return false;
 }
 
 /* Take a free slot of target under limit; -1 if none. */
@@ -274,7 +292,6 @@ static int try_slot(int target, int limit)
         if (lock_byte(HL_SLOT_BYTE(target * HOST_LIMIT_MAX + s), F_WRLCK,
                       F_SETLK) == 0) {
             set_bit(held[target], s);
-            held_count[target]++;
             slot = target * HOST_LIMIT_MAX + s;
         }
     }
@@ -343,7 +360,7 @@ int hostlimit_acquire(const struct target *t, double *wait_ms)
     }
     int limit = c->host_limit;
     atomic_store(&hl->targets[target].limit, (uint32_t)limit);
-    if (!queued_ahead(target, 0)) {
+    if (!anyone_waiting(target)) {
         int slot = try_slot(target, limit);
         if (slot >= 0)
             return slot;
@@ -391,7 +408,6 @@ void hostlimit_release(int slot)
     if (bit(held[target], s)) {
         lock_byte(HL_SLOT_BYTE(slot), F_UNLCK, F_SETLK);
         clear_bit(held[target], s);
-        held_count[target]--;
     }
     pthread_mutex_unlock(&hl_lock);
     wake_oldest(target);
@@ -399,7 +415,7 @@ void hostlimit_release(int slot)
 
 bool hostlimit_contended(int slot)
 {
-    return slot >= 0 && hl && queued_ahead(slot / HOST_LIMIT_MAX, 0);
+    return slot >= 0 && hl && anyone_waiting(slot / HOST_LIMIT_MAX);
 }
 
 static void *watcher_main(void *arg)
@@ -475,7 +491,6 @@ void hostlimit_forget_after_fork(void)
     /* The child holds no record locks: none of the parent's slots or
      * queue entries are its own. */
     memset(held, 0, sizeof held);
-    memset(held_count, 0, sizeof held_count);
     memset(own_waiter, 0, sizeof own_waiter);
     watcher_started = false;
     pthread_mutex_init(&hl_lock, NULL);

@@ -113,6 +113,29 @@ test_sigkill_of_waiter_does_not_block_queue() {
     assert_le 500 "$ms" "ms for the next process to connect"
 }
 
+# Nor does a dead waiter's entry make a pool give up its connections: the
+# holder's checkin finds nobody alive waiting and keeps the connection.
+test_dead_waiter_does_not_cost_reuse() {
+    export PQSHIM_HOST_LIMIT=1 PQSHIM_POOL_TIMEOUT=20
+    printf 'connect 1\necho held\nwait %s\nfinish 1\nconnect 2\ncheck 2\nfinish 2\n' \
+        "$T/a.go" >"$T/a.script"
+    PQSHIM_POLICY=capped PQSHIM_LOG_LEVEL=debug PQSHIM_LOG="$T/a.log" pool_script_bg a
+    local holder=$POOL_SCRIPT_PID
+    await_line "$T/a.out" '^held' 10
+    printf 'connect 1\nfinish 1\n' >"$T/b.script"
+    PQSHIM_LOG="$T/b.log" pool_script_bg b
+    local waiter=$POOL_SCRIPT_PID
+    await_line "$T/b.log" 'event=host_wait' 10
+    kill -9 "$waiter"
+    wait "$waiter" 2>/dev/null || true
+    touch "$T/a.go"
+    wait_pid "$holder" 10
+    cat "$T/a.out"
+    assert_eq 0 "$(grep -c 'reason=host_demand' "$T/a.log")" "connections closed for a dead waiter"
+    assert_eq 1 "$(grep -c 'event=checkout .*reused=1' "$T/a.log")" "the second connect reused the first"
+    assert_eq 1 "$(count_events "$T/a.log" connect)" "server connections opened"
+}
+
 # Waiting ends after PQSHIM_POOL_TIMEOUT with an error naming the limit.
 test_timeout_error_names_host_limit() {
     export PQSHIM_HOST_LIMIT=1
