@@ -1523,7 +1523,9 @@ static void top_render(const struct options *o, struct scan *s)
             double open = json_num(p, "open"), cap = json_num(p, "cap");
             if (json_has_num(p, "cap") && cap > 0)
                 bar(b, 30, json_num(p, "checked_out"), json_num(p, "idle"), open, cap);
-            top_line(cols, "    %s", json_str(p, "target", "?"));
+            char hostbuf[96];
+            host_text(hostbuf, sizeof hostbuf, p, true);
+            top_line(cols, "    %s%s", json_str(p, "target", "?"), hostbuf);
             if (b[0])
                 top_line(cols, "    %s %3.0f/%-3.0f used %.0f idle %.0f waiting %.0f  "
                          "connects %.0f reuses %.0f timeouts %.0f", b, open, cap,
