@@ -41,13 +41,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HL_MAGIC 0x31306c6d696c7170ULL /* "pqlimit01" */
-#define HL_TARGETS 128
+#define HL_MAGIC 0x32306c6d696c7170ULL /* "pqlim02" */
+#define HL_TARGETS HOST_TARGETS_MAX
 #define HL_WAITERS 1024
 /* Lock bytes live far past the end of the file (locks need no data). */
 #define HL_WAITER_BYTE(w) ((off_t)(1 << 24) + (w))
 #define HL_SLOT_BYTE(slot) ((off_t)(1 << 25) + (slot))
 #define HL_POLL_S 0.2
+/* A waiter refreshes its heartbeat every HL_POLL_S; one silent for longer
+ * than this (stopped, frozen, in a debugger) is passed over. */
+#define HL_STALE_MS 1500
 
 struct hl_target {
     _Atomic uint64_t key;    /* hash of the target name; 0 = free */
@@ -61,6 +64,7 @@ struct hl_waiter {
     _Atomic int32_t pid;
     _Atomic uint32_t wake;   /* futex word */
     uint32_t unused;
+    _Atomic uint64_t beat_ms; /* CLOCK_MONOTONIC, refreshed while waiting */
 };
 
 struct hl_shared {
@@ -76,7 +80,12 @@ struct hl_shared {
 static pthread_mutex_t hl_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t attach_once = PTHREAD_ONCE_INIT;
 static int hl_fd = -1;
+static dev_t hl_dev;
+static ino_t hl_ino;
 static struct hl_shared *hl;
+/* The descriptor was closed or replaced under us, or locking failed for
+ * another reason than a taken byte: the limit is off from then on. */
+static atomic_bool hl_broken;
 static uint8_t held[HL_TARGETS][(HOST_LIMIT_MAX + 7) / 8];
 static uint8_t own_waiter[HL_WAITERS / 8];
 static bool watcher_started;
@@ -158,9 +167,18 @@ static void attach(void)
         close(fd);
         return;
     }
-    if (st.st_size < (off_t)sizeof(struct hl_shared) &&
-        ftruncate(fd, sizeof(struct hl_shared)) != 0) {
-        unusable(path, "cannot size", errno);
+    /* Only an empty file, or one of exactly our size, can be ours: never
+     * grow or write into somebody else's. */
+    if (st.st_size != 0 && st.st_size != (off_t)sizeof(struct hl_shared)) {
+        unusable(path, "not a pqshim host limit file", 0);
+        close(fd);
+        return;
+    }
+    /* Every page now: a page first touched through the mapping on a full
+     * file system would kill the program with SIGBUS. */
+    int err = posix_fallocate(fd, 0, sizeof(struct hl_shared));
+    if (err) {
+        unusable(path, "cannot allocate", err);
         close(fd);
         return;
     }
@@ -181,13 +199,46 @@ static void attach(void)
         return;
     }
     hl_fd = fd;
+    hl_dev = st.st_dev;
+    hl_ino = st.st_ino;
     hl = shared;
 }
 
 static bool attached(void)
 {
     pthread_once(&attach_once, attach);
-    return hl != NULL;
+    return hl != NULL && !atomic_load(&hl_broken);
+}
+
+static void broken(const char *why, int err)
+{
+    if (atomic_exchange(&hl_broken, true))
+        return;
+    char path[4096];
+    hostlimit_path(path, sizeof path);
+    unusable(path, why, err);
+}
+
+/* A program may close every descriptor (daemonizing) and reuse the
+ * number: never lock bytes of a file that is not ours. */
+static bool still_ours(void)
+{
+    struct stat st;
+    if (fstat(hl_fd, &st) == 0 && st.st_dev == hl_dev && st.st_ino == hl_ino)
+        return true;
+    broken("its descriptor was closed or replaced by the program", 0);
+    return false;
+}
+
+static uint64_t now_ms(void)
+{
+    return (uint64_t)(now_monotonic() * 1000.0);
+}
+
+/* Is entry e's waiter still waiting (heartbeat recent)? */
+static bool fresh(const struct hl_waiter *e, uint64_t now)
+{
+    return (int64_t)(now - atomic_load(&e->beat_ms)) < HL_STALE_MS;
 }
 
 /* The table index of a target, claimed on first use; -1 when full.
@@ -217,10 +268,12 @@ static int target_index(const char *name, bool claim)
 /* Is anyone queued for target ahead of ticket? */
 static bool queued_ahead(int target, uint64_t ticket)
 {
+    uint64_t now = now_ms();
     for (int w = 0; w < HL_WAITERS; w++) {
         uint64_t t = atomic_load(&hl->waiters[w].ticket);
         if (t && t < ticket &&
-            atomic_load(&hl->waiters[w].target) == (uint32_t)target)
+            atomic_load(&hl->waiters[w].target) == (uint32_t)target &&
+            fresh(&hl->waiters[w], now))
             return true;
     }
     return false;
@@ -230,11 +283,12 @@ static bool queued_ahead(int target, uint64_t ticket)
 static void wake_oldest(int target)
 {
     int best = -1;
-    uint64_t best_ticket = UINT64_MAX;
+    uint64_t best_ticket = UINT64_MAX, now = now_ms();
     for (int w = 0; w < HL_WAITERS; w++) {
         uint64_t t = atomic_load(&hl->waiters[w].ticket);
         if (t && t < best_ticket &&
-            atomic_load(&hl->waiters[w].target) == (uint32_t)target) {
+            atomic_load(&hl->waiters[w].target) == (uint32_t)target &&
+            fresh(&hl->waiters[w], now)) {
             best = w;
             best_ticket = t;
         }
@@ -272,10 +326,11 @@ static void remove_dead_waiters(int target, uint64_t ticket)
  * the first entry found is alive.) */
 static bool anyone_waiting(int target)
 {
+    uint64_t now = now_ms();
     for (int w = 0; w < HL_WAITERS; w++) {
         uint64_t t = atomic_load(&hl->waiters[w].ticket);
         if (t && atomic_load(&hl->waiters[w].target) == (uint32_t)target &&
-            !remove_if_dead(w, t))
+            fresh(&hl->waiters[w], now) && !remove_if_dead(w, t))
             return true;
     }
     return false;
@@ -293,6 +348,11 @@ static int try_slot(int target, int limit)
                       F_SETLK) == 0) {
             set_bit(held[target], s);
             slot = target * HOST_LIMIT_MAX + s;
+        } else if (errno != EAGAIN && errno != EACCES) {
+            int err = errno;
+            pthread_mutex_unlock(&hl_lock);
+            broken("cannot lock", err);
+            return -1;
         }
     }
     pthread_mutex_unlock(&hl_lock);
@@ -303,21 +363,28 @@ static int try_slot(int target, int limit)
 static int join_queue(int target, uint64_t *ticket)
 {
     *ticket = atomic_fetch_add(&hl->next_ticket, 1) + 1;
+    /* Free entries first; then those a dead waiter left: getting the
+     * byte proves nobody owns the entry. */
     pthread_mutex_lock(&hl_lock);
     int found = -1;
-    for (int w = 0; w < HL_WAITERS && found < 0; w++) {
-        if (bit(own_waiter, w) || atomic_load(&hl->waiters[w].ticket))
-            continue;
-        if (lock_byte(HL_WAITER_BYTE(w), F_WRLCK, F_SETLK) != 0)
-            continue;
-        set_bit(own_waiter, w);
-        found = w;
+    for (int pass = 0; pass < 2 && found < 0; pass++) {
+        for (int w = 0; w < HL_WAITERS && found < 0; w++) {
+            if (bit(own_waiter, w) ||
+                (atomic_load(&hl->waiters[w].ticket) != 0) == (pass == 0))
+                continue;
+            if (lock_byte(HL_WAITER_BYTE(w), F_WRLCK, F_SETLK) != 0)
+                continue;
+            set_bit(own_waiter, w);
+            found = w;
+        }
     }
     pthread_mutex_unlock(&hl_lock);
     if (found >= 0) {
         struct hl_waiter *e = &hl->waiters[found];
+        atomic_store(&e->ticket, 0);
         atomic_store(&e->target, (uint32_t)target);
         atomic_store(&e->pid, (int32_t)pqshim_pid);
+        atomic_store(&e->beat_ms, now_ms());
         atomic_store(&e->ticket, *ticket); /* visible last */
         wake(&hl->demand, INT32_MAX);
     }
@@ -327,8 +394,10 @@ static int join_queue(int target, uint64_t *ticket)
 static void leave_queue(int w)
 {
     atomic_store(&hl->waiters[w].ticket, 0);
+    bool ours = still_ours(); /* never unlock bytes of the program's file */
     pthread_mutex_lock(&hl_lock);
-    lock_byte(HL_WAITER_BYTE(w), F_UNLCK, F_SETLK);
+    if (ours)
+        lock_byte(HL_WAITER_BYTE(w), F_UNLCK, F_SETLK);
     clear_bit(own_waiter, w);
     pthread_mutex_unlock(&hl_lock);
 }
@@ -336,9 +405,11 @@ static void leave_queue(int w)
 static int count_waiting(int target)
 {
     int n = 0;
+    uint64_t now = now_ms();
     for (int w = 0; w < HL_WAITERS; w++)
         if (atomic_load(&hl->waiters[w].ticket) &&
-            atomic_load(&hl->waiters[w].target) == (uint32_t)target)
+            atomic_load(&hl->waiters[w].target) == (uint32_t)target &&
+            fresh(&hl->waiters[w], now))
             n++;
     return n;
 }
@@ -347,7 +418,7 @@ int hostlimit_acquire(const struct target *t, double *wait_ms)
 {
     const struct pqshim_config *c = config_get();
     *wait_ms = 0;
-    if (c->host_limit <= 0 || !attached())
+    if (c->host_limit <= 0 || !attached() || !still_ours())
         return HOST_SLOT_NONE;
     int target = target_index(t->name, true);
     if (target < 0) {
@@ -362,10 +433,13 @@ int hostlimit_acquire(const struct target *t, double *wait_ms)
     atomic_store(&hl->targets[target].limit, (uint32_t)limit);
     if (!anyone_waiting(target)) {
         int slot = try_slot(target, limit);
-        if (slot >= 0)
-            return slot;
+        if (slot >= 0 || atomic_load(&hl_broken))
+            return slot >= 0 ? slot : HOST_SLOT_NONE;
     }
 
+    /* A queue entry must not outlive its wait: no cancellation inside. */
+    int cancel_state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     double start = now_monotonic(), deadline = start + c->pool_timeout;
     uint64_t ticket;
     int w = join_queue(target, &ticket);
@@ -377,12 +451,14 @@ int hostlimit_acquire(const struct target *t, double *wait_ms)
         /* At once, then now and then: a waiter ahead may have died. */
         if (w >= 0 && round % 5 == 0)
             remove_dead_waiters(target, ticket);
+        if (w >= 0)
+            atomic_store(&hl->waiters[w].beat_ms, now_ms());
         /* Without an entry (table full) the caller polls out of turn. */
         uint32_t seen = w >= 0 ? atomic_load(&hl->waiters[w].wake) : 0;
         if (w < 0 || !queued_ahead(target, ticket))
             slot = try_slot(target, limit);
         double now = now_monotonic();
-        if (slot >= 0 || now >= deadline)
+        if (slot >= 0 || now >= deadline || atomic_load(&hl_broken))
             break;
         double nap = deadline - now < HL_POLL_S ? deadline - now : HL_POLL_S;
         if (w >= 0)
@@ -396,6 +472,9 @@ int hostlimit_acquire(const struct target *t, double *wait_ms)
         leave_queue(w);
     wake_oldest(target); /* the next in line may find a slot too */
     *wait_ms = (now_monotonic() - start) * 1000.0;
+    pthread_setcancelstate(cancel_state, NULL);
+    if (slot < 0 && atomic_load(&hl_broken))
+        return HOST_SLOT_NONE;
     return slot >= 0 ? slot : HOST_SLOT_TIMEOUT;
 }
 
@@ -404,9 +483,11 @@ void hostlimit_release(int slot)
     if (slot < 0 || !hl)
         return;
     int target = slot / HOST_LIMIT_MAX, s = slot % HOST_LIMIT_MAX;
+    bool ours = still_ours(); /* never unlock bytes of the program's file */
     pthread_mutex_lock(&hl_lock);
     if (bit(held[target], s)) {
-        lock_byte(HL_SLOT_BYTE(slot), F_UNLCK, F_SETLK);
+        if (ours)
+            lock_byte(HL_SLOT_BYTE(slot), F_UNLCK, F_SETLK);
         clear_bit(held[target], s);
     }
     pthread_mutex_unlock(&hl_lock);
@@ -416,6 +497,11 @@ void hostlimit_release(int slot)
 bool hostlimit_contended(int slot)
 {
     return slot >= 0 && hl && anyone_waiting(slot / HOST_LIMIT_MAX);
+}
+
+int hostlimit_waiters(int slot)
+{
+    return slot >= 0 && hl ? count_waiting(slot / HOST_LIMIT_MAX) : 0;
 }
 
 static void *watcher_main(void *arg)
@@ -430,8 +516,12 @@ static void *watcher_main(void *arg)
     return NULL;
 }
 
-void hostlimit_watch_idle(void)
+void hostlimit_watch_idle(int slot)
 {
+    /* A waiter that arrived while this connection was being reset rang
+     * before there was anything idle to close: ring again. */
+    if (hostlimit_contended(slot))
+        wake(&hl->demand, INT32_MAX);
     pthread_mutex_lock(&hl_lock);
     if (!watcher_started && hl) {
         sigset_t all, old;

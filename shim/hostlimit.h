@@ -26,9 +26,17 @@ void hostlimit_release(int slot);
  * belongs to? Then an idle connection should close rather than wait. */
 bool hostlimit_contended(int slot);
 
-/* A capped pool now keeps an idle connection that holds a slot: start the
- * thread that closes such connections when another process needs a slot. */
-void hostlimit_watch_idle(void);
+/* How many callers wait for the target of slot (0 for no slot). */
+int hostlimit_waiters(int slot);
+
+/* The target (0..HOST_TARGETS_MAX-1) a slot belongs to. */
+#define HOST_TARGETS_MAX 128
+#define HOST_SLOT_TARGET(slot) ((slot) / HOST_LIMIT_MAX)
+
+/* A capped pool now keeps an idle connection holding slot: start the
+ * thread that closes such connections when another process needs a slot
+ * (and wake it if somebody already waits). */
+void hostlimit_watch_idle(int slot);
 
 struct hostlimit_view {
     int limit;      /* as this process applies it */

@@ -338,11 +338,11 @@ void lifecycle_finish(PGconn *pg)
         LOG_EVENT(LOG_LVL_DEBUG, "checkin", LF_S("target", sc->name),
                   LF_I("conn", (long long)sc->id),
                   LF_D("reset_ms", (now_monotonic() - t0) * 1000.0));
-        bool holds_slot = sc->host_slot >= 0;
+        int slot = sc->host_slot;
         if (pool_checkin(sc, &why)) {
             /* sc may already belong to another thread */
-            if (holds_slot)
-                hostlimit_watch_idle();
+            if (slot >= 0)
+                hostlimit_watch_idle(slot);
             return;
         }
     }

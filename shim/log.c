@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -196,24 +197,42 @@ size_t log_format_line(char *buf, size_t size, enum log_format format,
 }
 
 static int log_fd = -1;
+static dev_t log_dev;
+static ino_t log_ino;
 static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool still_log_file(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && st.st_dev == log_dev && st.st_ino == log_ino;
+}
 
 /* Opened on the first line, never earlier: an unused shim opens nothing.
  * O_NOFOLLOW: a symlink planted at the path by someone else is refused.
  * O_NONBLOCK: a FIFO with no reader at the path fails the open (the lines
  * go to stderr) instead of blocking the host forever; for a regular file
- * the flag changes nothing. */
+ * the flag changes nothing. A program may close every descriptor (as
+ * daemonizing code does) and reuse the number for its own file: the file
+ * is checked before each line and opened again when it is not ours. */
 static int file_fd(const char *path)
 {
     int fd = __atomic_load_n(&log_fd, __ATOMIC_ACQUIRE);
-    if (fd >= 0)
+    if (fd >= 0 && still_log_file(fd))
         return fd;
     pthread_mutex_lock(&open_lock);
-    if (log_fd < 0)
-        __atomic_store_n(&log_fd,
-                         open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
-                                        O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0600),
-                         __ATOMIC_RELEASE);
+    if (log_fd < 0 || !still_log_file(log_fd)) {
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW |
+                            O_NOCTTY | O_NONBLOCK, 0600);
+        struct stat st;
+        if (fd >= 0 && fstat(fd, &st) == 0) {
+            log_dev = st.st_dev;
+            log_ino = st.st_ino;
+        } else if (fd >= 0) {
+            close(fd);
+            fd = -1;
+        }
+        __atomic_store_n(&log_fd, fd, __ATOMIC_RELEASE);
+    }
     fd = log_fd;
     pthread_mutex_unlock(&open_lock);
     return fd;

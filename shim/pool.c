@@ -488,6 +488,11 @@ int pool_close_idle(const char *reason, bool forever)
 
 int pool_close_contended(void)
 {
+    /* At most as many per target as there are waiters: one waiter must
+     * not empty every pool on the host. */
+    int budget[HOST_TARGETS_MAX];
+    for (int i = 0; i < HOST_TARGETS_MAX; i++)
+        budget[i] = -1;
     struct shim_conn *list = NULL;
     int n = 0;
     pthread_mutex_lock(&pool_lock);
@@ -495,10 +500,14 @@ int pool_close_contended(void)
         struct shim_conn **pp = &p->idle;
         while (*pp) {
             struct shim_conn *sc = *pp;
-            if (!hostlimit_contended(sc->host_slot)) {
+            int *left = sc->host_slot >= 0 ? &budget[HOST_SLOT_TARGET(sc->host_slot)] : NULL;
+            if (left && *left < 0)
+                *left = hostlimit_contended(sc->host_slot) ? hostlimit_waiters(sc->host_slot) : 0;
+            if (!left || *left <= 0) {
                 pp = &sc->next;
                 continue;
             }
+            (*left)--;
             *pp = sc->next;
             p->idle_count--;
             take_for_close(p, sc, "host_demand");

@@ -279,9 +279,59 @@ test_bad_host_limit_settings() {
     assert_contains "$out" "error event=host_limit_unavailable file=$T/link" "symlink refused"
     assert_contains "$out" 'effect="PQSHIM_HOST_LIMIT is not applied"' "the effect is said"
     assert_contains "$out" $'\n1' "the program still works"
-    printf 'not ours' >"$T/other"
-    dd if=/dev/zero bs=1 count=100000 >>"$T/other" 2>/dev/null
+    printf 'not ours\n' >"$T/other"
+    cp "$T/other" "$T/other.orig"
     out=$(PQSHIM_HOST_LIMIT=1 PQSHIM_HOST_LIMIT_FILE="$T/other" shimmed "$PSQL" -X -At -c 'select 1' 2>&1)
     assert_contains "$out" 'error="not a pqshim host limit file"' "foreign file refused"
-    assert_eq "not ours" "$(head -c 8 "$T/other")" "foreign file untouched"
+    cmp -s "$T/other" "$T/other.orig" || fail "the foreign file was changed"
 }
+
+# A program that closes every descriptor (as daemonizing code does) takes
+# the shim's with it: the next connect says so once and goes ahead
+# without the limit, instead of waiting for a slot it can never lock; the
+# log file is opened again (its old number may be the program's now).
+test_closed_descriptor_turns_limit_off() {
+    PQSHIM_HOST_LIMIT=1 PQSHIM_POOL_TIMEOUT=10 PQSHIM_LOG="$T/shim.log" \
+        shimmed "$PYTHON" - >"$T/out" 2>&1 <<'EOF' || fail "script failed: $(cat "$T/out")"
+import os, time
+import psycopg2
+psycopg2.connect("").close()
+os.closerange(3, 65536)
+t0 = time.monotonic()
+c = psycopg2.connect("")
+cur = c.cursor()
+cur.execute("select 5")
+print(cur.fetchone()[0], "%.0f" % ((time.monotonic() - t0) * 1000))
+EOF
+    cat "$T/out" "$T/shim.log"
+    assert_eq 5 "$(cut -d' ' -f1 "$T/out")" "query after closing every descriptor"
+    assert_le 2000 "$(cut -d' ' -f2 "$T/out")" "ms for that connect"
+    assert_eq 1 "$(count_events "$T/shim.log" host_limit_unavailable)" "host_limit_unavailable lines"
+}
+
+# A waiter that is stopped (SIGSTOP, a debugger, a frozen cgroup) is passed
+# over once its heartbeat is stale: the next process still gets the slot.
+test_stopped_waiter_passed_over() {
+    export PQSHIM_HOST_LIMIT=1 PQSHIM_POOL_TIMEOUT=20
+    hold a
+    printf 'connect 1\nfinish 1\n' >"$T/b.script"
+    PQSHIM_LOG="$T/b.log" pool_script_bg b
+    local waiter=$POOL_SCRIPT_PID
+    await_line "$T/b.log" 'event=host_wait' 10
+    kill -STOP "$waiter"
+    on_exit "kill -CONT $waiter"
+    touch "$T/a.go"
+    wait_pid "$a_PID" 10
+    local t0 ms
+    t0=$(date +%s%N)
+    PQSHIM_LOG="$T/c.log" shimmed "$PSQL" -X -At -c 'select 4' >"$T/c.out" 2>&1 ||
+        fail "psql failed: $(cat "$T/c.out")"
+    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    echo "connected in ${ms} ms past the stopped waiter"
+    assert_eq 4 "$(cat "$T/c.out")" "psql output"
+    assert_le 4000 "$ms" "ms for the next process to connect"
+    kill -CONT "$waiter"
+    wait_pid "$waiter" 20 || fail "the resumed waiter failed"
+    assert_contains "$(cat "$T/b.out")" "connect 1 ok" "the resumed waiter connects"
+}
+
