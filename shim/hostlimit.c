@@ -17,7 +17,8 @@
  * a target may take a freed slot; newcomers join the queue while it is
  * not empty. A waiter sleeps on a futex in its entry: whoever frees a slot
  * wakes the oldest waiter, and a slot freed by a death is found by the
- * waiters' own check every 200 ms.
+ * waiters' own check every 200 ms. Waiters refresh a heartbeat in their
+ * entry at each check, so one that stops running is passed over.
  *
  * An idle pooled connection holds a slot that a waiting process may need:
  * checkins close instead of keeping a connection while anyone waits, and
