@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -169,12 +168,7 @@ static void start(void)
     listen_fd = fd;
     started_at = now_monotonic();
 
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_t tid;
-    if (pthread_create(&tid, NULL, control_main, NULL) == 0) {
-        pthread_detach(tid);
+    if (start_internal_thread(control_main)) {
         LOG_EVENT(LOG_LVL_DEBUG, "control_listening", LF_S("path", socket_path));
     } else {
         control_problem("cannot start the control thread");
@@ -182,7 +176,6 @@ static void start(void)
         listen_fd = -1;
         unlink(socket_path);
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 void control_ensure(void)

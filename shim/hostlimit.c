@@ -32,7 +32,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -524,17 +523,8 @@ void hostlimit_watch_idle(int slot)
     if (hostlimit_contended(slot))
         wake(&hl->demand, INT32_MAX);
     pthread_mutex_lock(&hl_lock);
-    if (!watcher_started && hl) {
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        pthread_t tid;
-        if (pthread_create(&tid, NULL, watcher_main, NULL) == 0) {
-            pthread_detach(tid);
-            watcher_started = true;
-        }
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-    }
+    if (!watcher_started && hl)
+        watcher_started = start_internal_thread(watcher_main);
     pthread_mutex_unlock(&hl_lock);
 }
 

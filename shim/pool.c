@@ -16,7 +16,6 @@
 #include "hostlimit.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -185,15 +184,7 @@ static void start_janitor_locked(void)
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&janitor_cond, &attr);
     pthread_condattr_destroy(&attr);
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_t tid;
-    if (pthread_create(&tid, NULL, janitor_main, NULL) == 0) {
-        pthread_detach(tid);
-        janitor_started = true;
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    janitor_started = start_internal_thread(janitor_main);
 }
 
 static struct timespec abs_monotonic(double at)

@@ -316,6 +316,12 @@ bool shim_active(void);
 /* A capped pool holds connections: close idle ones politely at exit. */
 void init_pool_in_use(bool ssl);
 
+/* ---- thread.c ----------------------------------------------------------- */
+
+/* Start one of the shim's own threads, detached, with every signal blocked.
+ * False when it cannot be started. */
+bool start_internal_thread(void *(*main_fn)(void *));
+
 /* ---- util ----------------------------------------------------------------*/
 double now_monotonic(void);  /* seconds */
 double now_realtime(void);   /* seconds since the epoch */

@@ -67,16 +67,35 @@ hold() {
     await_line "$T/$1.out" '^held' 30
 }
 
+# queue NAME [SCRIPT]: a pool_script process (default script: connect 1,
+# finish 1) that is queued for a slot; $WAITER_PID is its pid.
+queue() {
+    printf '%b' "${2:-connect 1\nfinish 1\n}" >"$T/$1.script"
+    PQSHIM_LOG="$T/$1.log" pool_script_bg "$1"
+    WAITER_PID=$POOL_SCRIPT_PID
+    await_line "$T/$1.log" 'event=host_wait' 10
+}
+
+# connect_ms NAME N: psql -c 'select N' through the shim must print N; the
+# milliseconds it took.
+connect_ms() {
+    local t0
+    t0=$(date +%s%N)
+    # Called as $(...), where errexit is off: return explicitly.
+    PQSHIM_LOG="$T/$1.log" shimmed "$PSQL" -X -At -c "select $2" >"$T/$1.out" 2>&1 ||
+        { fail "psql failed: $(cat "$T/$1.out")"; return 1; }
+    [ "$(cat "$T/$1.out")" = "$2" ] || { fail "psql output: $(cat "$T/$1.out")"; return 1; }
+    echo $(( ($(date +%s%N) - t0) / 1000000 ))
+}
+
 # A holder killed with SIGKILL gives its slot back at once: a process
 # waiting for it connects well within a second.
 test_sigkill_frees_slot() {
     export PQSHIM_HOST_LIMIT=1 PQSHIM_POOL_TIMEOUT=20
     hold a
     grep -q '^connect 1 ok' "$T/a.out" || fail "holder did not connect: $(cat "$T/a.out")"
-    printf 'connect 1\nexec 1 select 1\nfinish 1\n' >"$T/b.script"
-    PQSHIM_LOG="$T/b.log" pool_script_bg b
-    local waiter=$POOL_SCRIPT_PID
-    await_line "$T/b.log" 'event=host_wait' 10
+    queue b 'connect 1\nexec 1 select 1\nfinish 1\n'
+    local waiter=$WAITER_PID
     sleep 0.3 # it must still be waiting: nothing has been freed
     grep -q '^connect' "$T/b.out" && fail "the waiter got past the limit: $(cat "$T/b.out")"
     local killed_at
@@ -95,21 +114,14 @@ test_sigkill_frees_slot() {
 test_sigkill_of_waiter_does_not_block_queue() {
     export PQSHIM_HOST_LIMIT=1 PQSHIM_POOL_TIMEOUT=20
     hold a
-    printf 'connect 1\nfinish 1\n' >"$T/b.script"
-    PQSHIM_LOG="$T/b.log" pool_script_bg b
-    local waiter=$POOL_SCRIPT_PID
-    await_line "$T/b.log" 'event=host_wait' 10
-    kill -9 "$waiter"
-    wait "$waiter" 2>/dev/null || true
+    queue b
+    kill -9 "$WAITER_PID"
+    wait "$WAITER_PID" 2>/dev/null || true
     touch "$T/a.go"
     wait_pid "$a_PID" 10
-    local t0 ms
-    t0=$(date +%s%N)
-    PQSHIM_LOG="$T/c.log" shimmed "$PSQL" -X -At -c 'select 3' >"$T/c.out" 2>&1 ||
-        fail "psql failed: $(cat "$T/c.out")"
-    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    local ms
+    ms=$(connect_ms c 3)
     echo "connected in ${ms} ms past the dead waiter's entry"
-    assert_eq 3 "$(cat "$T/c.out")" "psql output"
     assert_le 500 "$ms" "ms for the next process to connect"
 }
 
@@ -122,12 +134,9 @@ test_dead_waiter_does_not_cost_reuse() {
     PQSHIM_POLICY=capped PQSHIM_LOG_LEVEL=debug PQSHIM_LOG="$T/a.log" pool_script_bg a
     local holder=$POOL_SCRIPT_PID
     await_line "$T/a.out" '^held' 10
-    printf 'connect 1\nfinish 1\n' >"$T/b.script"
-    PQSHIM_LOG="$T/b.log" pool_script_bg b
-    local waiter=$POOL_SCRIPT_PID
-    await_line "$T/b.log" 'event=host_wait' 10
-    kill -9 "$waiter"
-    wait "$waiter" 2>/dev/null || true
+    queue b
+    kill -9 "$WAITER_PID"
+    wait "$WAITER_PID" 2>/dev/null || true
     touch "$T/a.go"
     wait_pid "$holder" 10
     cat "$T/a.out"
@@ -192,12 +201,8 @@ test_idle_connection_released_for_other_process() {
     on_exit "touch $T/a.go"
     await_line "$T/a.out" '^idle' 10
     assert_eq 1 "$(server_connections)" "server connections (one idle in the pool)"
-    local t0 ms
-    t0=$(date +%s%N)
-    PQSHIM_LOG="$T/b.log" shimmed "$PSQL" -X -At -c 'select 42' >"$T/b.out" 2>&1 ||
-        fail "psql failed: $(cat "$T/b.out")"
-    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-    assert_eq 42 "$(cat "$T/b.out")" "psql output"
+    local ms
+    ms=$(connect_ms b 42)
     assert_le 2000 "$ms" "ms for the second process to connect"
     await_line "$T/a.log" 'reason=host_demand' 5
 }
@@ -314,21 +319,15 @@ EOF
 test_stopped_waiter_passed_over() {
     export PQSHIM_HOST_LIMIT=1 PQSHIM_POOL_TIMEOUT=20
     hold a
-    printf 'connect 1\nfinish 1\n' >"$T/b.script"
-    PQSHIM_LOG="$T/b.log" pool_script_bg b
-    local waiter=$POOL_SCRIPT_PID
-    await_line "$T/b.log" 'event=host_wait' 10
+    queue b
+    local waiter=$WAITER_PID
     kill -STOP "$waiter"
     on_exit "kill -CONT $waiter"
     touch "$T/a.go"
     wait_pid "$a_PID" 10
-    local t0 ms
-    t0=$(date +%s%N)
-    PQSHIM_LOG="$T/c.log" shimmed "$PSQL" -X -At -c 'select 4' >"$T/c.out" 2>&1 ||
-        fail "psql failed: $(cat "$T/c.out")"
-    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    local ms
+    ms=$(connect_ms c 4)
     echo "connected in ${ms} ms past the stopped waiter"
-    assert_eq 4 "$(cat "$T/c.out")" "psql output"
     assert_le 4000 "$ms" "ms for the next process to connect"
     kill -CONT "$waiter"
     wait_pid "$waiter" 20 || fail "the resumed waiter failed"

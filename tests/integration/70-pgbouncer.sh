@@ -88,11 +88,9 @@ test_pgbench_through_pgbouncer() {
     assert_file_contains "$T/out" "number of transactions actually processed: 400/400" "transactions"
     assert_file_contains "$T/out" "number of failed transactions: 0 " "failed transactions"
 
-    local checkouts connects
+    shim_summary "$T/shim.log"
+    local checkouts
     checkouts=$(count_events "$T/shim.log" checkout)
-    connects=$(count_events "$T/shim.log" connect)
-    echo "shim: $checkouts checkouts, $connects connections to PgBouncer;" \
-        "closes: $(grep -o ' reason=[a-z_]*' "$T/shim.log" | sort | uniq -c | tr -s ' \n' ' ')"
     # pgbench connects once more before the run (to read the scale).
     assert_eq 401 "$checkouts" "checkouts (one per pgbench connect)"
     assert_shim_reused "$T/shim.log" 4
@@ -180,11 +178,9 @@ EOF
     cat "$T/out"
     assert_eq "ok=160 errors=0" "$(cat "$T/out")" "psycopg2 threads"
     assert_eq "" "$(cat "$T/err")" "errors"
-    local checkouts connects
+    shim_summary "$T/shim.log"
+    local checkouts
     checkouts=$(count_events "$T/shim.log" checkout)
-    connects=$(count_events "$T/shim.log" connect)
-    echo "shim: $checkouts checkouts, $connects connections to PgBouncer;" \
-        "closes: $(grep -o ' reason=[a-z_]*' "$T/shim.log" | sort | uniq -c | tr -s ' \n' ' ')"
     assert_eq 160 "$checkouts" "checkouts"
     assert_shim_reused "$T/shim.log" 3
     assert_file_contains "$T/shim.log" "target=postgres@127.0.0.1:$BOUNCER_PORT/$BOUNCER_DB" "target"

@@ -156,3 +156,10 @@ bouncer_log_count() {
     n=$(grep -cE -- "$1" "$T/pgbouncer.log" 2>/dev/null || true)
     echo "${n:-0}"
 }
+
+# shim_summary LOG: one line of what the shim did (checkouts, connections
+# to PgBouncer, closes by reason), for the test's output.
+shim_summary() {
+    echo "shim: $(count_events "$1" checkout) checkouts, $(count_events "$1" connect)" \
+        "connections to PgBouncer; closes: $(grep -o ' reason=[a-z_]*' "$1" | sort | uniq -c | tr -s ' \n' ' ')"
+}

@@ -1,0 +1,23 @@
+/*
+ * thread.c — starting the shim's own threads (janitor, control socket,
+ * host-limit watcher).
+ */
+#define _GNU_SOURCE
+#include "pqshim.h"
+
+#include <signal.h>
+
+bool start_internal_thread(void *(*main_fn)(void *))
+{
+    /* Every signal blocked: the program's handlers must only ever run on
+     * the program's threads (the new thread inherits this mask). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t tid;
+    bool started = pthread_create(&tid, NULL, main_fn, NULL) == 0;
+    if (started)
+        pthread_detach(tid);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return started;
+}
