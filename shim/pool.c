@@ -374,17 +374,22 @@ bool pool_checkin(struct shim_conn *sc, const char **why)
     return kept;
 }
 
-/* Take an idle connection out of p for closing: it counts as checked out
- * by the caller until pool_release(). Called with the lock held. */
-static struct shim_conn *take_for_close(struct pool *p, struct shim_conn *sc,
-                                        const char *reason)
+/* Take the idle connection *link (a link of p's idle list) out for
+ * closing, onto *list: it counts as checked out by the caller until
+ * pool_release(). Called with the lock held. */
+static void take_for_close(struct pool *p, struct shim_conn **link,
+                           const char *reason, struct shim_conn **list)
 {
+    struct shim_conn *sc = *link;
+    *link = sc->next;
+    p->idle_count--;
     p->checked_out++;
     sc->owner = pthread_self();
     owner_add(p, sc->owner);
     sc->state = CONN_OPEN;
     sc->close_reason = reason;
-    return sc;
+    sc->next = *list;
+    *list = sc;
 }
 
 /* Idle connections past their idle timeout or maximum age, taken out of
@@ -402,11 +407,8 @@ static struct shim_conn *take_expired(double now, double *next)
             double age_end = c->pool_recycle > 0 ? sc->opened + c->pool_recycle : 1e18;
             double end = idle_end < age_end ? idle_end : age_end;
             if (end <= now) {
-                *pp = sc->next;
-                p->idle_count--;
-                take_for_close(p, sc, idle_end <= age_end ? "idle_timeout" : "recycle");
-                sc->next = expired;
-                expired = sc;
+                take_for_close(p, pp, idle_end <= age_end ? "idle_timeout" : "recycle",
+                               &expired);
                 continue;
             }
             if (end < *next)
@@ -464,13 +466,8 @@ int pool_close_idle(const char *reason, bool forever)
         p->generation++;
         if (forever)
             p->disposing = true;
-        struct shim_conn *sc;
-        while ((sc = pop_idle(p)) != NULL) {
-            take_for_close(p, sc, reason);
-            sc->next = list;
-            list = sc;
-            n++;
-        }
+        for (; p->idle; n++)
+            take_for_close(p, &p->idle, reason, &list);
     }
     pthread_mutex_unlock(&pool_lock);
     close_list(list);
@@ -490,20 +487,16 @@ int pool_close_contended(void)
     for (struct pool *p = pools; p; p = p->hh.next) {
         struct shim_conn **pp = &p->idle;
         while (*pp) {
-            struct shim_conn *sc = *pp;
-            int *left = sc->host_slot >= 0 ? &budget[HOST_SLOT_TARGET(sc->host_slot)] : NULL;
+            int slot = (*pp)->host_slot;
+            int *left = slot >= 0 ? &budget[HOST_SLOT_TARGET(slot)] : NULL;
             if (left && *left < 0)
-                *left = hostlimit_contended(sc->host_slot) ? hostlimit_waiters(sc->host_slot) : 0;
+                *left = hostlimit_contended(slot) ? hostlimit_waiters(slot) : 0;
             if (!left || *left <= 0) {
-                pp = &sc->next;
+                pp = &(*pp)->next;
                 continue;
             }
             (*left)--;
-            *pp = sc->next;
-            p->idle_count--;
-            take_for_close(p, sc, "host_demand");
-            sc->next = list;
-            list = sc;
+            take_for_close(p, pp, "host_demand", &list);
             n++;
         }
     }
@@ -622,10 +615,10 @@ void pool_forget_after_fork(void)
 
 struct shim_conn *pool_borrow_idle(struct pool *p)
 {
+    struct shim_conn *sc = NULL;
     pthread_mutex_lock(&pool_lock);
-    struct shim_conn *sc = pop_idle(p);
-    if (sc)
-        take_for_close(p, sc, "dead");
+    if (p->idle)
+        take_for_close(p, &p->idle, "dead", &sc);
     pthread_mutex_unlock(&pool_lock);
     return sc;
 }
