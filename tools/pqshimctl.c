@@ -106,17 +106,22 @@ static char *xstrdup(const char *s)
     return memcpy(xmalloc(n), s, n);
 }
 
+static char *__attribute__((format(printf, 1, 0))) xvasprintf(const char *fmt, va_list ap)
+{
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0) {
+        errmsg("out of memory");
+        exit(EXIT_USAGE);
+    }
+    return s;
+}
+
 static char *__attribute__((format(printf, 1, 2))) xasprintf(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char *s = NULL;
-    int n = vasprintf(&s, fmt, ap);
+    char *s = xvasprintf(fmt, ap);
     va_end(ap);
-    if (n < 0) {
-        errmsg("out of memory");
-        exit(EXIT_USAGE);
-    }
     return s;
 }
 
@@ -917,15 +922,13 @@ static void __attribute__((format(printf, 2, 3))) cell(struct table *t, const ch
 {
     va_list ap;
     va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
+    char *s = xvasprintf(fmt, ap);
     va_end(ap);
     if (t->ncells == t->cap) {
         t->cap = t->cap ? t->cap * 2 : 64;
         t->cells = xrealloc(t->cells, sizeof *t->cells * (size_t)t->cap);
     }
-    t->cells[t->ncells++] = clean(s ? s : "?");
+    t->cells[t->ncells++] = clean(s);
     free(s);
 }
 
@@ -1461,11 +1464,9 @@ static void __attribute__((format(printf, 2, 3))) top_line(int cols, const char 
 {
     va_list ap;
     va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
+    char *s = xvasprintf(fmt, ap);
     va_end(ap);
-    char *shown = clean(s ? s : "");
+    char *shown = clean(s);
     free(s);
     if (cols > 0) {
         int w = 0;
