@@ -258,7 +258,7 @@ bool conn_reset_finish(struct shim_conn *sc)
  * idle kill) has sent FATAL and FIN, so anything readable on an idle
  * connection means "look closer". Sound only where packets cannot vanish
  * silently, i.e. on Unix and loopback sockets. */
-static bool socket_quiet(int fd)
+bool conn_socket_quiet(int fd)
 {
     struct pollfd p = {.fd = fd, .events = POLLIN};
     int r = poll(&p, 1, 0);
@@ -273,7 +273,7 @@ bool conn_alive(struct shim_conn *sc)
         return false;
     if (cfg->pre_ping == PRE_PING_OFF)
         return true;
-    if (cfg->pre_ping == PRE_PING_ON && sc->local && socket_quiet(sc->fd))
+    if (cfg->pre_ping == PRE_PING_ON && sc->local && conn_socket_quiet(sc->fd))
         return true;
     /* A real ping: the empty query costs one round trip and no parsing. */
     bool ok = exec_ok(sc->pg, "", PGRES_EMPTY_QUERY) &&
@@ -321,6 +321,16 @@ void conn_close(struct shim_conn *sc, const char *reason)
         settle_reset(sc);
     real_libpq()->PQfinish(sc->pg);
     conn_free(sc);
+}
+
+void conn_hold_error(struct shim_conn *sc, char *message)
+{
+    free(sc->message);
+    sc->message = message;
+    sc->state = CONN_SYNTHETIC;
+    atomic_fetch_add(&synthetic_count, 1);
+    if (!registry_add(sc))
+        conn_free(sc);
 }
 
 PGconn *conn_synthetic_error(const char *message)

@@ -3,8 +3,9 @@
  *
  * Lock order (never take an earlier lock while holding a later one):
  *   1. registry lock (conn.c)  — the table of connections the shim created
- *   2. pool lock     (pool.c)  — targets, idle lists, waiters
- *   3. slot lock     (hostlimit.c) — host-wide slots this process holds
+ *   2. gate lock     (gate.c)  — asynchronous connects waiting their turn
+ *   3. pool lock     (pool.c)  — targets, idle lists, waiters
+ *   4. slot lock     (hostlimit.c) — host-wide slots this process holds
  * No lock is ever held across a real libpq call, dlsym, a log write or
  * socket I/O: those can block for a network round trip or re-enter us.
  */
@@ -227,9 +228,19 @@ enum conn_state {
     CONN_RESETTING,  /* PQresetStart returned; PQresetPoll not finished */
     CONN_IDLE,       /* in a pool's idle list (not in the registry) */
     CONN_SYNTHETIC,  /* a failed connection carrying the shim's own error */
+    CONN_SETTLING,   /* reused by an async connect: the reset's answer or
+                        the liveness ping is read in the program's poll */
 };
 
 struct pool;
+struct gate;
+
+/* Back-off state of retries while the server is full (retry.c). */
+struct retry_state {
+    int attempt;
+    double backoff;
+    unsigned seed;
+};
 
 struct shim_conn {
     PGconn *pg;              /* registry key */
@@ -245,6 +256,11 @@ struct shim_conn {
     bool ssl;
     int host_slot;           /* host-wide slot (hostlimit.h), or negative */
     bool reset_pending;      /* DISCARD ALL sent, answer not read yet */
+    bool ping_pending;       /* CONN_SETTLING: liveness ping sent */
+    bool pinged;             /* CONN_SETTLING: liveness decided */
+    bool reconnecting;       /* found dead at an async checkout: PQresetStart */
+    struct gate *gate;       /* an async connect started behind a gate */
+    struct retry_state retry;
     int backend_pid;
     double started;          /* when the connect began (monotonic) */
     double opened;           /* when it became usable */
@@ -289,11 +305,17 @@ bool conn_reset_finish(struct shim_conn *sc);
  * Finishes a pending reset first. */
 bool conn_alive(struct shim_conn *sc);
 
+/* Nothing to read on fd right now (poll with a zero timeout). */
+bool conn_socket_quiet(int fd);
+
 /* Close for real, with a `close` line. */
 void conn_close(struct shim_conn *sc, const char *reason);
 
 /* A CONNECTION_BAD PGconn whose PQerrorMessage is `message`. */
 PGconn *conn_synthetic_error(const char *message);
+/* Keep sc (failed) as the carrier of message (malloc'd, taken), shown by
+ * PQerrorMessage until the program finishes the PGconn. */
+void conn_hold_error(struct shim_conn *sc, char *message);
 /* Our text for a synthetic connection, or NULL. */
 const char *conn_synthetic_message(const PGconn *pg);
 
@@ -306,6 +328,17 @@ void registry_forget_after_fork(void);
 void registry_for_each(void (*fn)(const struct shim_conn *, void *), void *arg);
 void registry_lock_for_fork(void);
 void registry_unlock_after_fork(void);
+
+/* ---- settle.c: finishing an async checkout inside the program's poll --- */
+
+enum settle_result { SETTLE_OK, SETTLE_PENDING, SETTLE_DEAD };
+
+/* Begin (settle_begin) or go on with (settle_poll) making a reused
+ * connection ready without waiting: read the reset's answer if it has
+ * arrived, then check liveness (zero round trips where sound, else an
+ * empty query whose answer a later call reads). */
+enum settle_result settle_begin(struct shim_conn *sc);
+enum settle_result settle_poll(struct shim_conn *sc);
 
 /* ---- init.c: activation, fork and exit ---------------------------------- */
 
