@@ -492,8 +492,8 @@ test_separate_pools_per_target() {
     assert_le 6 "$(sampler_peak)" "peak server connections of all targets"
 }
 
-# PQconnectStart + PQconnectPoll: a pooled connection is ready at the first
-# poll; psycopg 3 (which always connects that way) reuses one backend.
+# PQconnectStart + PQconnectPoll: a pooled connection is ready within the
+# first polls; psycopg 3 (which always connects that way) reuses one backend.
 test_async_connects() {
     cat >"$T/async.script" <<'EOF'
 start 1
@@ -506,12 +506,17 @@ EOF
     PQSHIM_LOG="$T/shim.log" pool_script_run async
     local pid
     pid=$(line_value "$T/async.out" '^start 1 ok pid=([0-9]+)')
+    # The reused connection is ready at once, or after the reset's answer
+    # arrives, read in the program's own poll loop (a round or two).
+    local polls
+    polls=$(line_value "$T/async.out" '^start 2 ok pid=[0-9]+ polls=([0-9]+)')
+    assert_le 3 "$polls" "polls of the reused connection"
     expect_transcript "$T/async.out" -e "s/\\b$pid\\b/BACKEND/g" \
-        -e 's/^(start 1 ok pid=BACKEND) polls=[0-9]+ first=[a-z]+/\1/' <<'EOF'
+        -e 's/^(start [12] ok pid=BACKEND) polls=[0-9]+ first=[a-z]+/\1/' <<'EOF'
 start 1 ok pid=BACKEND
 exec 1 ok 1
 finish 1
-start 2 ok pid=BACKEND polls=1 first=ok
+start 2 ok pid=BACKEND
 exec 2 ok 2
 finish 2
 EOF
