@@ -63,6 +63,7 @@ struct gate {
 };
 
 static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int live_gates;
 static struct gate *all_gates;
 static struct gate *waiting_gates;
 static bool keeper_started;
@@ -258,15 +259,17 @@ static void gate_free(struct gate *g)
     pthread_mutex_unlock(&gate_lock);
     close_fds(g);
     free(g);
+    atomic_fetch_sub(&live_gates, 1);
 }
 
-struct gate *gate_start(const struct target *t, PGconn **pg)
+struct gate *gate_start(const struct target *t, PGconn **pg, const char **why)
 {
     const struct real_libpq *pq = real_libpq();
     *pg = NULL;
     struct gate *g = calloc(1, sizeof *g);
     if (!g)
         return NULL;
+    atomic_fetch_add(&live_gates, 1);
     g->peer_fd = g->listen_fd = -1;
     g->host_slot = HOST_SLOT_NONE;
     g->host.entry = -1;
@@ -282,7 +285,9 @@ struct gate *gate_start(const struct target *t, PGconn **pg)
     }
     pthread_mutex_unlock(&gate_lock);
     if (g->listen_fd < 0) {
+        *why = "no private socket directory";
         free(g);
+        atomic_fetch_sub(&live_gates, 1);
         return NULL;
     }
     const char *kw[MAX_PARAMS + 1], *val[MAX_PARAMS + 1];
@@ -673,6 +678,11 @@ char *gate_error_message(struct gate *g, const char *libpq_message)
     }
     *o = '\0';
     return out;
+}
+
+bool gate_any(void)
+{
+    return atomic_load_explicit(&live_gates, memory_order_relaxed) > 0;
 }
 
 void gate_done(struct gate *g)

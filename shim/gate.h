@@ -33,9 +33,11 @@ enum gate_phase {
  * static string): the caller then waits the blocking way. */
 const char *gate_unusable(const struct target *t);
 
-/* Start req's PGconn behind a new gate (closed). NULL on failure: *pg
- * then is NULL too, and the caller falls back. */
-struct gate *gate_start(const struct target *t, PGconn **pg);
+/* Start t's PGconn behind a new gate (closed). NULL on failure: *pg
+ * then is NULL too, and the caller falls back; *why is set when the
+ * gate itself could not be made (left alone when libpq refused the
+ * options: it will say why to the plain connect). */
+struct gate *gate_start(const struct target *t, PGconn **pg, const char **why);
 
 /* Open the gate now (no waiting): the caller's thread, before the gate
  * is shared with the keeper. */
@@ -68,6 +70,9 @@ void gate_note_progress(struct gate *g, PGconn *pg);
 /* The error text of pg without the lines about the gate (malloc'd), or
  * the gate's own message when it failed the connect. */
 char *gate_error_message(struct gate *g, const char *libpq_message);
+
+/* Does any gate exist in this process? (A cheap test for the hooks.) */
+bool gate_any(void);
 
 /* The connect is over (established, failed, or finished by the program):
  * leave any queue, release what the gate holds, close and free. */

@@ -194,7 +194,7 @@ PQSHIM_EXPORT int PQregisterEventProc(PGconn *conn, PGEventProc proc,
 PQSHIM_EXPORT char *PQerrorMessage(const PGconn *conn)
 {
     char *(*real)(const PGconn *) = REAL(PQerrorMessage);
-    const char *ours = depth == 0 && conn ? conn_synthetic_message(conn) : NULL;
+    const char *ours = depth == 0 && conn ? lifecycle_error_message(conn) : NULL;
     if (ours)
         return (char *)ours;
     return real ? real(conn) : (char *)"pqshim: libpq not found\n";

@@ -302,9 +302,10 @@ static PGconn *start_gated(const struct target *t, struct pool *pool,
 {
     const char *why = gate_unusable(t);
     PGconn *pg = NULL;
-    struct gate *g = why ? NULL : gate_start(t, &pg);
+    struct gate *g = why ? NULL : gate_start(t, &pg, &why);
     if (!g) {
-        blocking_fallback(t, why ? why : "no private socket directory");
+        if (why)
+            blocking_fallback(t, why);
         return NULL;
     }
     struct shim_conn *sc = conn_new(pg, CONN_CONNECTING, t->name);
@@ -597,6 +598,24 @@ static PostgresPollingStatusType poll_connecting(PGconn *pg, struct shim_conn *s
         pool_release(sc->pool, true, sc->owner, false);
     conn_free(sc);
     return r;
+}
+
+const char *lifecycle_error_message(const PGconn *pg)
+{
+    const char *ours = conn_synthetic_message(pg);
+    if (ours || !gate_any())
+        return ours;
+    struct shim_conn *sc = registry_find(pg);
+    if (!sc || !sc->gate)
+        return NULL;
+    /* Kept until the next call or the end of the connect: libpq's own
+     * text lives as long. */
+    char *m = gate_error_message(sc->gate, real_libpq()->PQerrorMessage(pg));
+    if (!m)
+        return NULL;
+    free(sc->message);
+    sc->message = m;
+    return m;
 }
 
 PostgresPollingStatusType lifecycle_connect_poll(PGconn *pg)

@@ -108,10 +108,16 @@ bool target_from_params(struct target *t, const PQconninfoOption *defaults,
 
     PQconninfoOption *expanded = NULL;
     bool ok = true;
+    /* libpq expands only the first dbname given a value, and only if it
+     * is a connection string; any later dbname is a plain name. */
+    bool first_dbname = true;
     for (int i = 0; ok && keywords && keywords[i]; i++) {
         const char *v = values ? values[i] : NULL;
-        if (expand_dbname && !expanded && strcmp(keywords[i], "dbname") == 0 &&
-            v && looks_like_conninfo(v)) {
+        bool expand = expand_dbname && first_dbname && v &&
+                      strcmp(keywords[i], "dbname") == 0;
+        if (expand)
+            first_dbname = false;
+        if (expand && looks_like_conninfo(v)) {
             char *err = NULL;
             expanded = pq->PQconninfoParse(v, &err);
             if (err)
