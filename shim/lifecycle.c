@@ -568,9 +568,9 @@ static void gated_failure(struct shim_conn *sc)
 static PostgresPollingStatusType poll_connecting(PGconn *pg, struct shim_conn *sc)
 {
     const struct real_libpq *pq = real_libpq();
-    if (sc->gate) {
-        if (gate_phase(sc->gate) == GATE_OPEN)
-            gate_take_slots(sc->gate, &sc->pool, &sc->host_slot);
+    if (sc->gate && gate_phase(sc->gate) == GATE_OPEN) {
+        /* The keeper is done with it: what it acquired is ours now. */
+        gate_take_slots(sc->gate, &sc->pool, &sc->host_slot);
         gate_note_progress(sc->gate, pg);
     }
     PostgresPollingStatusType r = pq->PQconnectPoll(pg);

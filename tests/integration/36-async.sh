@@ -271,3 +271,40 @@ test_fastapi_uvicorn_capped() {
     assert_ge 1 "$(grep -c 'event=wait .*async=1' "$T/shim.log")" "asynchronous waits"
     assert_eq 0 "$(count_events "$T/shim.log" timeout)" "timeouts"
 }
+
+# Host lists, hostaddr and port lists survive the gate in front of them:
+# libpq still tries the program's hosts in order, reports the one it
+# reached, and keeps its own error text when none answers.
+test_gate_keeps_host_lists() {
+    local dead
+    dead=$(free_port)
+    cat >"$T/hosts.py" <<EOF
+import asyncio, psycopg
+cases = [
+    "host=127.0.0.1,$PGHOST port=$dead,$PGPORT",
+    "hostaddr=127.0.0.1 port=$PGPORT",
+    "host=localhost,$PGHOST hostaddr=127.0.0.1, port=$dead,$PGPORT",
+    "host=$PGHOST port=$PGPORT sslmode=prefer target_session_attrs=read-write",
+]
+async def main():
+    for ci in cases:
+        conn = await psycopg.AsyncConnection.connect(ci)
+        cur = await conn.execute("select 1")
+        print("ok", (await cur.fetchone())[0], conn.pgconn.host.decode(), conn.pgconn.port.decode())
+        await conn.close()
+    try:
+        await psycopg.AsyncConnection.connect("host=127.0.0.1 port=$dead")
+    except psycopg.OperationalError as e:
+        print("refused", str(e).replace("\n", " | "))
+asyncio.run(main())
+EOF
+    PQSHIM_LOG=$T/shim.log shimmed timeout 60 "$PYTHON" "$T/hosts.py" >"$T/out" 2>"$T/err" ||
+        fail "host lists: $(cat "$T/err")"
+    timeout 60 "$PYTHON" "$T/hosts.py" >"$T/direct" 2>&1 || fail "host lists, directly: $(cat "$T/direct")"
+    cat "$T/out"
+    assert_eq 4 "$(grep -c '^ok 1 ' "$T/out")" "connections through host lists"
+    assert_contains "$(sed -n 1p "$T/out")" "ok 1 $PGHOST $PGPORT" "the host libpq reached"
+    assert_contains "$(grep refused "$T/out")" "Connection refused" "libpq's own error"
+    assert_eq "$(cat "$T/direct")" "$(cat "$T/out")" "what the program sees, with and without the shim"
+    assert_not_contains "$(cat "$T/out")" "pqshim-gate" "the gate is never shown"
+}
