@@ -308,3 +308,31 @@ EOF
     assert_eq "$(cat "$T/direct")" "$(cat "$T/out")" "what the program sees, with and without the shim"
     assert_not_contains "$(cat "$T/out")" "pqshim-gate" "the gate is never shown"
 }
+
+# Node.js pg-native above the cap: its connects run on libuv's worker
+# threads and wait there; the loop keeps running and the cap holds. The
+# npm packages pg and pg-native are installed once into build/node (they
+# compile against the system's libpq); without node or npm the test is
+# skipped. Node does not run under the sanitizer runtimes.
+test_node_pg_native() {
+    [ -z "${TEST_SANITIZER:-}" ] || { skip_test "node under $TEST_SANITIZER"; return 0; }
+    command -v node >/dev/null && command -v npm >/dev/null || { skip_test "node or npm not installed"; return 0; }
+    local dir="$ROOT/build/node"
+    if [ ! -e "$dir/node_modules/libpq/build/Release/addon.node" ]; then
+        mkdir -p "$dir"
+        ( cd "$dir" && [ -e package.json ] || echo '{"private": true}' >package.json
+          npm_config_nodedir=/usr timeout 600 npm install --no-audit --no-fund pg-native@3 >npm.log 2>&1 &&
+          npm_config_nodedir=/usr timeout 600 npm rebuild libpq --foreground-scripts >>npm.log 2>&1 ) ||
+            { tail -n 20 "$dir/npm.log"; skip_test "npm could not install pg-native"; return 0; }
+    fi
+    sampler_start application_name
+    PGAPPNAME=node PQSHIM_POLICY=capped PQSHIM_POOL_SIZE=1 PQSHIM_MAX_OVERFLOW=1 PQSHIM_LOG=$T/shim.log \
+        NODE_PATH="$dir/node_modules" shimmed timeout 120 node "$ROOT/tests/helpers/pg_native_load.js" 8 300 \
+        >"$T/out" 2>"$T/err" || fail "node: $(cat "$T/err")"
+    sampler_stop
+    cat "$T/out"
+    assert_eq 0 "$(json_field "$T/out" errors)" "failed clients"
+    stall_ok "$T/out"
+    assert_le 2 "$(sampler_peak node)" "peak server connections"
+    assert_ge 1 "$(count_events "$T/shim.log" wait)" "waits at the cap"
+}
