@@ -10,8 +10,9 @@
 
 export PSYCOPG_IMPL=python
 # Generous next to what a blocked loop shows (the whole wait: seconds),
-# yet room for a busy two-core machine.
+# yet room for a busy two-core machine (and more under a sanitizer).
 STALL_MAX_MS=300
+[ -z "${TEST_SANITIZER:-}" ] || STALL_MAX_MS=1000
 
 # async_tasks OUT ARGS...: tests/helpers/async_tasks.py under the shim.
 async_tasks() {
@@ -248,7 +249,9 @@ test_fork_while_waiting() {
 test_fastapi_uvicorn_capped() {
     "$PYTHON" -c 'import fastapi, uvicorn, httpx' 2>/dev/null || { skip_test "fastapi, uvicorn or httpx not installed"; return 0; }
     sampler_start application_name
-    PGAPPNAME=fastapi PQSHIM_POOL_TIMEOUT=60 \
+    # In sanitizer builds their runtimes must come first (the launcher
+    # puts the shim after them).
+    PGAPPNAME=fastapi PQSHIM_POOL_TIMEOUT=60 LD_PRELOAD="${SAN_PRELOAD% }" \
         "$LAUNCHER" --policy capped --pool-size 2 --max-overflow 1 --log "$T/shim.log" -- \
         "$PYTHON" -m uvicorn --app-dir "$ROOT/tests/helpers" fastapi_app:app --uds "$T/app.sock" \
         --log-level warning >"$T/uvicorn.log" 2>&1 &
