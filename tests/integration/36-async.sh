@@ -220,7 +220,7 @@ test_async_wait_times_out() {
 test_finish_while_waiting() {
     PQSHIM_POLICY=capped PQSHIM_POOL_SIZE=1 PQSHIM_MAX_OVERFLOW=0 PQSHIM_LOG=$T/shim.log \
         PQSHIM_LOG_LEVEL=debug PQSHIM_CONTROL=$T/ctl.sock \
-        shimmed timeout 60 "$TESTBIN/async_loop" 4 1500 20 finish-waiting 600 >"$T/out" &
+        shimmed timeout 60 "$TESTBIN/async_loop" 4 3000 20 finish-waiting 1500 >"$T/out" &
     local pid=$!
     track_pid $pid
     wait_until 10 test -S "$T/ctl.sock" || fail "no control socket"
