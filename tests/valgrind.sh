@@ -57,6 +57,10 @@ run foreign -- "$TESTBIN/foreign" "host=127.0.0.1 port=1 connect_timeout=5"
 run threads_capped PQSHIM_POLICY=capped PQSHIM_POOL_SIZE=2 PQSHIM_MAX_OVERFLOW=1 -- \
     "$TESTBIN/pool_threads" -t 6 -n 10 -q 'select 1'
 run async_capped PQSHIM_POLICY=capped -- "$TESTBIN/pool_threads" -t 2 -n 5 -a -q 'select 1'
+# An event loop above the cap: gates, the keeper thread, a timeout and
+# connects finished while they wait.
+run async_gates PQSHIM_POLICY=capped PQSHIM_POOL_SIZE=1 PQSHIM_MAX_OVERFLOW=0 \
+    PQSHIM_POOL_TIMEOUT=3 -- "$TESTBIN/async_loop" 4 300 20 finish-waiting 2500
 cat >"$WORK/script_capped.in" <<'SCRIPT'
 connect 0
 exec 0 BEGIN
