@@ -2009,7 +2009,7 @@ static void help(void)
 "\n"
 "Exit status: 0 ok; 1 the process answered with an error, health found a target\n"
 "failing, or the reply was malformed; 2 usage error, no such process or socket,\n"
-"connection refused, or no reply in time.\n",
+"connection refused, a server that is not believed, or no reply in time.\n",
         progname, DEFAULT_TIMEOUT, HEALTH_TIMEOUT, OVERALL_FACTOR);
 }
 
