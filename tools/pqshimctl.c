@@ -891,6 +891,15 @@ static void scan_add(struct scan *s, const char *path, pid_t named_by, uid_t own
     struct stat st;
     if (strlen(path) >= SUN_PATH_SIZE || lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode))
         return;
+    /* A process's own socket is its owner's file: a path that leads to
+     * anyone else's socket (through a symlinked directory, say) is not
+     * even connected to. */
+    if (named_by && st.st_uid != owner) {
+        scan_note(s, xasprintf("%s (named by process %d of uid %u) is a socket of uid %u: "
+                               "not asked", path, (int)named_by, (unsigned)owner,
+                               (unsigned)st.st_uid));
+        return;
+    }
     for (int i = 0; i < s->n; i++)
         if (s->v[i].dev == st.st_dev && s->v[i].ino == st.st_ino)
             return;
