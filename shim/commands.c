@@ -17,7 +17,8 @@ static const char *const settings[] = {
     "PQSHIM_POOL_TIMEOUT", "PQSHIM_RESET", "PQSHIM_PRE_PING",
     "PQSHIM_POOL_RECYCLE", "PQSHIM_IDLE_TIMEOUT", "PQSHIM_LOG",
     "PQSHIM_LOG_LEVEL", "PQSHIM_LOG_FORMAT", "PQSHIM_RETRY_FULL",
-    "PQSHIM_HOST_LIMIT", "PQSHIM_HOST_LIMIT_FILE", "PQSHIM_CONTROL", NULL};
+    "PQSHIM_HOST_LIMIT", "PQSHIM_HOST_LIMIT_FILE", "PQSHIM_HOST_LIMIT_SHARED",
+    "PQSHIM_CONTROL", NULL};
 
 static int cap(void)
 {
@@ -121,17 +122,11 @@ static void cmd_status(struct buf *b)
     free(views);
 }
 
-/* Prometheus label values escape backslash, quote and newline. */
+/* Prometheus label values: valid UTF-8, backslash, quote and newline
+ * escaped, no other control character. */
 static void prom_label(struct buf *b, const char *s)
 {
-    for (; *s; s++) {
-        if (*s == '\\' || *s == '"')
-            buf_printf(b, "\\%c", *s);
-        else if (*s == '\n')
-            buf_printf(b, "\\n");
-        else
-            buf_printf(b, "%c", *s);
-    }
+    buf_escaped(b, s, ESC_PROM, "");
 }
 
 struct metric {

@@ -42,7 +42,9 @@ void hostlimit_enqueue(const struct target *t, struct host_ticket *tk,
 int hostlimit_poll(struct host_ticket *tk);
 void hostlimit_leave(struct host_ticket *tk);
 
-/* The error text of a connect that waited in vain for a slot of t. */
+/* The error text of a connect that waited in vain for a slot of t: a full
+ * limit, or (said in a host_limit_blocked line too) a lock on the file
+ * that no slot holder took, with the pid of the process holding it. */
 void hostlimit_timeout_message(char *buf, size_t size, const struct target *t);
 
 /* The connection that held slot is gone (no-op for negative slots). */

@@ -138,6 +138,7 @@ struct pqshim_config {
     bool retry_full;         /* retry while the server is full */
     int host_limit;          /* per target across processes; 0 = off */
     char host_limit_file[4096]; /* empty: the per-uid default */
+    bool host_limit_shared;  /* the file's owner and group are trusted */
 };
 
 /* The configuration, read from the environment once (thread-safe). */
