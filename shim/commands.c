@@ -294,7 +294,7 @@ static void cmd_health(struct buf *b)
         const char *via = sc ? "idle" : "new";
         bool ok;
         if (sc) {
-            ok = conn_alive(sc) && probe(sc->pg, error, sizeof error);
+            ok = conn_alive(sc, false) && probe(sc->pg, error, sizeof error);
             pool_return_borrowed(sc, ok);
         } else {
             ok = probe_new(views[i].pool, error, sizeof error);

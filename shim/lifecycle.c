@@ -213,9 +213,10 @@ static const char *unusable(struct shim_conn *sc, bool handed)
     if (c->pool_recycle > 0 && now_monotonic() - sc->opened >= c->pool_recycle)
         return "recycle";
     if (!conn_reset_finish(sc))
-        return "reset_failed";
+        return sc->server_ended || real_libpq()->PQstatus(sc->pg) != CONNECTION_OK
+                   ? "dead" : "reset_failed";
     /* A connection handed over by a checkin has just answered its reset. */
-    if (!handed && !conn_alive(sc))
+    if (!conn_alive(sc, handed))
         return "dead";
     return NULL;
 }
@@ -256,6 +257,7 @@ static PGconn *capped_connect(const struct connect_request *req,
                 pool_release(a.pool, true, owner, false);
                 continue;
             }
+            conn_give_to_program(sc);
             sc->state = CONN_OPEN;
             sc->reused = true;
             if (!registry_add(sc)) {
@@ -310,6 +312,7 @@ void lifecycle_finish(PGconn *pg)
         pq->PQfinish(pg);
         return;
     }
+    cancel_checkout_ended(sc);
     struct pool *pool = sc->pool;
     if (sc->state == CONN_SYNTHETIC || sc->state == CONN_CONNECTING) {
         if (sc->state == CONN_CONNECTING && pool)
