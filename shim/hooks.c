@@ -27,7 +27,9 @@ static PGconn *hook_connect(const struct connect_request *req)
     if (depth > 0 || !shim_active())
         return lifecycle_open_real(req);
     depth++;
+    int cs = thread_cancel_off();
     PGconn *pg = lifecycle_connect(req);
+    thread_cancel_restore(cs);
     depth--;
     return pg;
 }
@@ -99,7 +101,9 @@ PQSHIM_EXPORT void PQfinish(PGconn *conn)
         return;
     }
     depth++;
+    int cs = thread_cancel_off();
     lifecycle_finish(conn);
+    thread_cancel_restore(cs);
     depth--;
 }
 

@@ -148,6 +148,34 @@ static PGconn *host_timeout(const struct target *t, double wait_ms)
     return conn_synthetic_error(msg);
 }
 
+struct opening {
+    struct pool *pool;
+    int slot;
+};
+
+/* The program's thread was cancelled inside the real connect: give back
+ * what it held, or every later connect to the target would wait for it. */
+static void opening_cancelled(void *arg)
+{
+    struct opening *o = arg;
+    hostlimit_release(o->slot);
+    if (o->pool)
+        pool_release(o->pool, false, pthread_self(), true);
+}
+
+/* The real connect, where the program's thread may be cancelled. */
+static PGconn *open_cancellable(const struct connect_request *req,
+                                const char *name, struct opening *o)
+{
+    PGconn *volatile pg = NULL;
+    pthread_cleanup_push(opening_cancelled, o);
+    int cs = thread_cancel_as_program();
+    pg = retry_open(req, name);
+    thread_cancel_restore(cs);
+    pthread_cleanup_pop(0);
+    return pg;
+}
+
 /* Open a new server connection as the program asked, tracked by us.
  * Under a host-wide limit, first wait for a slot. */
 static PGconn *open_tracked(const struct connect_request *req, struct pool *pool,
@@ -165,7 +193,8 @@ static PGconn *open_tracked(const struct connect_request *req, struct pool *pool
         wait_ms += host_wait_ms;
     }
     double started = now_monotonic();
-    PGconn *pg = retry_open(req, t ? t->name : NULL);
+    struct opening o = {pool, slot};
+    PGconn *pg = open_cancellable(req, t ? t->name : NULL, &o);
     struct shim_conn *sc = pg ? conn_new(pg, CONN_CONNECTING, t ? t->name : NULL) : NULL;
     if (!sc) {
         hostlimit_release(slot);
@@ -360,6 +389,8 @@ static void log_reset_result(struct shim_conn *sc)
 {
     const struct real_libpq *pq = real_libpq();
     double ms = (now_monotonic() - sc->started) * 1000.0;
+    if (sc->pool)
+        pool_count_reconnect(sc->pool, pq->PQstatus(sc->pg) == CONNECTION_OK);
     if (pq->PQstatus(sc->pg) == CONNECTION_OK) {
         conn_refresh(sc);
         LOG_EVENT(LOG_LVL_INFO, "connect", LF_S("target", sc->name),

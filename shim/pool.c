@@ -324,6 +324,27 @@ void pool_release(struct pool *p, bool checked_out, pthread_t owner,
     pthread_mutex_unlock(&pool_lock);
 }
 
+bool pool_reserve_probe(struct pool *p)
+{
+    pthread_mutex_lock(&pool_lock);
+    bool room = !p->capped || (!p->wait_head && p->open < cap_of());
+    if (room)
+        p->open++;
+    pthread_mutex_unlock(&pool_lock);
+    return room;
+}
+
+void pool_count_reconnect(struct pool *p, bool ok)
+{
+    pthread_mutex_lock(&pool_lock);
+    p->stats.closes_total++;
+    if (ok)
+        p->stats.connects_total++;
+    else
+        p->stats.connect_errors_total++;
+    pthread_mutex_unlock(&pool_lock);
+}
+
 void pool_count_reuse(struct pool *p)
 {
     pthread_mutex_lock(&pool_lock);

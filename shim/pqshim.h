@@ -221,6 +221,7 @@ bool target_from_params(struct target *t, const PQconninfoOption *defaults,
 
 /* A 64-bit FNV-1a hash (password in keys, host-wide slot regions). */
 uint64_t target_hash(const char *s);
+uint64_t target_hash_alt(const char *s);
 
 /* The display name of a live connection: user@host:port/dbname. */
 void target_name_of(char *buf, size_t size, const char *user,
@@ -353,6 +354,16 @@ void init_pool_in_use(bool ssl);
 /* Start one of the shim's own threads, detached, with every signal blocked.
  * False when it cannot be started. */
 bool start_internal_thread(void *(*main_fn)(void *));
+
+/* pthread_cancel of a program thread inside the shim must never leave a
+ * lock held, a slot taken or a connection checked out: the program's
+ * calls run with cancellation off (its state is returned and kept), and
+ * only the real connect turns it back to the program's, under a cleanup
+ * handler. */
+int thread_cancel_off(void);
+void thread_cancel_restore(int state);
+/* Back to the state the program had; returns the current one. */
+int thread_cancel_as_program(void);
 
 /* ---- util ----------------------------------------------------------------*/
 double now_monotonic(void);  /* seconds */
