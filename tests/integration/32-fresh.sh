@@ -5,6 +5,7 @@
 # bound.
 
 . "$ROOT/tests/lib/capped.bash"
+. "$ROOT/tests/lib/pgbouncer.bash"
 
 export PQSHIM_POLICY=capped
 CTL="$BUILD/pqshimctl"
@@ -131,6 +132,35 @@ test_restart_is_silent() {
     assert_contains "$(cat "$T/restart.out")" "exec 4 ok 4" "first query after the restart"
     assert_contains "$(cat "$T/restart.out")" "exec 5 ok 5" "second query after the restart"
     assert_eq "" "$(cat "$T/restart.err")" "the program's stderr"
+}
+
+# PgBouncer's client_idle_timeout closes pooled client connections while
+# they sit idle in the shim's pool: the program sees nothing of it.
+test_pgbouncer_client_idle_timeout_is_silent() {
+    need_pgbouncer || return 0
+    bouncer_start client_idle_timeout=1
+    cat >"$T/bouncer.py" <<'PY'
+import sys, time
+import psycopg2
+errors = 0
+for i in range(4):
+    try:
+        c = psycopg2.connect(sys.argv[1])
+        cur = c.cursor()
+        cur.execute("select 1")
+        c.close()
+    except Exception as e:
+        errors += 1
+        print("cycle %d: %s" % (i, str(e).strip().replace("\n", " ")))
+    time.sleep(1.6)
+print("errors %d" % errors)
+PY
+    PQSHIM_LOG=$T/shim.log shimmed "$PYTHON" "$T/bouncer.py" "$(bouncer_tcp)" >"$T/out" 2>"$T/err" ||
+        { cat "$T/out" "$T/err"; fail "program failed"; }
+    cat "$T/out"
+    assert_eq "errors 0" "$(cat "$T/out")" "program output"
+    assert_eq "" "$(cat "$T/err")" "the program's stderr"
+    assert_ge 2 "$(grep -c 'event=close .*reason=dead' "$T/shim.log")" "dead closes"
 }
 
 # ---- what a client observes --------------------------------------------------
