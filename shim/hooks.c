@@ -86,7 +86,9 @@ PQSHIM_EXPORT PostgresPollingStatusType PQconnectPoll(PGconn *conn)
     if (depth > 0 || !conn || !shim_active())
         return real(conn);
     depth++;
+    int cs = thread_cancel_off();
     PostgresPollingStatusType r = lifecycle_connect_poll(conn);
+    thread_cancel_restore(cs);
     depth--;
     return r;
 }
@@ -129,7 +131,9 @@ PQSHIM_EXPORT int PQresetStart(PGconn *conn)
     if (depth > 0 || !conn || !shim_active())
         return real(conn);
     depth++;
+    int cs = thread_cancel_off();
     int r = lifecycle_reset_start(conn);
+    thread_cancel_restore(cs);
     depth--;
     return r;
 }
@@ -142,7 +146,9 @@ PQSHIM_EXPORT PostgresPollingStatusType PQresetPoll(PGconn *conn)
     if (depth > 0 || !conn || !shim_active())
         return real(conn);
     depth++;
+    int cs = thread_cancel_off();
     PostgresPollingStatusType r = lifecycle_reset_poll(conn);
+    thread_cancel_restore(cs);
     depth--;
     return r;
 }

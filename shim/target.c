@@ -141,8 +141,9 @@ bool target_from_params(struct target *t, const PQconninfoOption *defaults,
     size_t len = 0, cap = 4096;
     char *full = ok ? malloc(cap) : NULL;
     if (!full)
-        return false;
-    full[0] = '\0';
+        ok = false;
+    else
+        full[0] = '\0';
     for (int i = 0; ok && i < set.n; i++) {
         const char *v = set.value[i] ? set.value[i] : "";
         if (strcmp(set.keyword[i], "passfile") == 0 && is_default_passfile(v))
