@@ -13,9 +13,9 @@ CTL="$BUILD/pqshimctl"
 # ---- dead pooled connections ------------------------------------------------
 
 # killed_rounds.py ROUNDS CONNINFO: each round pools three connections, has
-# the server kill them (pg_terminate_backend from a direct psql), waits
-# until they are gone, then runs six connect + query cycles. Prints what
-# failed, then "errors N"; 45 s at most.
+# the server kill them (pg_terminate_backend), waits until they are gone,
+# then runs six connect + query cycles. Prints what failed, then
+# "rounds N" and "errors N"; 40 s at most.
 write_killer() {
     cat >"$T/killed_rounds.py" <<'PY'
 import sys, time
@@ -26,12 +26,12 @@ rounds, conninfo = int(sys.argv[1]), sys.argv[2]
 admin = psycopg2.connect(conninfo + " application_name=killer")
 admin.autocommit = True
 ac = admin.cursor()
-errors = 0
-deadline = time.monotonic() + 45
+errors = done = 0
+deadline = time.monotonic() + 40
 for r in range(rounds):
     if time.monotonic() > deadline:
-        print("out of time after %d rounds" % r)
         break
+    done += 1
     conns = [psycopg2.connect(conninfo) for _ in range(3)]
     pids = []
     for c in conns:
@@ -55,6 +55,7 @@ for r in range(rounds):
         except Exception as e:
             errors += 1
             print("round %d cycle %d: %s" % (r, i, str(e).strip().replace("\n", " ")))
+print("rounds %d" % done)
 print("errors %d" % errors)
 PY
 }
@@ -65,7 +66,9 @@ killed_rounds() {  # ROUNDS CONNINFO
         >"$T/killed.out" 2>"$T/killed.err" || { cat "$T/killed.out" "$T/killed.err"; fail "program failed"; }
     cat "$T/killed.out"
     assert_eq "errors 0" "$(tail -n 1 "$T/killed.out")" "errors the program saw"
-    assert_eq 1 "$(wc -l <"$T/killed.out")" "lines the program printed"
+    assert_eq 2 "$(wc -l <"$T/killed.out")" "lines the program printed"
+    # On a very busy machine fewer rounds fit in the program's 40 s.
+    assert_ge 30 "$(line_value "$T/killed.out" '^rounds ([0-9]+)')" "rounds run"
     assert_eq "" "$(cat "$T/killed.err")" "the program's stderr"
 }
 
