@@ -335,10 +335,11 @@ static bool socket_quiet(int fd)
  * (heard by quiet_receiver), notifications, the end of the stream. The
  * reset's answer may have been read together with a FATAL behind it, so
  * the socket alone cannot tell: libpq's buffer has to be parsed too. */
-static bool idle_input_clean(struct shim_conn *sc)
+static bool idle_input_clean(struct shim_conn *sc, bool *quiet)
 {
     const struct real_libpq *pq = real_libpq();
-    for (int i = 0; i < 8 && !socket_quiet(sc->fd); i++)
+    *quiet = false;
+    for (int i = 0; i < 8 && !(*quiet = socket_quiet(sc->fd)); i++)
         if (!pq->PQconsumeInput(sc->pg))
             return false;
     drain_notifications(sc->pg);
@@ -350,15 +351,15 @@ static bool idle_input_clean(struct shim_conn *sc)
 bool conn_alive(struct shim_conn *sc, bool answered)
 {
     const struct pqshim_config *cfg = config_get();
-    if (!conn_reset_finish(sc) || !idle_input_clean(sc))
+    bool quiet;
+    if (!conn_reset_finish(sc) || !idle_input_clean(sc, &quiet))
         return false;
     if (answered || cfg->pre_ping == PRE_PING_OFF)
         return true;
-    if (cfg->pre_ping == PRE_PING_ON && sc->local && socket_quiet(sc->fd))
+    if (cfg->pre_ping == PRE_PING_ON && sc->local && quiet)
         return true;
     /* A real ping: the empty query costs one round trip and no parsing. */
-    bool ok = exec_ok(sc->pg, "", PGRES_EMPTY_QUERY) && idle_input_clean(sc);
-    return ok;
+    return exec_ok(sc->pg, "", PGRES_EMPTY_QUERY) && idle_input_clean(sc, &quiet);
 }
 
 void conn_give_to_program(struct shim_conn *sc)
