@@ -202,6 +202,43 @@ test_rollback_reset_leaves_no_error_text() {
     assert_eq 4 "$(grep -c '^state: status=0 tx=0 ' "$T/out")" "idle transaction state at connect"
 }
 
+# psycopg 3's pure-Python implementation reaches libpq through ctypes:
+# its cancel objects go through the shim too. Its own cancels work; one kept
+# from a finished connection leaves the next user's query alone.
+test_psycopg3_cancel_objects() {
+    "$PYTHON" -c 'import psycopg' 2>/dev/null || { skip_test "python3-psycopg not installed"; return 0; }
+    cat >"$T/pg3.py" <<'PY'
+import threading, time
+import psycopg
+for i in range(3):
+    conn = psycopg.connect("")
+    t = threading.Timer(0.2, conn.cancel)
+    t.start()
+    try:
+        conn.execute("select pg_sleep(5)")
+        print("not cancelled")
+    except psycopg.errors.QueryCanceled:
+        print("cancelled")
+    t.join()
+    conn.close()
+first = psycopg.connect("")
+stale, pid = first.pgconn.get_cancel(), first.info.backend_pid
+first.close()
+second = psycopg.connect("")
+t = threading.Timer(0.2, stale.cancel)
+t.start()
+second.execute("select pg_sleep(0.6)")
+t.join()
+print("same backend %s, query done" % (second.info.backend_pid == pid))
+second.close()
+PY
+    PSYCOPG_IMPL=python PQSHIM_LOG=$T/shim.log shimmed timeout 30 "$PYTHON" "$T/pg3.py" >"$T/out" 2>"$T/err" ||
+        { cat "$T/out" "$T/err"; fail "program failed"; }
+    assert_eq "cancelled|cancelled|cancelled|same backend True, query done" "$(paste -sd '|' "$T/out")" \
+        "program output"
+    assert_eq 1 "$(count_events "$T/shim.log" connect)" "server connections"
+}
+
 # ---- limits that hold for every target ------------------------------------------
 
 long_conninfo() {
