@@ -159,7 +159,7 @@ static void cmd_exec(int n, const char *sql)
 static void cmd_pipefail(int n)
 {
     PGconn *c = slot[n];
-    const char *state = "none";
+    char state[16] = "none";
     if (!PQenterPipelineMode(c) ||
         !PQsendQueryParams(c, "select 1/0", 0, NULL, NULL, NULL, NULL, 0) ||
         !PQsendFlushRequest(c) || PQflush(c) != 0) {
@@ -168,9 +168,9 @@ static void cmd_pipefail(int n)
     }
     PGresult *res;
     while ((res = PQgetResult(c)) != NULL) {
+        const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         if (PQresultStatus(res) == PGRES_FATAL_ERROR)
-            state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        state = state ? strdup(state) : "?";
+            snprintf(state, sizeof state, "%s", code ? code : "?");
         PQclear(res);
     }
     say("pipefail %d exited=%d error=%s", n, PQexitPipelineMode(c), state);
