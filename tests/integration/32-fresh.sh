@@ -329,6 +329,34 @@ EOF
     assert_eq 2 "$(grep -c 'event=close .*reason=unsafe_state' "$T/shim.log")" "closed, not pooled"
 }
 
+# A reset whose answer never comes (PgBouncer paused: the DISCARD ALL sent
+# at checkin waits for a server) costs the next connect at most the 2 s
+# bound; that connection is closed and a fresh one is handed out.
+test_stuck_reset_is_bounded() {
+    need_pgbouncer || return 0
+    bouncer_start admin_users=pgbouncer
+    local ci
+    ci=$(bouncer_tcp)
+    printf '%s\n' "connect 1 $ci" 'exec 1 select 1' 'echo ready' "wait $T/go" 'finish 1' \
+        "connect 2 $ci" "wait $T/go2" 'exec 2 select 2' 'finish 2' >"$T/stuck.script"
+    PQSHIM_LOG=$T/shim.log pool_script_bg stuck
+    await_line "$T/stuck.out" '^ready'
+    bouncer_admin "pause $BOUNCER_DB" >/dev/null || fail "pause failed"
+    touch "$T/go"
+    await_line "$T/stuck.out" '^connect 2 ' 15
+    bouncer_admin "resume $BOUNCER_DB" >/dev/null || fail "resume failed"
+    touch "$T/go2"
+    wait_pid "$POOL_SCRIPT_PID" 20 || fail "client failed"
+    cat "$T/stuck.out"
+    local ms
+    ms=$(line_value "$T/stuck.out" '^connect 2 ok pid=-?[0-9]+ ms=([0-9]+)')
+    [ -n "$ms" ] || fail "connect 2 failed"
+    assert_ge 1900 "$ms" "ms the second connect waited for the stuck reset"
+    assert_le 6000 "$ms" "ms the second connect waited for the stuck reset"
+    assert_contains "$(cat "$T/stuck.out")" "exec 2 ok 2" "query on the fresh connection"
+    assert_eq 1 "$(grep -c 'event=close .*reason=reset_failed' "$T/shim.log")" "stuck connection closed"
+}
+
 # PQreset opens a new backend in the same PGconn: status counts every
 # connect and close the log shows.
 test_reset_is_counted() {
