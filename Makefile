@@ -97,7 +97,7 @@ FUZZ_FLAGS := -std=gnu11 $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined
 # what the rest needs from conn.c, hooks.c and real.c).
 FUZZ_SRC   := tests/fuzz/fuzz_request.c $(filter-out shim/conn.c shim/hooks.c shim/real.c \
               shim/dlsym.c shim/lifecycle.c shim/init.c shim/retry.c shim/gate.c \
-              shim/settle.c,$(wildcard shim/*.c))
+              shim/settle.c shim/cancel.c,$(wildcard shim/*.c))
 
 fuzz:
 	@if command -v $(FUZZ_CC) >/dev/null 2>&1; then \

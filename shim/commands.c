@@ -240,12 +240,45 @@ static bool probe(PGconn *pg, char *error, size_t size)
     return ok;
 }
 
-/* A fresh connection from the pool's parameters, bounded in time. */
-static bool probe_new(struct pool *p, char *error, size_t size)
+static bool probe_open(struct pool *p, char *error, size_t size);
+
+/* A fresh connection from the pool's parameters, bounded in time, opened
+ * only within the pool's cap and the host limit. False with *at_cap set
+ * when every connection allowed is in use (the target is not probed). */
+static bool probe_new(struct pool *p, const char *name, bool *at_cap,
+                      char *error, size_t size)
+{
+    *at_cap = false;
+    if (!pool_reserve_probe(p)) {
+        *at_cap = true;
+        return false;
+    }
+    struct hostlimit_view hv;
+    int slot = HOST_SLOT_NONE;
+    if (hostlimit_view(name, &hv) && hv.held >= hv.limit) {
+        *at_cap = true;
+    } else {
+        static struct target t; /* only the control thread runs commands */
+        double waited;
+        snprintf(t.name, sizeof t.name, "%s", name);
+        slot = hostlimit_acquire(&t, &waited);
+        *at_cap = slot == HOST_SLOT_TIMEOUT;
+    }
+    bool ok = !*at_cap && probe_open(p, error, size);
+    hostlimit_release(slot);
+    pool_release(p, false, pthread_self(), false);
+    return ok;
+}
+
+static bool probe_open(struct pool *p, char *error, size_t size)
 {
     const struct real_libpq *pq = real_libpq();
     char params[TARGET_KEY_MAX];
     pool_params(p, params, sizeof params);
+    if (!params[0]) {
+        snprintf(error, size, "no idle connection, and its parameters are too long to open one");
+        return false;
+    }
     const char *kw[100], *val[100];
     int n = 0;
     bool has_timeout = false;
@@ -287,12 +320,19 @@ static void cmd_health(struct buf *b)
         double t0 = now_monotonic();
         struct shim_conn *sc = pool_borrow_idle(views[i].pool);
         const char *via = sc ? "idle" : "new";
-        bool ok;
+        bool ok, at_cap = false;
         if (sc) {
-            ok = conn_alive(sc) && probe(sc->pg, error, sizeof error);
+            ok = conn_alive(sc, false) && probe(sc->pg, error, sizeof error);
             pool_return_borrowed(sc, ok);
         } else {
-            ok = probe_new(views[i].pool, error, sizeof error);
+            ok = probe_new(views[i].pool, views[i].name, &at_cap, error,
+                           sizeof error);
+        }
+        /* Every connection allowed is busy: nothing is opened past the
+         * limits to check it, and busy is not failing. */
+        if (at_cap) {
+            via = "at_cap";
+            ok = true;
         }
         all_ok &= ok;
         size_t el = strlen(error);

@@ -27,7 +27,9 @@ static PGconn *hook_connect(const struct connect_request *req)
     if (depth > 0 || !shim_active())
         return lifecycle_open_real(req);
     depth++;
+    int cs = thread_cancel_off();
     PGconn *pg = lifecycle_connect(req);
+    thread_cancel_restore(cs);
     depth--;
     return pg;
 }
@@ -84,7 +86,9 @@ PQSHIM_EXPORT PostgresPollingStatusType PQconnectPoll(PGconn *conn)
     if (depth > 0 || !conn || !shim_active())
         return real(conn);
     depth++;
+    int cs = thread_cancel_off();
     PostgresPollingStatusType r = lifecycle_connect_poll(conn);
+    thread_cancel_restore(cs);
     depth--;
     return r;
 }
@@ -99,7 +103,9 @@ PQSHIM_EXPORT void PQfinish(PGconn *conn)
         return;
     }
     depth++;
+    int cs = thread_cancel_off();
     lifecycle_finish(conn);
+    thread_cancel_restore(cs);
     depth--;
 }
 
@@ -125,7 +131,9 @@ PQSHIM_EXPORT int PQresetStart(PGconn *conn)
     if (depth > 0 || !conn || !shim_active())
         return real(conn);
     depth++;
+    int cs = thread_cancel_off();
     int r = lifecycle_reset_start(conn);
+    thread_cancel_restore(cs);
     depth--;
     return r;
 }
@@ -138,7 +146,9 @@ PQSHIM_EXPORT PostgresPollingStatusType PQresetPoll(PGconn *conn)
     if (depth > 0 || !conn || !shim_active())
         return real(conn);
     depth++;
+    int cs = thread_cancel_off();
     PostgresPollingStatusType r = lifecycle_reset_poll(conn);
+    thread_cancel_restore(cs);
     depth--;
     return r;
 }
@@ -200,6 +210,67 @@ PQSHIM_EXPORT char *PQerrorMessage(const PGconn *conn)
     return real ? real(conn) : (char *)"pqshim: libpq not found\n";
 }
 
+/* Cancel objects of pooled connections stop working when the checkout
+ * ends (cancel.c). PQcancel may run in a signal handler: its hook never
+ * activates anything. */
+PQSHIM_EXPORT PGcancel *PQgetCancel(PGconn *conn)
+{
+    PGcancel *(*real)(PGconn *) = REAL(PQgetCancel);
+    if (!real)
+        return NULL;
+    if (depth > 0 || !conn || !shim_active())
+        return real(conn);
+    depth++;
+    PGcancel *c = cancel_get(conn);
+    depth--;
+    return c;
+}
+
+PQSHIM_EXPORT int PQcancel(PGcancel *cancel, char *errbuf, int errbufsize)
+{
+    return cancel_send(cancel, errbuf, errbufsize);
+}
+
+PQSHIM_EXPORT void PQfreeCancel(PGcancel *cancel)
+{
+    cancel_free(cancel);
+}
+
+/* Leaving pipeline mode after an error without a Sync is allowed, and the
+ * server then ignores everything until a Sync: such a connection can never
+ * be reset, only closed. */
+PQSHIM_EXPORT int PQexitPipelineMode(PGconn *conn)
+{
+    int (*real)(PGconn *) = REAL(PQexitPipelineMode);
+    if (!real)
+        return 0;
+    if (depth > 0 || !conn || !shim_active())
+        return real(conn);
+    bool aborted = real_libpq()->PQpipelineStatus(conn) == PQ_PIPELINE_ABORTED;
+    int r = real(conn);
+    if (r && aborted) {
+        struct shim_conn *sc = registry_find(conn);
+        if (sc)
+            sc->unsafe = true;
+    }
+    return r;
+}
+
+/* A traced connection is closed, not pooled: its trace then ends with the
+ * session's Terminate, as a fresh connection's would. */
+PQSHIM_EXPORT void PQtrace(PGconn *conn, FILE *debug_port)
+{
+    void (*real)(PGconn *, FILE *) = REAL(PQtrace);
+    if (!real)
+        return;
+    if (depth == 0 && conn && shim_active()) {
+        struct shim_conn *sc = registry_find(conn);
+        if (sc)
+            sc->unsafe = true;
+    }
+    real(conn, debug_port);
+}
+
 struct hook {
     const char *name;
     void *fn;
@@ -220,6 +291,11 @@ static const struct hook hooks[] = {
     {"PQpingParams", (void *)PQpingParams},
     {"PQregisterEventProc", (void *)PQregisterEventProc},
     {"PQerrorMessage", (void *)PQerrorMessage},
+    {"PQgetCancel", (void *)PQgetCancel},
+    {"PQcancel", (void *)PQcancel},
+    {"PQfreeCancel", (void *)PQfreeCancel},
+    {"PQexitPipelineMode", (void *)PQexitPipelineMode},
+    {"PQtrace", (void *)PQtrace},
     {NULL, NULL},
 };
 

@@ -145,6 +145,46 @@ static PGconn *host_timeout(const struct target *t, double wait_ms)
     return conn_synthetic_error(msg);
 }
 
+struct opening {
+    struct pool *pool;
+    int slot;
+};
+
+/* The program's thread was cancelled inside the real connect: give back
+ * what it held, or every later connect to the target would wait for it. */
+/* Cancellation jumps back over frames that never returned, and
+ * AddressSanitizer (present only in its builds) would take their stale
+ * redzones for overflows in the calls made from here: clear those first,
+ * from a function it does not instrument. */
+extern void __asan_unpoison_memory_region(void const volatile *addr,
+                                          size_t size) __attribute__((weak));
+
+__attribute__((no_sanitize_address, noinline))
+static void opening_cancelled(void *arg)
+{
+    struct opening *o = arg;
+    if (__asan_unpoison_memory_region) {
+        char *here = __builtin_frame_address(0);
+        __asan_unpoison_memory_region(here - 65536, 65536);
+    }
+    hostlimit_release(o->slot);
+    if (o->pool)
+        pool_release(o->pool, false, pthread_self(), true);
+}
+
+/* The real connect, where the program's thread may be cancelled. */
+static PGconn *open_cancellable(const struct connect_request *req,
+                                const char *name, struct opening *o)
+{
+    PGconn *volatile pg = NULL;
+    pthread_cleanup_push(opening_cancelled, o);
+    int cs = thread_cancel_as_program();
+    pg = retry_open(req, name);
+    thread_cancel_restore(cs);
+    pthread_cleanup_pop(0);
+    return pg;
+}
+
 /* Open a new server connection as the program asked, tracked by us.
  * Under a host-wide limit, first wait for a slot. */
 static PGconn *open_tracked_slot(const struct connect_request *req,
@@ -174,7 +214,8 @@ static PGconn *open_tracked_slot(const struct connect_request *req,
                                  double wait_ms, int slot)
 {
     double started = now_monotonic();
-    PGconn *pg = retry_open(req, t ? t->name : NULL);
+    struct opening o = {pool, slot};
+    PGconn *pg = open_cancellable(req, t ? t->name : NULL, &o);
     struct shim_conn *sc = pg ? conn_new(pg, CONN_CONNECTING, t ? t->name : NULL) : NULL;
     if (!sc) {
         hostlimit_release(slot);
@@ -222,9 +263,10 @@ static const char *unusable(struct shim_conn *sc, bool handed)
     if (c->pool_recycle > 0 && now_monotonic() - sc->opened >= c->pool_recycle)
         return "recycle";
     if (!conn_reset_finish(sc))
-        return "reset_failed";
+        return sc->server_ended || real_libpq()->PQstatus(sc->pg) != CONNECTION_OK
+                   ? "dead" : "reset_failed";
     /* A connection handed over by a checkin has just answered its reset. */
-    if (!handed && !conn_alive(sc))
+    if (!conn_alive(sc, handed))
         return "dead";
     return NULL;
 }
@@ -264,6 +306,7 @@ static PGconn *capped_connect(const struct connect_request *req,
                 pool_release(a.pool, true, owner, false);
                 continue;
             }
+            conn_give_to_program(sc);
             sc->state = CONN_OPEN;
             sc->reused = true;
             if (!registry_add(sc)) {
@@ -466,11 +509,21 @@ PGconn *lifecycle_connect(const struct connect_request *req)
 static PostgresPollingStatusType reconnect_in_place(struct shim_conn *sc)
 {
     const struct real_libpq *pq = real_libpq();
-    LOG_EVENT(LOG_LVL_INFO, "close", LF_S("target", sc->name),
-              LF_I("conn", (long long)sc->id), LF_S("reason", "dead"),
-              LF_D("age_s", now_monotonic() - sc->opened));
-    pq->PQsetNoticeProcessor(sc->pg, sc->default_processor, NULL);
+    if (sc->said[0])
+        LOG_EVENT(LOG_LVL_INFO, "close", LF_S("target", sc->name),
+                  LF_I("conn", (long long)sc->id), LF_S("reason", "dead"),
+                  LF_D("age_s", now_monotonic() - sc->opened),
+                  LF_S("server_said", sc->said));
+    else
+        LOG_EVENT(LOG_LVL_INFO, "close", LF_S("target", sc->name),
+                  LF_I("conn", (long long)sc->id), LF_S("reason", "dead"),
+                  LF_D("age_s", now_monotonic() - sc->opened));
+    /* The new session is the program's: its notices go where a fresh
+     * connection's would. */
+    conn_give_to_program(sc);
     sc->reset_pending = sc->ping_pending = false;
+    sc->server_ended = false;
+    sc->said[0] = '\0';
     sc->reconnecting = true;
     sc->started = now_monotonic();
     sc->state = CONN_OPEN; /* checked out, as a broken one would be */
@@ -502,6 +555,8 @@ static void reconnected(struct shim_conn *sc, PostgresPollingStatusType r)
     double ms = (now_monotonic() - sc->started) * 1000.0;
     sc->reconnecting = false;
     sc->state = CONN_OPEN;
+    if (sc->pool)
+        pool_count_reconnect(sc->pool, r == PGRES_POLLING_OK);
     if (r != PGRES_POLLING_OK) {
         LOG_EVENT(LOG_LVL_WARN, "connect_failed", LF_S("target", sc->name),
                   LF_I("conn", (long long)sc->id), LF_D("ms", ms),
@@ -510,8 +565,6 @@ static void reconnected(struct shim_conn *sc, PostgresPollingStatusType r)
     }
     conn_refresh(sc);
     sc->reused = false;
-    if (sc->pool)
-        pool_count_connect(sc->pool);
     LOG_EVENT(LOG_LVL_INFO, "connect", LF_S("target", sc->name),
               LF_I("conn", (long long)sc->id),
               LF_I("backend_pid", sc->backend_pid), LF_D("ms", ms));
@@ -644,6 +697,7 @@ void lifecycle_finish(PGconn *pg)
     }
     if (sc->state == CONN_CONNECTING && sc->reconnecting)
         sc->state = CONN_OPEN; /* checked out: closed as a broken one */
+    cancel_checkout_ended(sc);
     struct pool *pool = sc->pool;
     if (sc->state == CONN_SYNTHETIC || sc->state == CONN_CONNECTING) {
         if (sc->state == CONN_CONNECTING && pool)
@@ -691,6 +745,8 @@ static void log_reset_result(struct shim_conn *sc)
 {
     const struct real_libpq *pq = real_libpq();
     double ms = (now_monotonic() - sc->started) * 1000.0;
+    if (sc->pool)
+        pool_count_reconnect(sc->pool, pq->PQstatus(sc->pg) == CONNECTION_OK);
     if (pq->PQstatus(sc->pg) == CONNECTION_OK) {
         conn_refresh(sc);
         LOG_EVENT(LOG_LVL_INFO, "connect", LF_S("target", sc->name),

@@ -391,13 +391,6 @@ void pool_timeout_message(char *buf, size_t size, const struct target *t)
              c->pool_size, c->max_overflow, t->name, c->pool_timeout);
 }
 
-void pool_count_connect(struct pool *p)
-{
-    pthread_mutex_lock(&pool_lock);
-    p->stats.connects_total++;
-    pthread_mutex_unlock(&pool_lock);
-}
-
 struct pool *pool_reserve_uncapped(const struct target *t)
 {
     pthread_mutex_lock(&pool_lock);
@@ -431,6 +424,27 @@ void pool_release(struct pool *p, bool checked_out, pthread_t owner,
         p->stats.connect_errors_total++;
     p->open--;
     serve_waiters(p);
+    pthread_mutex_unlock(&pool_lock);
+}
+
+bool pool_reserve_probe(struct pool *p)
+{
+    pthread_mutex_lock(&pool_lock);
+    bool room = !p->capped || (!p->wait_head && p->open < cap_of());
+    if (room)
+        p->open++;
+    pthread_mutex_unlock(&pool_lock);
+    return room;
+}
+
+void pool_count_reconnect(struct pool *p, bool ok)
+{
+    pthread_mutex_lock(&pool_lock);
+    p->stats.closes_total++;
+    if (ok)
+        p->stats.connects_total++;
+    else
+        p->stats.connect_errors_total++;
     pthread_mutex_unlock(&pool_lock);
 }
 

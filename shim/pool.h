@@ -101,11 +101,18 @@ void pool_release(struct pool *p, bool checked_out, pthread_t owner,
 bool pool_checkin(struct shim_conn *sc, const char **why);
 
 void pool_count_reuse(struct pool *p);
-/* A connection of p reconnected in place (it keeps its slot). */
-void pool_count_connect(struct pool *p);
 
 /* The error text of a connect that waited in vain at the cap. */
 void pool_timeout_message(char *buf, size_t size, const struct target *t);
+
+/* PQreset/PQresetStart closed one backend of p and opened another (or
+ * failed to): count both, as the log shows them. */
+void pool_count_reconnect(struct pool *p, bool ok);
+
+/* Room for one more connection of p without waiting (health checks):
+ * false when p is at its cap or others wait. The room is given back with
+ * pool_release(p, false, pthread_self(), false). */
+bool pool_reserve_probe(struct pool *p);
 
 /* Close every idle connection now and make checked-out ones close at
  * checkin (dispose). With forever set (exit), nothing is kept again.

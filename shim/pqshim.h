@@ -16,6 +16,7 @@
 #include <libpq-events.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <sys/types.h>
 
@@ -82,6 +83,12 @@ struct real_libpq {
     PGVerbosity (*PQsetErrorVerbosity)(PGconn *, PGVerbosity);
     PGContextVisibility (*PQsetErrorContextVisibility)(PGconn *,
                                                        PGContextVisibility);
+    char *(*PQresultErrorField)(const PGresult *, int);
+    PGcancel *(*PQgetCancel)(PGconn *);
+    int (*PQcancel)(PGcancel *, char *, int);
+    void (*PQfreeCancel)(PGcancel *);
+    int (*PQexitPipelineMode)(PGconn *);
+    void (*PQtrace)(PGconn *, FILE *);
 };
 
 /* The bound table, or NULL when no libpq could be found (pass-through is
@@ -216,6 +223,7 @@ bool target_from_params(struct target *t, const PQconninfoOption *defaults,
 
 /* A 64-bit FNV-1a hash (password in keys, host-wide slot regions). */
 uint64_t target_hash(const char *s);
+uint64_t target_hash_alt(const char *s);
 
 /* The display name of a live connection: user@host:port/dbname. */
 void target_name_of(char *buf, size_t size, const char *user,
@@ -256,12 +264,15 @@ struct shim_conn {
     bool reused;
     bool ssl;
     int host_slot;           /* host-wide slot (hostlimit.h), or negative */
-    bool reset_pending;      /* DISCARD ALL sent, answer not read yet */
+    bool reset_pending;      /* reset query sent, answer not read yet */
     bool ping_pending;       /* CONN_SETTLING: liveness ping sent */
     bool pinged;             /* CONN_SETTLING: liveness decided */
     bool reconnecting;       /* found dead at an async checkout: PQresetStart */
     struct gate *gate;       /* an async connect started behind a gate */
     struct retry_state retry;
+    bool server_ended;       /* the server said FATAL while we held it */
+    char said[256];          /* what it said (for the close line) */
+    struct cancel_lease *lease; /* PQgetCancel objects of this checkout */
     int backend_pid;
     double started;          /* when the connect began (monotonic) */
     double opened;           /* when it became usable */
@@ -303,13 +314,35 @@ bool conn_reset(struct shim_conn *sc, const char **why);
 bool conn_reset_finish(struct shim_conn *sc);
 
 /* Is an idle connection still usable? Cheap when the socket says so.
- * Finishes a pending reset first. */
-bool conn_alive(struct shim_conn *sc);
+ * Finishes a pending reset first and reads what the server sent while it
+ * sat idle; answered: it has just answered a round trip (no ping). */
+bool conn_alive(struct shim_conn *sc, bool answered);
 
 /* Nothing to read on fd right now (poll with a zero timeout). */
 bool conn_socket_quiet(int fd);
 
-/* Close for real, with a `close` line. */
+/* Hand a checked-out connection to the program: its own notice hooks
+ * back, nothing the shim read left behind (a fresh connection's state). */
+void conn_give_to_program(struct shim_conn *sc);
+
+/* How long one round trip the shim makes on the program's behalf (reset,
+ * rollback, ping) may take before the connection is closed instead. */
+#define CONN_ROUND_TRIP_S 2.0
+
+/* ---- cancel.c: cancel objects that die with their checkout ------------- */
+
+/* The program's checkout of sc ended (PQfinish, or closed): cancel
+ * objects taken during it no longer reach the server. */
+void cancel_checkout_ended(struct shim_conn *sc);
+
+/* PQgetCancel for a pooled connection: a cancel object bound to the
+ * current checkout, or the real one when the shim does not pool it. */
+PGcancel *cancel_get(PGconn *pg);
+int cancel_send(PGcancel *c, char *errbuf, int errbufsize);
+void cancel_free(PGcancel *c);
+
+/* Close for real, with a `close` line (and server_said= when the server
+ * ended the session while the shim held it). */
 void conn_close(struct shim_conn *sc, const char *reason);
 
 /* A CONNECTION_BAD PGconn whose PQerrorMessage is `message`. */
@@ -355,6 +388,16 @@ void init_pool_in_use(bool ssl);
 /* Start one of the shim's own threads, detached, with every signal blocked.
  * False when it cannot be started. */
 bool start_internal_thread(void *(*main_fn)(void *));
+
+/* pthread_cancel of a program thread inside the shim must never leave a
+ * lock held, a slot taken or a connection checked out: the program's
+ * calls run with cancellation off (its state is returned and kept), and
+ * only the real connect turns it back to the program's, under a cleanup
+ * handler. */
+int thread_cancel_off(void);
+void thread_cancel_restore(int state);
+/* Back to the state the program had; returns the current one. */
+int thread_cancel_as_program(void);
 
 /* ---- util ----------------------------------------------------------------*/
 double now_monotonic(void);  /* seconds */

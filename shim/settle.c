@@ -9,15 +9,6 @@
 #define _GNU_SOURCE
 #include "pqshim.h"
 
-/* What the server sends while the shim reads a connection the program
- * has not been given yet (a FATAL before a kill) is the shim's business,
- * never the program's output. */
-static void silent_processor(void *arg, const char *message)
-{
-    (void)arg;
-    (void)message;
-}
-
 /* Read what has arrived of the outstanding command. True when its
  * results are complete; *ok false when one of them failed. */
 static bool read_arrived(PGconn *pg, ExecStatusType want, bool *ok)
@@ -44,10 +35,14 @@ static enum settle_result step(struct shim_conn *sc)
     const struct pqshim_config *cfg = config_get();
     PGconn *pg = sc->pg;
     bool ok = true;
-    if (pq->PQstatus(pg) != CONNECTION_OK)
+    /* Until it is handed over, what the server says is heard by the
+     * shim's own notice receiver (conn.c), never printed. */
+    if (pq->PQstatus(pg) != CONNECTION_OK || sc->server_ended)
         return SETTLE_DEAD;
     if (sc->reset_pending) {
-        if (!read_arrived(pg, PGRES_COMMAND_OK, &ok))
+        ExecStatusType want = cfg->reset == RESET_DISCARD ? PGRES_COMMAND_OK
+                                                          : PGRES_EMPTY_QUERY;
+        if (!read_arrived(pg, want, &ok))
             return SETTLE_PENDING;
         sc->reset_pending = false;
     }
@@ -56,7 +51,12 @@ static enum settle_result step(struct shim_conn *sc)
             return SETTLE_PENDING;
         sc->ping_pending = false;
     }
-    if (!ok || pq->PQstatus(pg) != CONNECTION_OK ||
+    /* What else has arrived (a FATAL right behind the reset's answer) is
+     * parsed now, so that the shim's receiver hears it. */
+    if (ok && !conn_socket_quiet(sc->fd) && !pq->PQconsumeInput(pg))
+        ok = false;
+    (void)pq->PQisBusy(pg);
+    if (!ok || sc->server_ended || pq->PQstatus(pg) != CONNECTION_OK ||
         pq->PQtransactionStatus(pg) != PQTRANS_IDLE)
         return SETTLE_DEAD;
     if (!sc->pinged) {
@@ -72,16 +72,12 @@ static enum settle_result step(struct shim_conn *sc)
             return step(sc);
         }
     }
-    PGnotify *n;
-    while ((n = pq->PQnotifies(pg)) != NULL)
-        pq->PQfreemem(n);
-    pq->PQsetNoticeProcessor(pg, sc->default_processor, NULL);
+    conn_give_to_program(sc);
     return SETTLE_OK;
 }
 
 enum settle_result settle_begin(struct shim_conn *sc)
 {
-    real_libpq()->PQsetNoticeProcessor(sc->pg, silent_processor, NULL);
     sc->pinged = false;
     sc->ping_pending = false;
     return step(sc);

@@ -312,6 +312,27 @@ TEST(target_replication_not_poolable)
     *okp = ok;
 }
 
+/* A key of any length makes a target (the cap and the host limit must
+ * hold for it): long keys differ by their ends, and stay stable. */
+TEST(target_long_keys)
+{
+    bool ok = true;
+    static char pad[4000], a_info[4200], b_info[4200];
+    static struct target a, a2, b;
+    memset(pad, 'x', sizeof pad - 1);
+    snprintf(a_info, sizeof a_info, "host=/tmp dbname=app user=u options='-c x.pad=%sA'", pad);
+    snprintf(b_info, sizeof b_info, "host=/tmp dbname=app user=u options='-c x.pad=%sB'", pad);
+    CHECK(target_of_conninfo(&a, a_info));
+    CHECK(target_of_conninfo(&a2, a_info));
+    CHECK(target_of_conninfo(&b, b_info));
+    CHECK(a.poolable);
+    CHECK(strlen(a.key) < sizeof a.key);
+    CHECK(strcmp(a.key, a2.key) == 0);
+    CHECK(strcmp(a.key, b.key) != 0);
+    CHECK(strcmp(a.name, "u@/tmp:5432/app") == 0);
+    *okp = ok;
+}
+
 int main(void)
 {
     pq.PQconninfoParse = PQconninfoParse;
@@ -334,6 +355,7 @@ int main(void)
     RUN(target_environment_counts);
     RUN(target_rejects_bad_input);
     RUN(target_replication_not_poolable);
+    RUN(target_long_keys);
     printf("%d passed, %d failed\n", cases - failures, failures);
     return failures ? 1 : 0;
 }
