@@ -58,6 +58,8 @@ struct gate {
     bool host_queued;
     int host_slot;
     bool slots_taken;           /* handed to the connection */
+    bool failing;               /* GATE_TIMER: knocking to fail, not open */
+    int knocks;
     struct target target;
     char message[GATE_MESSAGE_MAX];
 };
@@ -170,6 +172,10 @@ static int list_length(const char *list)
 
 const char *gate_unusable(const struct target *t)
 {
+    /* The options are restated with the gate in front: they must all be
+     * known (the target keeps none when they are too long). */
+    if (!t->params[0])
+        return "connection options too long";
     /* Each of these would fail on (or skip past) a local socket, or
      * would be applied differently with an explicit host list. */
     if (*param(t, "requirepeer"))
@@ -307,8 +313,9 @@ struct gate *gate_start(const struct target *t, PGconn **pg, const char **why)
     return g;
 }
 
-/* Answer the program's pending connection with an ErrorResponse. */
-static void answer(struct gate *g, const char *sqlstate, const char *message)
+/* Answer the program's pending connection with an ErrorResponse. False
+ * when libpq has not connected to the gate (yet). */
+static bool answer(struct gate *g, const char *sqlstate, const char *message)
 {
     if (g->peer_fd < 0) {
         for (int tries = 0; tries < 8; tries++) {
@@ -326,7 +333,7 @@ static void answer(struct gate *g, const char *sqlstate, const char *message)
         }
     }
     if (g->peer_fd < 0)
-        return; /* libpq did not get here: it has moved on already */
+        return false;
     char buf[GATE_MESSAGE_MAX + 64];
     size_t len = 5;
     buf[0] = 'E';
@@ -343,23 +350,40 @@ static void answer(struct gate *g, const char *sqlstate, const char *message)
         close(g->peer_fd);
         g->peer_fd = -1;
     }
+    return true;
+}
+
+/* Let libpq through (or fail it). A restart of the PGconn may still be
+ * on its way to the gate: then knock again shortly, for up to a second
+ * (libpq that never comes has gone elsewhere). */
+static void deliver(struct gate *g, bool fail)
+{
+    bool told = fail ? answer(g, "53300", g->message)
+                     : answer(g, "57P03", "pqshim: the connection may proceed");
+    if (told || ++g->knocks > 100) {
+        g->phase = fail ? GATE_FAILED : GATE_OPEN;
+        return;
+    }
+    g->failing = fail;
+    g->open_at = now_monotonic() + 0.01;
+    g->phase = GATE_TIMER;
 }
 
 static void open_gate(struct gate *g)
 {
-    answer(g, "57P03", "pqshim: the connection may proceed");
-    g->phase = GATE_OPEN;
+    deliver(g, false);
 }
 
 static void fail_gate(struct gate *g)
 {
-    answer(g, "53300", g->message);
-    g->phase = GATE_FAILED;
+    deliver(g, true);
 }
 
 void gate_open_now(struct gate *g)
 {
-    open_gate(g);
+    /* libpq connected to the gate inside PQconnectStartParams. */
+    answer(g, "57P03", "pqshim: the connection may proceed");
+    g->phase = GATE_OPEN;
 }
 
 enum gate_phase gate_phase(const struct gate *g)
@@ -465,7 +489,7 @@ static void keeper_step(struct gate *g, double now)
     }
     case GATE_TIMER:
         if (now >= g->open_at)
-            open_gate(g);
+            deliver(g, g->failing);
         return;
     case GATE_OPEN:
     case GATE_FAILED:
@@ -627,6 +651,8 @@ void gate_rearm(struct gate *g, double delay)
         close(g->peer_fd);
     g->peer_fd = -1;
     g->open_at = now_monotonic() + delay;
+    g->knocks = 0;
+    g->failing = false;
     hand_to_keeper(g, GATE_TIMER);
 }
 

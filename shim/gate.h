@@ -52,8 +52,8 @@ bool gate_wait_pool(struct gate *g, struct pool *pool, double deadline,
 void gate_wait_host(struct gate *g, struct pool *pool_slot,
                     const struct host_ticket *tk, double deadline,
                     const char *message);
-/* After a refusal by a full server: open again in delay seconds (the
- * caller then restarts the PGconn with PQresetStart). */
+/* After a refusal by a full server, once the caller has restarted the
+ * PGconn with PQresetStart: open again in delay seconds. */
 void gate_rearm(struct gate *g, double delay);
 
 enum gate_phase gate_phase(const struct gate *g);

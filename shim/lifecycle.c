@@ -339,15 +339,17 @@ static void blocking_fallback(const struct target *t, const char *why)
 }
 
 /* Start pg's PGconn behind a gate and track it. NULL when no gate can be
- * had (the caller falls back); *scp gets the tracked connection. */
+ * had (the caller falls back: to waiting in the calling thread when
+ * must_wait, said once; otherwise to a plain connect, not retried);
+ * *scp gets the tracked connection. */
 static PGconn *start_gated(const struct target *t, struct pool *pool,
-                           int host_slot, struct shim_conn **scp)
+                           int host_slot, bool must_wait, struct shim_conn **scp)
 {
     const char *why = gate_unusable(t);
     PGconn *pg = NULL;
     struct gate *g = why ? NULL : gate_start(t, &pg, &why);
     if (!g) {
-        if (why)
+        if (why && must_wait)
             blocking_fallback(t, why);
         return NULL;
     }
@@ -388,7 +390,7 @@ static PGconn *async_open(const struct connect_request *req, struct pool *pool,
     if (!must_wait && !c->retry_full)
         return open_tracked_slot(req, pool, t, 0, slot);
     struct shim_conn *sc = NULL;
-    PGconn *pg = start_gated(t, pool, slot, &sc);
+    PGconn *pg = start_gated(t, pool, slot, must_wait, &sc);
     if (!pg) {
         if (must_wait)
             return open_tracked(req, pool, t, 0);
@@ -414,7 +416,7 @@ static PGconn *async_wait(const struct connect_request *req,
     struct pool *pool = a->pool;
     const struct pqshim_config *c = config_get();
     struct shim_conn *sc = NULL;
-    PGconn *pg = start_gated(t, NULL, HOST_SLOT_NONE, &sc);
+    PGconn *pg = start_gated(t, NULL, HOST_SLOT_NONE, true, &sc);
     if (!pg)
         return capped_connect(req, t);
     sc->started = now_monotonic();
@@ -588,8 +590,12 @@ static bool retry_gated(struct shim_conn *sc)
                   LF_D("delay_ms", delay * 1000.0), LF_S("error", message),
                   LF_I("async", 1));
         free(message);
+        /* Restart first: libpq is at the gate before the keeper may open
+         * it. */
+        if (!pq->PQresetStart(sc->pg))
+            return false;
         gate_rearm(sc->gate, delay);
-        return pq->PQresetStart(sc->pg) != 0;
+        return true;
     }
     free(message);
     return false;

@@ -23,13 +23,14 @@ DIR=$(mktemp -d /tmp/pqshim-fastapi.XXXXXX)
 chmod 755 "$DIR"
 APP_PID="" SAMPLER_PID=""
 cleanup() {
-    [ -z "$APP_PID" ] || { kill "$APP_PID" 2>/dev/null; wait "$APP_PID" 2>/dev/null; }
-    [ -z "$SAMPLER_PID" ] || { kill "$SAMPLER_PID" 2>/dev/null; wait "$SAMPLER_PID" 2>/dev/null; }
+    [ -z "$APP_PID" ] || stop "$APP_PID"
+    [ -z "$SAMPLER_PID" ] || stop "$SAMPLER_PID"
     cluster_stop
     rm -rf "$DIR"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # 12 slots: 3 reserved for superusers (the sampler uses one of them), 9
 # for the app's role.
@@ -50,6 +51,12 @@ EOF
     SAMPLER_PID=$!
 }
 
+stop() {  # PID: TERM, and KILL if it is still there after 10 s
+    kill "$1" 2>/dev/null
+    wait_until 10 eval "! kill -0 $1 2>/dev/null" || kill -9 "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+}
+
 run() {  # LABEL LAUNCHER-ARGS...
     local label=$1 ep
     shift
@@ -62,8 +69,8 @@ run() {  # LABEL LAUNCHER-ARGS...
         peak_start
         "$PYTHON" tests/helpers/http_load.py "$DIR/app.sock" "/$ep" "$REQUESTS" "$CONCURRENCY" \
             >"$DIR/$ep.json"
-        kill "$SAMPLER_PID" "$APP_PID" 2>/dev/null
-        wait "$SAMPLER_PID" "$APP_PID" 2>/dev/null
+        stop "$SAMPLER_PID"
+        stop "$APP_PID"
         SAMPLER_PID="" APP_PID=""
         "$PYTHON" - "$DIR/$ep.json" "$(cat "$DIR/peak" 2>/dev/null || echo 0)" "$label" "$ep" "$REQUESTS" <<'EOF'
 import json, sys
