@@ -150,15 +150,15 @@ struct opening {
     int slot;
 };
 
-/* The program's thread was cancelled inside the real connect: give back
- * what it held, or every later connect to the target would wait for it. */
-/* Cancellation jumps back over frames that never returned, and
- * AddressSanitizer (present only in its builds) would take their stale
- * redzones for overflows in the calls made from here: clear those first,
- * from a function it does not instrument. */
+/* AddressSanitizer's, present only in its builds. */
 extern void __asan_unpoison_memory_region(void const volatile *addr,
                                           size_t size) __attribute__((weak));
 
+/* The program's thread was cancelled inside the real connect: give back
+ * what it held, or every later connect to the target would wait for it.
+ * Cancellation jumps back over frames that never returned, whose stale
+ * redzones AddressSanitizer would take for overflows in the calls made
+ * from here: clear those first, from a function it does not instrument. */
 __attribute__((no_sanitize_address, noinline))
 static void opening_cancelled(void *arg)
 {
