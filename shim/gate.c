@@ -59,6 +59,7 @@ struct gate {
     int host_slot;
     bool slots_taken;           /* handed to the connection */
     bool failing;               /* GATE_TIMER: knocking to fail, not open */
+    bool stale_peer;            /* peer_fd is a previous round's (retry) */
     int knocks;
     struct target target;
     char message[GATE_MESSAGE_MAX];
@@ -313,10 +314,17 @@ struct gate *gate_start(const struct target *t, PGconn **pg, const char **why)
     return g;
 }
 
-/* Answer the program's pending connection with an ErrorResponse. False
- * when libpq has not connected to the gate (yet). */
-static bool answer(struct gate *g, const char *sqlstate, const char *message)
+/* Answer the program's pending connection with an ErrorResponse, once g
+ * is in phase `then`. False (nothing changed) when libpq has not
+ * connected to the gate (yet). */
+static bool answer(struct gate *g, const char *sqlstate, const char *message,
+                   enum gate_phase then)
 {
+    if (g->stale_peer && g->peer_fd >= 0) {
+        close(g->peer_fd); /* the previous round's, before a restart */
+        g->peer_fd = -1;
+    }
+    g->stale_peer = false;
     if (g->peer_fd < 0) {
         for (int tries = 0; tries < 8; tries++) {
             int fd = accept4(g->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -334,6 +342,10 @@ static bool answer(struct gate *g, const char *sqlstate, const char *message)
     }
     if (g->peer_fd < 0)
         return false;
+    int fd = g->peer_fd;
+    /* The phase first: once libpq has the answer, the program may look at
+     * the gate, and must find it settled. */
+    atomic_store(&g->phase, then);
     char buf[GATE_MESSAGE_MAX + 64];
     size_t len = 5;
     buf[0] = 'E';
@@ -345,11 +357,9 @@ static bool answer(struct gate *g, const char *sqlstate, const char *message)
     uint32_t n = htonl((uint32_t)(len - 1));
     memcpy(buf + 1, &n, 4);
     /* A fresh socket's buffer takes it whole; the peer end stays open
-     * until libpq has read it (closing first would fail its send). */
-    if (send(g->peer_fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)len) {
-        close(g->peer_fd);
-        g->peer_fd = -1;
-    }
+     * until the connect is over (closing first would fail libpq's send
+     * of its startup packet). A failed send leaves libpq to time out. */
+    (void)send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
     return true;
 }
 
@@ -358,8 +368,9 @@ static bool answer(struct gate *g, const char *sqlstate, const char *message)
  * (libpq that never comes has gone elsewhere). */
 static void deliver(struct gate *g, bool fail)
 {
-    bool told = fail ? answer(g, "53300", g->message)
-                     : answer(g, "57P03", "pqshim: the connection may proceed");
+    bool told = fail ? answer(g, "53300", g->message, GATE_FAILED)
+                     : answer(g, "57P03", "pqshim: the connection may proceed",
+                              GATE_OPEN);
     if (told || ++g->knocks > 100) {
         g->phase = fail ? GATE_FAILED : GATE_OPEN;
         return;
@@ -382,8 +393,8 @@ static void fail_gate(struct gate *g)
 void gate_open_now(struct gate *g)
 {
     /* libpq connected to the gate inside PQconnectStartParams. */
-    answer(g, "57P03", "pqshim: the connection may proceed");
-    g->phase = GATE_OPEN;
+    if (!answer(g, "57P03", "pqshim: the connection may proceed", GATE_OPEN))
+        g->phase = GATE_OPEN;
 }
 
 enum gate_phase gate_phase(const struct gate *g)
@@ -647,9 +658,9 @@ void gate_wait_host(struct gate *g, struct pool *pool_slot,
 
 void gate_rearm(struct gate *g, double delay)
 {
-    if (g->peer_fd >= 0)
-        close(g->peer_fd);
-    g->peer_fd = -1;
+    /* The keeper closes the previous round's end: it may still be
+     * finishing with it. */
+    g->stale_peer = true;
     g->open_at = now_monotonic() + delay;
     g->knocks = 0;
     g->failing = false;
@@ -665,17 +676,6 @@ void gate_take_slots(struct gate *g, struct pool **pool, int *host_slot)
     if (g->host_slot != HOST_SLOT_NONE)
         *host_slot = g->host_slot;
     g->slots_taken = true;
-}
-
-void gate_note_progress(struct gate *g, PGconn *pg)
-{
-    if (g->peer_fd < 0)
-        return;
-    const char *host = real_libpq()->PQhost(pg);
-    if (!host || strcmp(host, gate_dir) != 0) {
-        close(g->peer_fd);
-        g->peer_fd = -1;
-    }
 }
 
 char *gate_error_message(struct gate *g, const char *libpq_message)

@@ -63,10 +63,6 @@ enum gate_phase gate_phase(const struct gate *g);
  * acquire. Once only. */
 void gate_take_slots(struct gate *g, struct pool **pool, int *host_slot);
 
-/* Has pg moved on from the gate to a real server? Then the gate's own
- * end of the conversation is closed. */
-void gate_note_progress(struct gate *g, PGconn *pg);
-
 /* The error text of pg without the lines about the gate (malloc'd), or
  * the gate's own message when it failed the connect. */
 char *gate_error_message(struct gate *g, const char *libpq_message);

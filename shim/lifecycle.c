@@ -627,11 +627,9 @@ static void gated_failure(struct shim_conn *sc)
 static PostgresPollingStatusType poll_connecting(PGconn *pg, struct shim_conn *sc)
 {
     const struct real_libpq *pq = real_libpq();
-    if (sc->gate && gate_phase(sc->gate) == GATE_OPEN) {
+    if (sc->gate && gate_phase(sc->gate) == GATE_OPEN)
         /* The keeper is done with it: what it acquired is ours now. */
         gate_take_slots(sc->gate, &sc->pool, &sc->host_slot);
-        gate_note_progress(sc->gate, pg);
-    }
     PostgresPollingStatusType r = pq->PQconnectPoll(pg);
     if (r != PGRES_POLLING_OK && r != PGRES_POLLING_FAILED)
         return r;

@@ -215,6 +215,22 @@ test_async_wait_times_out() {
     assert_eq 2 "$(grep -c 'event=timeout .*async=1' "$T/shim.log")" "timeout lines with async=1"
 }
 
+# The timeout's message must be there whenever libpq reports the failure,
+# however the threads interleave (the keeper settles the gate before it
+# answers): fifteen rounds.
+test_async_timeout_message_every_time() {
+    local i
+    for i in $(seq 1 15); do
+        PQSHIM_POLICY=capped PQSHIM_POOL_SIZE=1 PQSHIM_MAX_OVERFLOW=0 PQSHIM_POOL_TIMEOUT=0.2 \
+            PQSHIM_LOG=$T/shim.log shimmed timeout 60 "$TESTBIN/async_loop" 2 600 0 >"$T/out.$i" ||
+            fail "async_loop failed"
+        assert_contains "$(cat "$T/out.$i")" "failed=1" "round $i: the waiter timed out"
+        assert_contains "$(cat "$T/out.$i")" "error=pqshim: pool limit of size 1 overflow 0 reached" \
+            "round $i: the timeout's message"
+    done
+    assert_eq 0 "$(count_events "$T/shim.log" connect_failed)" "timeouts logged as failed connects"
+}
+
 # PQfinish on a waiting connection leaves the line at once: the holder's
 # checkin then keeps its connection (nobody waits), and status says so.
 test_finish_while_waiting() {
