@@ -294,7 +294,9 @@ static void cmd_health(struct buf *b)
         const char *via = sc ? "idle" : "new";
         bool ok;
         if (sc) {
+            const struct real_libpq *prev = real_use(sc->pq);
             ok = conn_alive(sc) && probe(sc->pg, error, sizeof error);
+            real_use(prev);
             pool_return_borrowed(sc, ok);
         } else {
             ok = probe_new(views[i].pool, error, sizeof error);

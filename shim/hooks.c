@@ -22,6 +22,8 @@ void hooks_enter_internal_thread(void)
 
 static PGconn *hook_connect(const struct connect_request *req)
 {
+    if (depth == 0)
+        gotpatch_refresh(); /* a module loaded behind our back */
     if (!real_libpq())
         return NULL;
     if (depth > 0 || !shim_active())
@@ -32,20 +34,20 @@ static PGconn *hook_connect(const struct connect_request *req)
     return pg;
 }
 
-PQSHIM_EXPORT PGconn *PQconnectdb(const char *conninfo)
+static PGconn *hook_PQconnectdb(const char *conninfo)
 {
     struct connect_request req = {.kind = REQ_CONNINFO, .conninfo = conninfo};
     return hook_connect(&req);
 }
 
-PQSHIM_EXPORT PGconn *PQconnectStart(const char *conninfo)
+static PGconn *hook_PQconnectStart(const char *conninfo)
 {
     struct connect_request req = {.kind = REQ_CONNINFO, .async = true,
                                   .conninfo = conninfo};
     return hook_connect(&req);
 }
 
-PQSHIM_EXPORT PGconn *PQconnectdbParams(const char *const *keywords,
+static PGconn *hook_PQconnectdbParams(const char *const *keywords,
                                         const char *const *values,
                                         int expand_dbname)
 {
@@ -55,7 +57,7 @@ PQSHIM_EXPORT PGconn *PQconnectdbParams(const char *const *keywords,
     return hook_connect(&req);
 }
 
-PQSHIM_EXPORT PGconn *PQconnectStartParams(const char *const *keywords,
+static PGconn *hook_PQconnectStartParams(const char *const *keywords,
                                            const char *const *values,
                                            int expand_dbname)
 {
@@ -65,7 +67,7 @@ PQSHIM_EXPORT PGconn *PQconnectStartParams(const char *const *keywords,
     return hook_connect(&req);
 }
 
-PQSHIM_EXPORT PGconn *PQsetdbLogin(const char *pghost, const char *pgport,
+static PGconn *hook_PQsetdbLogin(const char *pghost, const char *pgport,
                                    const char *pgoptions, const char *pgtty,
                                    const char *dbName, const char *login,
                                    const char *pwd)
@@ -76,7 +78,7 @@ PQSHIM_EXPORT PGconn *PQsetdbLogin(const char *pghost, const char *pgport,
     return hook_connect(&req);
 }
 
-PQSHIM_EXPORT PostgresPollingStatusType PQconnectPoll(PGconn *conn)
+static PostgresPollingStatusType hook_PQconnectPoll(PGconn *conn)
 {
     PostgresPollingStatusType (*real)(PGconn *) = REAL(PQconnectPoll);
     if (!real)
@@ -89,7 +91,7 @@ PQSHIM_EXPORT PostgresPollingStatusType PQconnectPoll(PGconn *conn)
     return r;
 }
 
-PQSHIM_EXPORT void PQfinish(PGconn *conn)
+static void hook_PQfinish(PGconn *conn)
 {
     void (*real)(PGconn *) = REAL(PQfinish);
     if (!real)
@@ -103,7 +105,7 @@ PQSHIM_EXPORT void PQfinish(PGconn *conn)
     depth--;
 }
 
-PQSHIM_EXPORT void PQreset(PGconn *conn)
+static void hook_PQreset(PGconn *conn)
 {
     void (*real)(PGconn *) = REAL(PQreset);
     if (!real)
@@ -117,7 +119,7 @@ PQSHIM_EXPORT void PQreset(PGconn *conn)
     depth--;
 }
 
-PQSHIM_EXPORT int PQresetStart(PGconn *conn)
+static int hook_PQresetStart(PGconn *conn)
 {
     int (*real)(PGconn *) = REAL(PQresetStart);
     if (!real)
@@ -130,7 +132,7 @@ PQSHIM_EXPORT int PQresetStart(PGconn *conn)
     return r;
 }
 
-PQSHIM_EXPORT PostgresPollingStatusType PQresetPoll(PGconn *conn)
+static PostgresPollingStatusType hook_PQresetPoll(PGconn *conn)
 {
     PostgresPollingStatusType (*real)(PGconn *) = REAL(PQresetPoll);
     if (!real)
@@ -145,7 +147,7 @@ PQSHIM_EXPORT PostgresPollingStatusType PQresetPoll(PGconn *conn)
 
 /* A ping opens and finishes a connection inside libpq: it is neither
  * counted nor pooled, only (at debug level) logged. */
-PQSHIM_EXPORT PGPing PQping(const char *conninfo)
+static PGPing hook_PQping(const char *conninfo)
 {
     PGPing (*real)(const char *) = REAL(PQping);
     if (!real)
@@ -158,7 +160,7 @@ PQSHIM_EXPORT PGPing PQping(const char *conninfo)
     return r;
 }
 
-PQSHIM_EXPORT PGPing PQpingParams(const char *const *keywords,
+static PGPing hook_PQpingParams(const char *const *keywords,
                                   const char *const *values, int expand_dbname)
 {
     PGPing (*real)(const char *const *, const char *const *, int) =
@@ -175,7 +177,7 @@ PQSHIM_EXPORT PGPing PQpingParams(const char *const *keywords,
 
 /* Event procs keep per-connection data that expects PGEVT_CONNDESTROY at
  * PQfinish: such a connection is closed, never pooled. */
-PQSHIM_EXPORT int PQregisterEventProc(PGconn *conn, PGEventProc proc,
+static int hook_PQregisterEventProc(PGconn *conn, PGEventProc proc,
                                       const char *name, void *passThrough)
 {
     int (*real)(PGconn *, PGEventProc, const char *, void *) =
@@ -191,7 +193,7 @@ PQSHIM_EXPORT int PQregisterEventProc(PGconn *conn, PGEventProc proc,
 }
 
 /* Our own failed connections (pool timeout, self-deadlock) carry our text. */
-PQSHIM_EXPORT char *PQerrorMessage(const PGconn *conn)
+static char *hook_PQerrorMessage(const PGconn *conn)
 {
     char *(*real)(const PGconn *) = REAL(PQerrorMessage);
     const char *ours = depth == 0 && conn ? conn_synthetic_message(conn) : NULL;
@@ -200,33 +202,126 @@ PQSHIM_EXPORT char *PQerrorMessage(const PGconn *conn)
     return real ? real(conn) : (char *)"pqshim: libpq not found\n";
 }
 
-struct hook {
-    const char *name;
-    void *fn;
+/*
+ * The entry points. Each libpq copy in the process has its own set, so a
+ * call knows which copy it belongs to without a lookup: the exported names
+ * serve copy 0 (the libpq the global scope finds) and keep the copy of an
+ * outer call (libpq calling its own exported functions); gotpatch.c and
+ * the dlsym wrapper hand a module the set of the copy it binds to.
+ */
+#define RET_HOOKS(X, c)                                                      \
+    X(c, PGconn *, PQconnectdb, (const char *a), (a))                        \
+    X(c, PGconn *, PQconnectdbParams,                                        \
+      (const char *const *a, const char *const *b, int e), (a, b, e))        \
+    X(c, PGconn *, PQsetdbLogin,                                             \
+      (const char *a, const char *b, const char *o, const char *t,           \
+       const char *d, const char *l, const char *p),                         \
+      (a, b, o, t, d, l, p))                                                 \
+    X(c, PGconn *, PQconnectStart, (const char *a), (a))                     \
+    X(c, PGconn *, PQconnectStartParams,                                     \
+      (const char *const *a, const char *const *b, int e), (a, b, e))        \
+    X(c, PostgresPollingStatusType, PQconnectPoll, (PGconn * a), (a))        \
+    X(c, int, PQresetStart, (PGconn * a), (a))                               \
+    X(c, PostgresPollingStatusType, PQresetPoll, (PGconn * a), (a))          \
+    X(c, PGPing, PQping, (const char *a), (a))                               \
+    X(c, PGPing, PQpingParams,                                               \
+      (const char *const *a, const char *const *b, int e), (a, b, e))        \
+    X(c, int, PQregisterEventProc,                                           \
+      (PGconn * a, PGEventProc p, const char *n, void *t), (a, p, n, t))     \
+    X(c, char *, PQerrorMessage, (const PGconn *a), (a))
+#define VOID_HOOKS(X, c)                                                     \
+    X(c, void, PQfinish, (PGconn * a), (a))                                  \
+    X(c, void, PQreset, (PGconn * a), (a))
+
+/* The copy a call belongs to: a copy's own entry names it; an exported
+ * one means copy 0 for the program's call and "unchanged" inside ours. */
+static inline const struct real_libpq *enter_copy(int copy)
+{
+    if (copy > 0)
+        return real_use(real_copy(copy));
+    return depth > 0 ? real_current() : real_use(NULL);
+}
+
+#define EXPORTED_RET(c, ret, name, params, args)                             \
+    PQSHIM_EXPORT ret name params                                            \
+    {                                                                        \
+        const struct real_libpq *prev = enter_copy(0);                       \
+        ret r = hook_##name args;                                            \
+        real_use(prev);                                                      \
+        return r;                                                            \
+    }
+#define EXPORTED_VOID(c, ret, name, params, args)                            \
+    PQSHIM_EXPORT ret name params                                            \
+    {                                                                        \
+        const struct real_libpq *prev = enter_copy(0);                       \
+        hook_##name args;                                                    \
+        real_use(prev);                                                      \
+    }
+#define COPY_RET(c, ret, name, params, args)                                 \
+    static ret name##_copy##c params                                         \
+    {                                                                        \
+        const struct real_libpq *prev = enter_copy(c);                       \
+        ret r = hook_##name args;                                            \
+        real_use(prev);                                                      \
+        return r;                                                            \
+    }
+#define COPY_VOID(c, ret, name, params, args)                                \
+    static ret name##_copy##c params                                         \
+    {                                                                        \
+        const struct real_libpq *prev = enter_copy(c);                       \
+        hook_##name args;                                                    \
+        real_use(prev);                                                      \
+    }
+
+RET_HOOKS(EXPORTED_RET, 0)
+VOID_HOOKS(EXPORTED_VOID, 0)
+
+/* Copies 1 .. REAL_MAX_COPIES - 1. */
+#define EACH_COPY(X) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+_Static_assert(REAL_MAX_COPIES == 8, "EACH_COPY lists copies 1 to 7");
+#define COPY_ENTRIES(c) RET_HOOKS(COPY_RET, c) VOID_HOOKS(COPY_VOID, c)
+EACH_COPY(COPY_ENTRIES)
+
+#define NAME(c, ret, name, params, args) #name,
+#define EXPORTED_FN(c, ret, name, params, args) (void *)name,
+#define COPY_FN(c, ret, name, params, args) (void *)name##_copy##c,
+#define COPY_ROW(c) {RET_HOOKS(COPY_FN, c) VOID_HOOKS(COPY_FN, c)},
+
+static const char *const hook_names[] = {RET_HOOKS(NAME, 0) VOID_HOOKS(NAME, 0)};
+#define NHOOKS (sizeof hook_names / sizeof hook_names[0])
+static void *const hook_fns[REAL_MAX_COPIES][NHOOKS] = {
+    {RET_HOOKS(EXPORTED_FN, 0) VOID_HOOKS(EXPORTED_FN, 0)},
+    EACH_COPY(COPY_ROW)
 };
 
-static const struct hook hooks[] = {
-    {"PQconnectdb", (void *)PQconnectdb},
-    {"PQconnectdbParams", (void *)PQconnectdbParams},
-    {"PQsetdbLogin", (void *)PQsetdbLogin},
-    {"PQconnectStart", (void *)PQconnectStart},
-    {"PQconnectStartParams", (void *)PQconnectStartParams},
-    {"PQconnectPoll", (void *)PQconnectPoll},
-    {"PQfinish", (void *)PQfinish},
-    {"PQreset", (void *)PQreset},
-    {"PQresetStart", (void *)PQresetStart},
-    {"PQresetPoll", (void *)PQresetPoll},
-    {"PQping", (void *)PQping},
-    {"PQpingParams", (void *)PQpingParams},
-    {"PQregisterEventProc", (void *)PQregisterEventProc},
-    {"PQerrorMessage", (void *)PQerrorMessage},
-    {NULL, NULL},
-};
+static int hook_index(const char *name)
+{
+    if (name[0] != 'P' || name[1] != 'Q')
+        return -1;
+    for (size_t i = 0; i < NHOOKS; i++)
+        if (strcmp(hook_names[i], name) == 0)
+            return (int)i;
+    return -1;
+}
 
 void *hooks_lookup(const char *name)
 {
-    for (const struct hook *h = hooks; h->name; h++)
-        if (strcmp(h->name, name) == 0)
-            return h->fn;
-    return NULL;
+    return hooks_lookup_copy(name, 0);
+}
+
+void *hooks_lookup_copy(const char *name, int copy)
+{
+    int i = hook_index(name);
+    if (i < 0 || copy < 0 || copy >= REAL_MAX_COPIES)
+        return NULL;
+    return hook_fns[copy][i];
+}
+
+bool hooks_is_ours(const void *addr)
+{
+    for (int c = 0; c < REAL_MAX_COPIES; c++)
+        for (size_t i = 0; i < NHOOKS; i++)
+            if (hook_fns[c][i] == addr)
+                return true;
+    return false;
 }

@@ -127,6 +127,9 @@ bool target_from_params(struct target *t, const PQconninfoOption *defaults,
 
     size_t len = 0;
     t->key[0] = '\0';
+    /* Connections of another libpq copy are that copy's objects. */
+    if (pq->copy > 0)
+        len = (size_t)snprintf(t->key, sizeof t->key, "libpq#%d\n", pq->copy);
     for (int i = 0; ok && i < set.n; i++) {
         const char *v = set.value[i] ? set.value[i] : "";
         int n;
