@@ -80,11 +80,19 @@ $(BUILD)/tests/%: tests/clients/%.c | $(BUILD)/tests
 $(BUILD)/tests/libnextprobe.so: tests/lib/nextprobe.c | $(BUILD)/tests
 	$(CC) -std=gnu11 $(WARN) -O2 -fPIC -shared -o $@ $< -ldl
 
+# A plugin linked to libpq and the driver that dlopens it (the driver is not
+# linked to libpq: like PHP, it only gets libpq through its plugins).
+$(BUILD)/tests/libpqmod.so: tests/lib/pqmod.c | $(BUILD)/tests
+	$(CC) $(TEST_CFLAGS) -fPIC -shared -o $@ $< -lpq
+
+$(BUILD)/tests/deepbind: tests/clients/deepbind.c | $(BUILD)/tests
+	$(CC) $(TEST_CFLAGS) -o $@ $< -ldl
+
 $(BUILD)/tests/libswiftstub.so: tests/lib/asan_swift_stub.c | $(BUILD)/tests
 	$(CC) -std=gnu11 $(WARN) -O2 -fPIC -shared -o $@ $<
 
 test-build: all $(BUILD)/tests/unit $(TEST_PROGS) $(BUILD)/tests/libnextprobe.so \
-            $(BUILD)/tests/libswiftstub.so
+            $(BUILD)/tests/libswiftstub.so $(BUILD)/tests/libpqmod.so
 
 # libFuzzer targets (need clang): the control socket's request handling,
 # and pqshimctl's handling of replies.
