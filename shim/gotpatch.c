@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <link.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -55,6 +56,17 @@
 
 static atomic_ullong seen_adds;   /* dlpi_adds at the last complete look */
 static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* What was rewritten, told at the next connect: logging reads the
+ * configuration, and a PHP-FPM master loads its extensions before its
+ * workers receive their PQSHIM_* settings (env[] lines of the pool). */
+#define MAX_PENDING 8
+static struct pending {
+    char module[512];
+    int slots, failed;
+} pending[MAX_PENDING];
+static int pending_count;  /* under write_lock */
+static atomic_bool pending_any;
 
 /* What one module's program headers say (copied out of dl_iterate_phdr,
  * which holds the loader's lock while it calls us). */
@@ -278,14 +290,34 @@ static void patch_module(const char *name)
         pthread_mutex_lock(&write_lock);
         for (int i = 0; i < n; i++)
             done += write_slot(&m, &w[i]);
+        if (pending_count < MAX_PENDING) {
+            struct pending *p = &pending[pending_count++];
+            snprintf(p->module, sizeof p->module, "%s", name);
+            p->slots = done;
+            p->failed = n - done;
+            atomic_store(&pending_any, true);
+        }
         pthread_mutex_unlock(&write_lock);
     }
     free(w);
     dlclose(h);
-    if (n > 0)
-        LOG_EVENT(done == n ? LOG_LVL_DEBUG : LOG_LVL_WARN, "module_rewired",
-                  LF_S("module", name), LF_I("slots", done),
-                  LF_I("failed", n - done));
+}
+
+void gotpatch_log_pending(void)
+{
+    if (!atomic_load_explicit(&pending_any, memory_order_relaxed))
+        return;
+    struct pending copy[MAX_PENDING];
+    pthread_mutex_lock(&write_lock);
+    int n = pending_count;
+    memcpy(copy, pending, sizeof copy);
+    pending_count = 0;
+    atomic_store(&pending_any, false);
+    pthread_mutex_unlock(&write_lock);
+    for (int i = 0; i < n; i++)
+        LOG_EVENT(copy[i].failed ? LOG_LVL_WARN : LOG_LVL_DEBUG, "module_rewired",
+                  LF_S("module", copy[i].module), LF_I("slots", copy[i].slots),
+                  LF_I("failed", copy[i].failed));
 }
 
 static int first_adds(struct dl_phdr_info *info, size_t size, void *data)

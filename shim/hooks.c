@@ -22,8 +22,10 @@ void hooks_enter_internal_thread(void)
 
 static PGconn *hook_connect(const struct connect_request *req)
 {
-    if (depth == 0)
+    if (depth == 0) {
         gotpatch_refresh(); /* a module loaded behind our back */
+        gotpatch_log_pending();
+    }
     if (!real_libpq())
         return NULL;
     if (depth > 0 || !shim_active())

@@ -146,6 +146,11 @@ bool hooks_is_ours(const void *addr);
  * libpq copy that module binds to. Cheap when nothing changed. */
 void gotpatch_refresh(void);
 
+/* Log what was rewritten since the last call (one module_rewired line
+ * each). Called at a connect, never while loading: the configuration is
+ * read on the first log line. */
+void gotpatch_log_pending(void);
+
 /* Mark the calling thread (the shim's own: janitor, control) so that its
  * libpq calls are never taken for the program's. */
 void hooks_enter_internal_thread(void);
