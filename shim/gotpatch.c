@@ -314,10 +314,15 @@ void gotpatch_log_pending(void)
     pending_count = 0;
     atomic_store(&pending_any, false);
     pthread_mutex_unlock(&write_lock);
-    for (int i = 0; i < n; i++)
-        LOG_EVENT(copy[i].failed ? LOG_LVL_WARN : LOG_LVL_DEBUG, "module_rewired",
-                  LF_S("module", copy[i].module), LF_I("slots", copy[i].slots),
-                  LF_I("failed", copy[i].failed));
+    for (int i = 0; i < n; i++) {
+        const struct pending *p = &copy[i];
+        if (p->failed) /* those calls still bypass the shim */
+            LOG_EVENT(LOG_LVL_WARN, "module_rewired", LF_S("module", p->module),
+                      LF_I("slots", p->slots), LF_I("failed", p->failed));
+        else
+            LOG_EVENT(LOG_LVL_DEBUG, "module_rewired", LF_S("module", p->module),
+                      LF_I("slots", p->slots), LF_I("failed", 0));
+    }
 }
 
 static int first_adds(struct dl_phdr_info *info, size_t size, void *data)

@@ -5,6 +5,8 @@
  * the global scope (psql, pgbench), was loaded RTLD_LOCAL by a dlopen'ed
  * module (every Python extension: RTLD_NEXT finds nothing there), or is a
  * bundled copy under a hashed name (psycopg2-binary's libpq-<hash>.so.5.x).
+ * A process may hold several different copies: each gets its own table, and
+ * the hook a call came in through says which one is current (real_use()).
  */
 #define _GNU_SOURCE
 #include "pqshim.h"

@@ -199,11 +199,10 @@ test_php_fpm_capped_host_limit_reuses() {
 
 # Without the host limit: 8 workers against 6 admitted clients, and
 # requests fail with the server's refusal (the retry while the server is
-# full is turned off: it would hide the refusals behind delays). The
-# server counts a session only
-# once it is past authentication, and a connect costs more than a short
-# hold on a busy machine: the page holds longer here, so that the 8
-# workers' sessions overlap.
+# full is turned off: it would hide the refusals behind delays). The server
+# counts a session only once it is past authentication, and a connect costs
+# more than a short hold on a busy machine: the page holds longer here, so
+# that the 8 workers' sessions overlap.
 test_php_fpm_without_limit_fails() {
     need_fpm
     FPM_EXTRA_ENV='env[PQSHIM_RETRY_FULL] = "off"' fpm_start null 0.4
