@@ -7,7 +7,7 @@
 # run under them.
 need_deepbind() {
     [ -z "${TEST_SANITIZER:-}" ] ||
-        skip_test "$TEST_SANITIZER cannot run a dlopen with RTLD_DEEPBIND"
+        { skip_test "$TEST_SANITIZER cannot run a dlopen with RTLD_DEEPBIND"; return 1; }
 }
 
 # drive POLICY ARGS...: the plugin driver through the shim, every event in
@@ -38,7 +38,7 @@ no_warnings() {
 # to it, in $T/copy. Skips without patchelf.
 make_second_copy() {
     command -v patchelf >/dev/null 2>&1 ||
-        skip_test "patchelf not installed (make deps installs it)"
+        { skip_test "patchelf not installed (make deps installs it)"; return 1; }
     local lib
     lib=$(ls /usr/lib/*/libpq.so.5 2>/dev/null | head -n 1)
     [ -n "$lib" ] || fail "no libpq.so.5 to copy"
@@ -51,7 +51,7 @@ make_second_copy() {
 }
 
 test_deepbind_plugin_null_policy() {
-    need_deepbind
+    need_deepbind || return 0
     # Without the shim the plugin's calls go straight to libpq.
     "$TESTBIN/deepbind" -c 4 "$TESTBIN/libpqmod.so" >"$T/plain" 2>&1 ||
         fail "deepbind without the shim: $(cat "$T/plain")"
@@ -67,7 +67,7 @@ test_deepbind_plugin_null_policy() {
 }
 
 test_deepbind_plugin_capped_reuses() {
-    need_deepbind
+    need_deepbind || return 0
     drive capped -c 6 "$TESTBIN/libpqmod.so"
     assert_eq 6 "$(lines_matching 'connect_via=libpqshim\.so made_by=libpq\.so\.5$' "$T/out")" \
         "connects through the shim: $(head -3 "$T/out")"
@@ -80,7 +80,7 @@ test_deepbind_plugin_capped_reuses() {
 # A name without '/' reaches libc's dlopen from the caller (its RUNPATH
 # and $ORIGIN are the caller's): the load is seen at the next dlsym.
 test_deepbind_plugin_by_search_path() {
-    need_deepbind
+    need_deepbind || return 0
     LD_LIBRARY_PATH="$TESTBIN" drive null -c 2 libpqmod.so
     assert_eq 2 "$(lines_matching 'connect_via=libpqshim\.so' "$T/out")" \
         "connects through the shim: $(head -3 "$T/out")"
@@ -89,7 +89,7 @@ test_deepbind_plugin_by_search_path() {
 }
 
 test_deepbind_dlclose_and_reload() {
-    need_deepbind
+    need_deepbind || return 0
     # Three rounds: load, connect twice, dlclose; the next load maps the
     # plugin afresh and must be rewritten again.
     drive capped -r 3 -c 2 "$TESTBIN/libpqmod.so"
@@ -107,7 +107,7 @@ test_deepbind_dlclose_and_reload() {
 # Two copies, plain RTLD_LOCAL: the global scope would send the second
 # copy's module to our hooks for the first copy.
 test_two_libpq_copies_local() {
-    make_second_copy
+    make_second_copy || return 0
     drive capped -l -r 2 -c 3 "$TESTBIN/libpqmod.so" "$T/copy/libpqmod2.so"
     # Without the shim each module uses its own copy.
     "$TESTBIN/deepbind" -l -c 1 "$TESTBIN/libpqmod.so" "$T/copy/libpqmod2.so" >"$T/plain" 2>&1 ||
@@ -125,8 +125,8 @@ test_two_libpq_copies_local() {
 }
 
 test_two_libpq_copies_deepbind() {
-    need_deepbind
-    make_second_copy
+    need_deepbind || return 0
+    make_second_copy || return 0
     drive null -c 2 "$TESTBIN/libpqmod.so" "$T/copy/libpqmod2.so"
     assert_eq 2 "$(lines_matching 'connect_via=libpqshim\.so made_by=libpq\.so\.5$' "$T/out")" \
         "the first module's connections: $(cat "$T/out")"

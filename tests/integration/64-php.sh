@@ -7,10 +7,10 @@
 
 need_php() {
     [ -z "${TEST_SANITIZER:-}" ] ||
-        skip_test "PHP cannot run under $TEST_SANITIZER: it loads extensions with RTLD_DEEPBIND, which the sanitizer runtime refuses"
-    command -v php >/dev/null 2>&1 || skip_test "php not installed (Debian package php-cli; make deps installs it)"
+        { skip_test "PHP cannot run under $TEST_SANITIZER: it loads extensions with RTLD_DEEPBIND, which the sanitizer runtime refuses"; return 1; }
+    command -v php >/dev/null 2>&1 || { skip_test "php not installed (Debian package php-cli; make deps installs it)"; return 1; }
     php -m 2>/dev/null | grep -qx "$1" ||
-        skip_test "PHP $1 not installed (Debian package php-pgsql; make deps installs it)"
+        { skip_test "PHP $1 not installed (Debian package php-pgsql; make deps installs it)"; return 1; }
 }
 
 # A loop of N connect / query / close with the pgsql functions or PDO.
@@ -52,7 +52,7 @@ backends() {
 }
 
 test_php_pgsql_null_counts_every_connect() {
-    need_php pgsql
+    need_php pgsql || return 0
     write_scripts
     php_loop null pgsql 12
     assert_eq 12 "$(count_events "$T/shim.log" connect)" "connect lines"
@@ -61,7 +61,7 @@ test_php_pgsql_null_counts_every_connect() {
 }
 
 test_php_pgsql_capped_reuses() {
-    need_php pgsql
+    need_php pgsql || return 0
     write_scripts
     php_loop capped pgsql 12
     assert_eq 12 "$(count_events "$T/shim.log" checkout)" "checkouts"
@@ -70,7 +70,7 @@ test_php_pgsql_capped_reuses() {
 }
 
 test_php_pdo_null_counts_every_connect() {
-    need_php pdo_pgsql
+    need_php pdo_pgsql || return 0
     write_scripts
     php_loop null pdo 12
     assert_eq 12 "$(count_events "$T/shim.log" connect)" "connect lines"
@@ -79,7 +79,7 @@ test_php_pdo_null_counts_every_connect() {
 }
 
 test_php_pdo_capped_reuses() {
-    need_php pdo_pgsql
+    need_php pdo_pgsql || return 0
     write_scripts
     php_loop capped pdo 12
     assert_eq 12 "$(count_events "$T/shim.log" checkout)" "checkouts"
@@ -89,7 +89,7 @@ test_php_pdo_capped_reuses() {
 
 # As a new user would: the launcher in front of php.
 test_php_through_launcher() {
-    need_php pgsql
+    need_php pgsql || return 0
     write_scripts
     "$LAUNCHER" --policy capped --log "$T/shim.log" -- php "$T/pgsql.php" 5 >"$T/out" 2>"$T/err" ||
         fail "pqshim -- php exited with $?: $(cat "$T/err")"
@@ -103,11 +103,11 @@ test_php_through_launcher() {
 FPM_ROLE=pqshim_fpm
 
 need_fpm() {
-    need_php pgsql
+    need_php pgsql || return 1
     FPM=$(ls /usr/sbin/php-fpm* 2>/dev/null | head -n 1)
-    [ -n "$FPM" ] || skip_test "php-fpm not installed (Debian package php-fpm; make deps installs it)"
+    [ -n "$FPM" ] || { skip_test "php-fpm not installed (Debian package php-fpm; make deps installs it)"; return 1; }
     command -v cgi-fcgi >/dev/null 2>&1 ||
-        skip_test "cgi-fcgi not installed (Debian package libfcgi-bin; make deps installs it)"
+        { skip_test "cgi-fcgi not installed (Debian package libfcgi-bin; make deps installs it)"; return 1; }
 }
 
 # fpm_start POLICY HOLD [HOST_LIMIT]: a PHP-FPM master with 8 static
@@ -166,7 +166,7 @@ fpm_storm() {
 }
 
 test_php_fpm_host_limit_holds_storm() {
-    need_fpm
+    need_fpm || return 0
     fpm_start null 0.05 5
     sampler_start usename
     local result
@@ -183,7 +183,7 @@ test_php_fpm_host_limit_holds_storm() {
 }
 
 test_php_fpm_capped_host_limit_reuses() {
-    need_fpm
+    need_fpm || return 0
     fpm_start capped 0.05 5
     sampler_start usename
     local result
@@ -204,7 +204,7 @@ test_php_fpm_capped_host_limit_reuses() {
 # more than a short hold on a busy machine: the page holds longer here, so
 # that the 8 workers' sessions overlap.
 test_php_fpm_without_limit_fails() {
-    need_fpm
+    need_fpm || return 0
     FPM_EXTRA_ENV='env[PQSHIM_RETRY_FULL] = "off"' fpm_start null 0.4
     local result err
     result=$(fpm_storm 100 16)
