@@ -126,6 +126,8 @@ PQSHIM_EXPORT void *dlopen(const char *file, int mode)
     dlopen_fn next = real_dlopen_fn();
     if (!next)
         return NULL;
+    if (mode & RTLD_DEEPBIND)
+        gotpatch_note_deepbind(file); /* whose libpq it calls (gotpatch.c) */
     if (!file || !strchr(file, '/') || strchr(file, '$'))
         return next(file, mode); /* tail call: see above */
     void *h = next(file, mode);

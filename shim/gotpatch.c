@@ -7,8 +7,9 @@
  * libpq copy would reach the first copy's hooks. After each load we look
  * at every module that needs a libpq and point its relocation slots
  * (JUMP_SLOT and GLOB_DAT, the GOT) for the intercepted names at the hooks
- * serving the copy that module binds to — what it would call anyway, only
- * through us. Everything else it calls still goes straight to its libpq.
+ * serving the copy that module's other calls reach — what it would call
+ * anyway, only through us. Everything else it calls still goes straight to
+ * its libpq.
  *
  * Safety: the look is stateless (a slot already right is left alone), so
  * a module dlclose'd and loaded again is simply looked at again, and a
@@ -68,10 +69,60 @@ static struct pending {
 static int pending_count;  /* under write_lock */
 static atomic_bool pending_any;
 
+/* File names (last part) that were dlopen'ed with RTLD_DEEPBIND. */
+#define MAX_DEEPBIND 16
+static char deepbind_names[MAX_DEEPBIND][128]; /* under write_lock */
+static int deepbind_next;                      /* under write_lock */
+
+static const char *last_part(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+void gotpatch_note_deepbind(const char *file)
+{
+    if (!file)
+        return;
+    const char *base = last_part(file);
+    pthread_mutex_lock(&write_lock);
+    bool known = false;
+    for (int i = 0; i < MAX_DEEPBIND && !known; i++)
+        known = strcmp(deepbind_names[i], base) == 0;
+    if (!known)
+        snprintf(deepbind_names[deepbind_next++ % MAX_DEEPBIND], 128, "%s", base);
+    pthread_mutex_unlock(&write_lock);
+}
+
+static bool was_deepbind(const char *path)
+{
+    const char *base = last_part(path);
+    bool found = false;
+    pthread_mutex_lock(&write_lock);
+    for (int i = 0; i < MAX_DEEPBIND && !found; i++)
+        found = deepbind_names[i][0] && strcmp(deepbind_names[i], base) == 0;
+    pthread_mutex_unlock(&write_lock);
+    return found;
+}
+
+/* Modules bound to a copy other than 0, by address range, as of the last
+ * look: a call that reached an exported entry point from one of them (it
+ * was not rewritten yet) belongs to that copy. */
+struct range {
+    ElfW(Addr) lo, hi;
+    int copy;
+};
+static struct range ranges[MAX_MODULES]; /* under write_lock */
+static int range_count;                  /* under write_lock */
+static atomic_int ranges_any;
+
 /* What one module's program headers say (copied out of dl_iterate_phdr,
  * which holds the loader's lock while it calls us). */
 struct module {
     ElfW(Addr) base;
+    ElfW(Addr) lo, hi;        /* what its PT_LOAD segments cover */
+    int copy;                 /* the libpq copy it binds to, -1: none seen */
+    bool deepbind;            /* we saw it dlopen'ed with RTLD_DEEPBIND */
     const ElfW(Dyn) *dynamic;
     ElfW(Addr) relro_start, relro_end; /* the pages the loader protected */
     ElfW(Addr) rw_start[MAX_WRITABLE], rw_end[MAX_WRITABLE];
@@ -95,6 +146,8 @@ static void read_headers(const struct dl_phdr_info *info, struct module *m)
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     memset(m, 0, sizeof *m);
     m->base = info->dlpi_addr;
+    m->lo = (ElfW(Addr))-1;
+    m->copy = -1;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         ElfW(Addr) start = info->dlpi_addr + ph->p_vaddr;
@@ -104,10 +157,15 @@ static void read_headers(const struct dl_phdr_info *info, struct module *m)
             /* As the loader rounds it: both ends down to a page. */
             m->relro_start = start & ~(ElfW(Addr))(page - 1);
             m->relro_end = (start + ph->p_memsz) & ~(ElfW(Addr))(page - 1);
-        } else if (ph->p_type == PT_LOAD && (ph->p_flags & PF_W) &&
-                   m->rw_count < MAX_WRITABLE) {
-            m->rw_start[m->rw_count] = start;
-            m->rw_end[m->rw_count++] = start + ph->p_memsz;
+        } else if (ph->p_type == PT_LOAD) {
+            if (start < m->lo)
+                m->lo = start;
+            if (start + ph->p_memsz > m->hi)
+                m->hi = start + ph->p_memsz;
+            if ((ph->p_flags & PF_W) && m->rw_count < MAX_WRITABLE) {
+                m->rw_start[m->rw_count] = start;
+                m->rw_end[m->rw_count++] = start + ph->p_memsz;
+            }
         }
     }
 }
@@ -175,19 +233,39 @@ static int find_module(struct dl_phdr_info *info, size_t size, void *data)
     return 1;
 }
 
-/* The value a slot for `name` should hold in the module behind handle h:
- * the hook serving the libpq copy the module's own scope finds. */
-static void *wanted_value(void *h, const char *name)
+/* Which copy a module calls: the one its own lookup scope reaches first.
+ * That is its dependency (L, what dlsym on its handle finds) when it was
+ * loaded with RTLD_DEEPBIND or the global scope has no libpq, else the
+ * global scope's (G). When they differ, the slots the loader already
+ * filled say which scope the module uses; failing that, how it was
+ * loaded. */
+struct choice {
+    const void *local_base, *global_base;
+    int local, global; /* votes of resolved slots */
+};
+
+static const void *libpq_base(const void *fn)
 {
-    if (!hooks_lookup(name))
-        return NULL;
-    void *real = real_dlsym(h, name);
     Dl_info info;
-    if (!real || hooks_is_ours(real) || !dladdr(real, &info) ||
+    if (!fn || hooks_is_ours(fn) || !dladdr(fn, &info) ||
         !real_is_libpq_name(info.dli_fname))
         return NULL;
-    int copy = real_copy_index(info.dli_fbase, info.dli_fname);
-    return copy < 0 ? NULL : hooks_lookup_copy(name, copy);
+    return info.dli_fbase;
+}
+
+static void vote(struct choice *c, const char *name, const void *value)
+{
+    if (value == hooks_lookup(name)) {
+        c->global++; /* bound through the global scope, where we come first */
+        return;
+    }
+    Dl_info info;
+    if (!value || hooks_is_ours(value) || !dladdr(value, &info))
+        return;
+    if (info.dli_fbase == c->local_base)
+        c->local++;
+    else if (info.dli_fbase == c->global_base)
+        c->global++;
 }
 
 static bool in_writable_segment(const struct module *m, ElfW(Addr) a)
@@ -198,9 +276,10 @@ static bool in_writable_segment(const struct module *m, ElfW(Addr) a)
     return false;
 }
 
-/* Walk one relocation table (RELA or REL entries) and note the slots of
- * intercepted names that do not hold what they should. */
-static int plan_table(void *h, const struct module *m, const ElfW(Sym) *symtab,
+/* Walk one relocation table (RELA or REL entries): with c, let the slots
+ * of every libpq name vote; without, note the slots of intercepted names
+ * that do not hold the hook of copy m->copy. */
+static int plan_table(struct choice *c, struct module *m, const ElfW(Sym) *symtab,
                       const char *strtab, ElfW(Addr) table, size_t size,
                       size_t entsize, struct write *w, int n)
 {
@@ -218,14 +297,19 @@ static int plan_table(void *h, const struct module *m, const ElfW(Sym) *symtab,
         ElfW(Addr) slot = m->base + r->r_offset;
         if (slot % sizeof(void *) != 0 || !in_writable_segment(m, slot))
             continue;
-        void *value = wanted_value(h, name);
-        if (value && __atomic_load_n((void **)slot, __ATOMIC_RELAXED) != value)
+        void *now = __atomic_load_n((void **)slot, __ATOMIC_RELAXED);
+        if (c) {
+            vote(c, name, now);
+            continue;
+        }
+        void *value = hooks_lookup_copy(name, m->copy);
+        if (value && now != value)
             w[n++] = (struct write){(void **)slot, value};
     }
     return n;
 }
 
-static int plan_module(void *h, const struct module *m, struct write *w)
+static int plan_module(void *h, struct module *m, struct write *w)
 {
     const ElfW(Sym) *symtab = NULL;
     const char *strtab = NULL;
@@ -251,9 +335,29 @@ static int plan_module(void *h, const struct module *m, struct write *w)
     if (!symtab || !strtab)
         return 0;
     size_t pltent = pltrel == DT_RELA ? sizeof(ElfW(Rela)) : sizeof(ElfW(Rel));
-    int n = plan_table(h, m, symtab, strtab, jmprel, pltrelsz, pltent, w, 0);
-    n = plan_table(h, m, symtab, strtab, rela, relasz, relaent, w, n);
-    return plan_table(h, m, symtab, strtab, rel, relsz, relent, w, n);
+    /* real_dlsym's caller is this library: RTLD_NEXT is the global scope
+     * without us. */
+    const void *lfn = real_dlsym(h, "PQconnectdb");
+    const void *gfn = real_dlsym(RTLD_NEXT, "PQconnectdb");
+    struct choice c = {libpq_base(lfn), libpq_base(gfn), 0, 0};
+    const void *chosen_fn = c.local_base ? lfn : gfn;
+    if (c.local_base && c.global_base && c.local_base != c.global_base) {
+        for (int pass = 0; pass < 3; pass++)
+            plan_table(&c, m, symtab, strtab, pass == 0 ? jmprel : pass == 1 ? rela : rel,
+                       pass == 0 ? pltrelsz : pass == 1 ? relasz : relsz,
+                       pass == 0 ? pltent : pass == 1 ? relaent : relent, w, 0);
+        bool local = c.local != c.global ? c.local > c.global : m->deepbind;
+        chosen_fn = local ? lfn : gfn;
+    }
+    Dl_info info;
+    if (!chosen_fn || !dladdr(chosen_fn, &info))
+        return 0;
+    m->copy = real_copy_index(info.dli_fbase, info.dli_fname);
+    if (m->copy < 0)
+        return 0;
+    int n = plan_table(NULL, m, symtab, strtab, jmprel, pltrelsz, pltent, w, 0);
+    n = plan_table(NULL, m, symtab, strtab, rela, relasz, relaent, w, n);
+    return plan_table(NULL, m, symtab, strtab, rel, relsz, relent, w, n);
 }
 
 /* One slot, one aligned atomic store; RELRO pages writable just for it. */
@@ -271,11 +375,13 @@ static bool write_slot(const struct module *m, const struct write *w)
     return true;
 }
 
-static void patch_module(const char *name)
+/* Rewrite one module; note its range in *r when it binds to a copy > 0. */
+static bool patch_module(const char *name, struct range *r)
 {
+    bool ranged = false;
     void *h = real_dlopen(name, RTLD_NOLOAD | RTLD_LAZY);
     if (!h)
-        return; /* gone since we listed it */
+        return false; /* gone since we listed it */
     /* The handle keeps the module mapped while we work on it. */
     struct link_map *lm = NULL;
     struct module m;
@@ -283,9 +389,14 @@ static void patch_module(const char *name)
     if (dlinfo(h, RTLD_DI_LINKMAP, &lm) == 0 && lm) {
         f.base = lm->l_addr;
         dl_iterate_phdr(find_module, &f);
+        m.deepbind = was_deepbind(name);
     }
     struct write *w = f.found ? calloc(MAX_SLOTS, sizeof *w) : NULL;
     int n = w ? plan_module(h, &m, w) : 0, done = 0;
+    if (f.found && m.copy > 0 && m.lo < m.hi) {
+        *r = (struct range){m.lo, m.hi, m.copy};
+        ranged = true;
+    }
     if (n > 0) {
         pthread_mutex_lock(&write_lock);
         for (int i = 0; i < n; i++)
@@ -301,6 +412,7 @@ static void patch_module(const char *name)
     }
     free(w);
     dlclose(h);
+    return ranged;
 }
 
 void gotpatch_log_pending(void)
@@ -344,14 +456,35 @@ void gotpatch_refresh(void)
     struct collect c = {.count = 0};
     c.self = dladdr((void *)gotpatch_refresh, &self) ? self.dli_fbase : NULL;
     dl_iterate_phdr(collect_module, &c);
+    struct range found[MAX_MODULES];
+    int nfound = 0;
     for (int i = 0; i < c.count; i++) {
-        patch_module(c.names[i]);
+        nfound += patch_module(c.names[i], &found[nfound]);
         free(c.names[i]);
     }
+    pthread_mutex_lock(&write_lock);
+    memcpy(ranges, found, (size_t)nfound * sizeof found[0]);
+    range_count = nfound;
+    atomic_store(&ranges_any, nfound > 0);
+    pthread_mutex_unlock(&write_lock);
     /* Loads that happened during this look are looked at next time. */
     atomic_store_explicit(&seen_adds, c.adds, memory_order_relaxed);
     if (c.count > 0)
         (void)dlerror(); /* our lookups leave nothing for the program to read */
     errno = saved_errno;
 #endif
+}
+
+int gotpatch_copy_of_caller(const void *addr)
+{
+    if (!atomic_load_explicit(&ranges_any, memory_order_relaxed))
+        return 0;
+    int copy = 0;
+    ElfW(Addr) a = (ElfW(Addr))addr;
+    pthread_mutex_lock(&write_lock);
+    for (int i = 0; i < range_count; i++)
+        if (a >= ranges[i].lo && a < ranges[i].hi)
+            copy = ranges[i].copy;
+    pthread_mutex_unlock(&write_lock);
+    return copy;
 }

@@ -244,10 +244,28 @@ static inline const struct real_libpq *enter_copy(int copy)
     return depth > 0 ? real_current() : real_use(NULL);
 }
 
+/* An exported connect entry point: look at what was loaded first; a module
+ * of another copy that calls it was not rewritten yet (linked at start, or
+ * loaded behind our back) and its connect belongs to its own copy. */
+static inline const struct real_libpq *enter_connect(const void *caller)
+{
+    if (depth > 0)
+        return real_current();
+    gotpatch_refresh();
+    int copy = gotpatch_copy_of_caller(caller);
+    return real_use(copy > 0 ? real_copy(copy) : NULL);
+}
+
+/* Exported: connects look at their caller, everything else is copy 0. */
+#define ENTER_EXPORTED(name)                                                 \
+    ((strncmp(#name, "PQconnect", 9) == 0 && strcmp(#name, "PQconnectPoll") != 0) || \
+             strcmp(#name, "PQsetdbLogin") == 0                              \
+         ? enter_connect(__builtin_return_address(0))                        \
+         : enter_copy(0))
 #define EXPORTED_RET(c, ret, name, params, args)                             \
     PQSHIM_EXPORT ret name params                                            \
     {                                                                        \
-        const struct real_libpq *prev = enter_copy(0);                       \
+        const struct real_libpq *prev = ENTER_EXPORTED(name);                \
         ret r = hook_##name args;                                            \
         real_use(prev);                                                      \
         return r;                                                            \

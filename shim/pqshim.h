@@ -151,6 +151,14 @@ void gotpatch_refresh(void);
  * read on the first log line. */
 void gotpatch_log_pending(void);
 
+/* The libpq copy a module bound to another copy than 0 uses, when addr
+ * (a return address) lies in it; else 0. For a connect that reached an
+ * exported entry point before its module was rewritten. */
+int gotpatch_copy_of_caller(const void *addr);
+
+/* dlsym.c: file (as given to dlopen) was loaded with RTLD_DEEPBIND. */
+void gotpatch_note_deepbind(const char *file);
+
 /* Mark the calling thread (the shim's own: janitor, control) so that its
  * libpq calls are never taken for the program's. */
 void hooks_enter_internal_thread(void);

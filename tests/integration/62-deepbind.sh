@@ -144,3 +144,25 @@ test_plugins_without_libpq_untouched() {
     assert_contains "$(cat "$T/err")" "dlsym pqmod_run" "the driver found no plugin entry point"
     [ ! -s "$T/shim.log" ] || fail "the shim logged: $(head -3 "$T/shim.log")"
 }
+
+# A module linked at program start to the second copy, in a program linked
+# to libpq.so.5 as well, binds through the global scope, where libpq.so.5
+# comes first: without the shim every call of the module goes there. With
+# the shim its connects must go there too (not to its own DT_NEEDED copy),
+# or the module would use one copy's functions on the other's connections.
+# The program calls the plugin directly: no dlopen, no dlsym.
+test_second_copy_linked_at_start() {
+    make_second_copy || return 0
+    printf 'int pqmod_run(const char *, int);\nint main(void) { return pqmod_run("", 3); }\n' >"$T/direct.c"
+    cc -o "$T/direct" "$T/direct.c" -L"$T/copy" -l:libpqmod2.so -Wl,-rpath,"$T/copy" \
+        -Wl,--no-as-needed -lpq 2>"$T/cc.err" || fail "cc: $(cat "$T/cc.err")"
+    "$T/direct" >"$T/plain" 2>&1 || fail "without the shim: $(cat "$T/plain")"
+    assert_eq 3 "$(lines_matching 'connect_via=libpq\.so\.5 made_by=libpq\.so\.5$' "$T/plain")" \
+        "without the shim the module's calls reach the global scope's libpq.so.5"
+    PQSHIM_LOG="$T/shim.log" PQSHIM_LOG_LEVEL=debug shimmed "$T/direct" >"$T/out" 2>"$T/err" ||
+        fail "direct exited with $?: $(cat "$T/out" "$T/err")"
+    assert_eq 3 "$(lines_matching 'connect_via=libpqshim\.so made_by=libpq\.so\.5$' "$T/out")" \
+        "every connect through the shim, made by the copy the module's other calls reach: $(cat "$T/out")"
+    assert_eq 3 "$(count_events "$T/shim.log" connect)" "connect lines"
+    no_warnings
+}
