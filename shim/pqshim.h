@@ -5,6 +5,8 @@
  *   1. registry lock (conn.c)  — the table of connections the shim created
  *   2. pool lock     (pool.c)  — targets, idle lists, waiters
  *   3. slot lock     (hostlimit.c) — host-wide slots this process holds
+ * Leaf locks, under which nothing else is taken: the copies lock (real.c)
+ * and the rewrite lock (gotpatch.c, held across mprotect and slot stores).
  * No lock is ever held across a real libpq call, dlsym, a log write or
  * socket I/O: those can block for a network round trip or re-enter us.
  */
