@@ -1,5 +1,6 @@
 /*
- * hooks.c — the exported libpq entry points. Each is thin: nested calls
+ * hooks.c — the libpq entry points: the exported ones, and one set per
+ * further libpq copy in the process (see the end). Each is thin: nested calls
  * (libpq calls its own exported functions: PQconnectdb -> PQconnectStart ->
  * PQconnectPoll, PQping -> PQconnectStart + PQfinish) and calls made while
  * the shim is inactive go straight to libpq; only the program's own call,
