@@ -156,7 +156,8 @@ test_second_copy_linked_at_start() {
     printf 'int pqmod_run(const char *, int);\nint main(void) { return pqmod_run("", 3); }\n' >"$T/direct.c"
     cc -o "$T/direct" "$T/direct.c" -L"$T/copy" -l:libpqmod2.so -Wl,-rpath,"$T/copy" \
         -Wl,--no-as-needed -lpq 2>"$T/cc.err" || fail "cc: $(cat "$T/cc.err")"
-    "$T/direct" >"$T/plain" 2>&1 || fail "without the shim: $(cat "$T/plain")"
+    # (A sanitizer build of the plugin needs its runtime preloaded.)
+    LD_PRELOAD="$SAN_PRELOAD" "$T/direct" >"$T/plain" 2>&1 || fail "without the shim: $(cat "$T/plain")"
     assert_eq 3 "$(lines_matching 'connect_via=libpq\.so\.5 made_by=libpq\.so\.5$' "$T/plain")" \
         "without the shim the module's calls reach the global scope's libpq.so.5"
     PQSHIM_LOG="$T/shim.log" PQSHIM_LOG_LEVEL=debug shimmed "$T/direct" >"$T/out" 2>"$T/err" ||
