@@ -81,11 +81,19 @@ $(BUILD)/tests/%: tests/clients/%.c | $(BUILD)/tests
 $(BUILD)/tests/libnextprobe.so: tests/lib/nextprobe.c | $(BUILD)/tests
 	$(CC) -std=gnu11 $(WARN) -O2 -fPIC -shared -o $@ $< -ldl
 
+# A plugin linked to libpq and the driver that dlopens it (the driver is not
+# linked to libpq: like PHP, it only gets libpq through its plugins).
+$(BUILD)/tests/libpqmod.so: tests/lib/pqmod.c | $(BUILD)/tests
+	$(CC) $(TEST_CFLAGS) -fPIC -shared -o $@ $< -lpq
+
+$(BUILD)/tests/deepbind: tests/clients/deepbind.c | $(BUILD)/tests
+	$(CC) $(TEST_CFLAGS) -o $@ $< -ldl
+
 $(BUILD)/tests/libswiftstub.so: tests/lib/asan_swift_stub.c | $(BUILD)/tests
 	$(CC) -std=gnu11 $(WARN) -O2 -fPIC -shared -o $@ $<
 
 test-build: all $(BUILD)/tests/unit $(TEST_PROGS) $(BUILD)/tests/libnextprobe.so \
-            $(BUILD)/tests/libswiftstub.so
+            $(BUILD)/tests/libswiftstub.so $(BUILD)/tests/libpqmod.so
 
 # libFuzzer targets (need clang): the control socket's request handling,
 # and pqshimctl's handling of replies.
@@ -96,8 +104,8 @@ FUZZ_FLAGS := -std=gnu11 $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined
 # Every shim file but those that reach libpq or a server (the target stubs
 # what the rest needs from conn.c, hooks.c and real.c).
 FUZZ_SRC   := tests/fuzz/fuzz_request.c $(filter-out shim/conn.c shim/hooks.c shim/real.c \
-              shim/dlsym.c shim/lifecycle.c shim/init.c shim/retry.c shim/gate.c \
-              shim/settle.c shim/cancel.c,$(wildcard shim/*.c))
+              shim/dlsym.c shim/gotpatch.c shim/lifecycle.c shim/init.c shim/retry.c \
+              shim/gate.c shim/settle.c shim/cancel.c,$(wildcard shim/*.c))
 
 fuzz:
 	@if command -v $(FUZZ_CC) >/dev/null 2>&1; then \

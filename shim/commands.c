@@ -322,7 +322,9 @@ static void cmd_health(struct buf *b)
         const char *via = sc ? "idle" : "new";
         bool ok, at_cap = false;
         if (sc) {
+            const struct real_libpq *prev = real_use(sc->pq);
             ok = conn_alive(sc, false) && probe(sc->pg, error, sizeof error);
+            real_use(prev);
             pool_return_borrowed(sc, ok);
         } else {
             ok = probe_new(views[i].pool, views[i].name, &at_cap, error,

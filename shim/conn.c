@@ -37,6 +37,7 @@ struct shim_conn *conn_new(PGconn *pg, enum conn_state state, const char *name)
     sc->pid = pqshim_pid;
     sc->fd = -1;
     sc->host_slot = HOST_SLOT_NONE;
+    sc->pq = real_libpq(); /* the copy serving the call that opens it */
     sc->started = now_monotonic();
     snprintf(sc->name, sizeof sc->name, "%s", name ? name : "?");
     return sc;
@@ -400,9 +401,12 @@ void conn_close(struct shim_conn *sc, const char *reason)
         LOG_EVENT(LOG_LVL_INFO, "close", LF_S("target", sc->name),
                   LF_I("conn", (long long)sc->id), LF_S("reason", reason),
                   LF_D("age_s", now_monotonic() - sc->opened));
+    /* The janitor, exit and other threads close it with its own copy. */
+    const struct real_libpq *prev = real_use(sc->pq);
     if (sc->reset_pending)
         settle_reset(sc);
     real_libpq()->PQfinish(sc->pg);
+    real_use(prev);
     conn_free(sc);
 }
 

@@ -1,14 +1,22 @@
 /*
- * dlsym.c — catch libpq entry points looked up through a private handle.
+ * dlsym.c — the loader entry points we wrap: dlsym and dlopen.
  *
  * Hosts such as psycopg 3's pure-Python implementation (ctypes) call
  * dlopen("libpq.so.5") + dlsym(handle, "PQconnectdb"): symbol interposition
- * never sees those calls. We hand out our hooks for intercepted names when
- * the handle's answer lives in a libpq, and pass every other lookup on.
+ * never sees those calls. We hand out the hooks serving that libpq copy for
+ * intercepted names when the handle's answer lives in a libpq, and pass
+ * every other lookup on.
+ *
+ * Modules loaded with RTLD_DEEPBIND (every PHP extension) bind libpq in
+ * their own scope: after a load, gotpatch.c points their relocation slots
+ * at our hooks. A dlopen of a path is followed by that look at once; any
+ * other load is noticed at the next dlsym on a handle or connect.
  *
  * This file is always compiled with optimisation: the pass-through must be
  * a tail call, so that libc's dlsym sees the *caller's* return address and
  * RTLD_NEXT keeps its caller-relative meaning for other preloaded libraries.
+ * dlopen is caller-relative too (search path, $ORIGIN): it is wrapped with
+ * a call only for names where the caller cannot matter.
  */
 #define _GNU_SOURCE
 #include "pqshim.h"
@@ -48,40 +56,82 @@ void *(*real_dlsym_fn(void))(void *, const char *)
 }
 
 
-static bool lives_in_libpq(void *addr)
+/* The copy of libpq that addr lives in, or -1 when it is no libpq. */
+static int libpq_copy_of(void *addr)
 {
     Dl_info info;
-    if (!dladdr(addr, &info) || !info.dli_fname)
-        return false;
-    const char *base = strrchr(info.dli_fname, '/');
-    base = base ? base + 1 : info.dli_fname;
-    if (strncmp(base, "libpq", 5) != 0 || (base[5] != '.' && base[5] != '-'))
-        return false;
+    if (!dladdr(addr, &info) || !real_is_libpq_name(info.dli_fname))
+        return -1;
     real_note_library(info.dli_fname);
-    return real_serves(info.dli_fbase, info.dli_fname);
+    return real_copy_index(info.dli_fbase, info.dli_fname);
 }
 
 /* Our hook for (handle, name), or NULL to let libc answer. */
 static __attribute__((noinline)) void *hook_for_handle(void *handle,
                                                        const char *name)
 {
-    void *hook = hooks_lookup(name);
-    if (!hook)
+    if (!hooks_lookup(name))
         return NULL;
     void *found = real_dlsym(handle, name);
-    return found && found != hook && lives_in_libpq(found) ? hook : NULL;
+    if (!found || hooks_is_ours(found))
+        return NULL;
+    int copy = libpq_copy_of(found);
+    return copy >= 0 ? hooks_lookup_copy(name, copy) : NULL;
 }
 
 PQSHIM_EXPORT void *dlsym(void *restrict handle, const char *restrict name)
 {
-    if (name[0] == 'P' && name[1] == 'Q' && handle != RTLD_NEXT &&
-        handle != RTLD_DEFAULT) {
-        void *hook = hook_for_handle(handle, name);
-        if (hook)
-            return hook;
+    /* Sanitizer runtimes look up RTLD_NEXT while they initialise: only a
+     * real handle (something was dlopen'ed) may lead into other code. */
+    if (handle != RTLD_NEXT && handle != RTLD_DEFAULT) {
+        gotpatch_refresh();
+        if (name[0] == 'P' && name[1] == 'Q') {
+            void *hook = hook_for_handle(handle, name);
+            if (hook)
+                return hook;
+        }
     }
     void *(*next)(void *, const char *) = real_dlsym_fn();
     if (!next)
         return NULL;
     return next(handle, name); /* tail call: see the note at the top */
+}
+
+typedef void *(*dlopen_fn)(const char *, int);
+static _Atomic(dlopen_fn) dlopen_ptr;
+
+static dlopen_fn real_dlopen_fn(void)
+{
+    dlopen_fn fn = atomic_load_explicit(&dlopen_ptr, memory_order_acquire);
+    if (!fn) {
+        fn = (dlopen_fn)real_dlsym(RTLD_NEXT, "dlopen");
+        if (fn)
+            atomic_store_explicit(&dlopen_ptr, fn, memory_order_release);
+    }
+    return fn;
+}
+
+void *real_dlopen(const char *file, int mode)
+{
+    dlopen_fn fn = real_dlopen_fn();
+    return fn ? fn(file, mode) : NULL;
+}
+
+/* A name without '/' is searched along the caller's RPATH and RUNPATH, and
+ * $ORIGIN means the caller's directory: those must reach libc from the
+ * caller itself (a tail call), and the load is looked at later. A path
+ * names the file whoever asks, so we can look right after it is loaded. */
+PQSHIM_EXPORT void *dlopen(const char *file, int mode)
+{
+    dlopen_fn next = real_dlopen_fn();
+    if (!next)
+        return NULL;
+    if (mode & RTLD_DEEPBIND)
+        gotpatch_note_deepbind(file); /* whose libpq it calls (gotpatch.c) */
+    if (!file || !strchr(file, '/') || strchr(file, '$'))
+        return next(file, mode); /* tail call: see above */
+    void *h = next(file, mode);
+    if (h)
+        gotpatch_refresh();
+    return h;
 }

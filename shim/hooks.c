@@ -1,5 +1,6 @@
 /*
- * hooks.c — the exported libpq entry points. Each is thin: nested calls
+ * hooks.c — the libpq entry points: the exported ones, and one set per
+ * further libpq copy in the process (see the end). Each is thin: nested calls
  * (libpq calls its own exported functions: PQconnectdb -> PQconnectStart ->
  * PQconnectPoll, PQping -> PQconnectStart + PQfinish) and calls made while
  * the shim is inactive go straight to libpq; only the program's own call,
@@ -22,6 +23,10 @@ void hooks_enter_internal_thread(void)
 
 static PGconn *hook_connect(const struct connect_request *req)
 {
+    if (depth == 0) {
+        gotpatch_refresh(); /* a module loaded behind our back */
+        gotpatch_log_pending();
+    }
     if (!real_libpq())
         return NULL;
     if (depth > 0 || !shim_active())
@@ -34,20 +39,20 @@ static PGconn *hook_connect(const struct connect_request *req)
     return pg;
 }
 
-PQSHIM_EXPORT PGconn *PQconnectdb(const char *conninfo)
+static PGconn *hook_PQconnectdb(const char *conninfo)
 {
     struct connect_request req = {.kind = REQ_CONNINFO, .conninfo = conninfo};
     return hook_connect(&req);
 }
 
-PQSHIM_EXPORT PGconn *PQconnectStart(const char *conninfo)
+static PGconn *hook_PQconnectStart(const char *conninfo)
 {
     struct connect_request req = {.kind = REQ_CONNINFO, .async = true,
                                   .conninfo = conninfo};
     return hook_connect(&req);
 }
 
-PQSHIM_EXPORT PGconn *PQconnectdbParams(const char *const *keywords,
+static PGconn *hook_PQconnectdbParams(const char *const *keywords,
                                         const char *const *values,
                                         int expand_dbname)
 {
@@ -57,7 +62,7 @@ PQSHIM_EXPORT PGconn *PQconnectdbParams(const char *const *keywords,
     return hook_connect(&req);
 }
 
-PQSHIM_EXPORT PGconn *PQconnectStartParams(const char *const *keywords,
+static PGconn *hook_PQconnectStartParams(const char *const *keywords,
                                            const char *const *values,
                                            int expand_dbname)
 {
@@ -67,7 +72,7 @@ PQSHIM_EXPORT PGconn *PQconnectStartParams(const char *const *keywords,
     return hook_connect(&req);
 }
 
-PQSHIM_EXPORT PGconn *PQsetdbLogin(const char *pghost, const char *pgport,
+static PGconn *hook_PQsetdbLogin(const char *pghost, const char *pgport,
                                    const char *pgoptions, const char *pgtty,
                                    const char *dbName, const char *login,
                                    const char *pwd)
@@ -78,7 +83,7 @@ PQSHIM_EXPORT PGconn *PQsetdbLogin(const char *pghost, const char *pgport,
     return hook_connect(&req);
 }
 
-PQSHIM_EXPORT PostgresPollingStatusType PQconnectPoll(PGconn *conn)
+static PostgresPollingStatusType hook_PQconnectPoll(PGconn *conn)
 {
     PostgresPollingStatusType (*real)(PGconn *) = REAL(PQconnectPoll);
     if (!real)
@@ -93,7 +98,7 @@ PQSHIM_EXPORT PostgresPollingStatusType PQconnectPoll(PGconn *conn)
     return r;
 }
 
-PQSHIM_EXPORT void PQfinish(PGconn *conn)
+static void hook_PQfinish(PGconn *conn)
 {
     void (*real)(PGconn *) = REAL(PQfinish);
     if (!real)
@@ -109,7 +114,7 @@ PQSHIM_EXPORT void PQfinish(PGconn *conn)
     depth--;
 }
 
-PQSHIM_EXPORT void PQreset(PGconn *conn)
+static void hook_PQreset(PGconn *conn)
 {
     void (*real)(PGconn *) = REAL(PQreset);
     if (!real)
@@ -123,7 +128,7 @@ PQSHIM_EXPORT void PQreset(PGconn *conn)
     depth--;
 }
 
-PQSHIM_EXPORT int PQresetStart(PGconn *conn)
+static int hook_PQresetStart(PGconn *conn)
 {
     int (*real)(PGconn *) = REAL(PQresetStart);
     if (!real)
@@ -138,7 +143,7 @@ PQSHIM_EXPORT int PQresetStart(PGconn *conn)
     return r;
 }
 
-PQSHIM_EXPORT PostgresPollingStatusType PQresetPoll(PGconn *conn)
+static PostgresPollingStatusType hook_PQresetPoll(PGconn *conn)
 {
     PostgresPollingStatusType (*real)(PGconn *) = REAL(PQresetPoll);
     if (!real)
@@ -155,7 +160,7 @@ PQSHIM_EXPORT PostgresPollingStatusType PQresetPoll(PGconn *conn)
 
 /* A ping opens and finishes a connection inside libpq: it is neither
  * counted nor pooled, only (at debug level) logged. */
-PQSHIM_EXPORT PGPing PQping(const char *conninfo)
+static PGPing hook_PQping(const char *conninfo)
 {
     PGPing (*real)(const char *) = REAL(PQping);
     if (!real)
@@ -168,7 +173,7 @@ PQSHIM_EXPORT PGPing PQping(const char *conninfo)
     return r;
 }
 
-PQSHIM_EXPORT PGPing PQpingParams(const char *const *keywords,
+static PGPing hook_PQpingParams(const char *const *keywords,
                                   const char *const *values, int expand_dbname)
 {
     PGPing (*real)(const char *const *, const char *const *, int) =
@@ -185,7 +190,7 @@ PQSHIM_EXPORT PGPing PQpingParams(const char *const *keywords,
 
 /* Event procs keep per-connection data that expects PGEVT_CONNDESTROY at
  * PQfinish: such a connection is closed, never pooled. */
-PQSHIM_EXPORT int PQregisterEventProc(PGconn *conn, PGEventProc proc,
+static int hook_PQregisterEventProc(PGconn *conn, PGEventProc proc,
                                       const char *name, void *passThrough)
 {
     int (*real)(PGconn *, PGEventProc, const char *, void *) =
@@ -201,7 +206,7 @@ PQSHIM_EXPORT int PQregisterEventProc(PGconn *conn, PGEventProc proc,
 }
 
 /* Our own failed connections (pool timeout, self-deadlock) carry our text. */
-PQSHIM_EXPORT char *PQerrorMessage(const PGconn *conn)
+static char *hook_PQerrorMessage(const PGconn *conn)
 {
     char *(*real)(const PGconn *) = REAL(PQerrorMessage);
     const char *ours = depth == 0 && conn ? lifecycle_error_message(conn) : NULL;
@@ -213,7 +218,7 @@ PQSHIM_EXPORT char *PQerrorMessage(const PGconn *conn)
 /* Cancel objects of pooled connections stop working when the checkout
  * ends (cancel.c). PQcancel may run in a signal handler: its hook never
  * activates anything. */
-PQSHIM_EXPORT PGcancel *PQgetCancel(PGconn *conn)
+static PGcancel *hook_PQgetCancel(PGconn *conn)
 {
     PGcancel *(*real)(PGconn *) = REAL(PQgetCancel);
     if (!real)
@@ -226,12 +231,12 @@ PQSHIM_EXPORT PGcancel *PQgetCancel(PGconn *conn)
     return c;
 }
 
-PQSHIM_EXPORT int PQcancel(PGcancel *cancel, char *errbuf, int errbufsize)
+static int hook_PQcancel(PGcancel *cancel, char *errbuf, int errbufsize)
 {
     return cancel_send(cancel, errbuf, errbufsize);
 }
 
-PQSHIM_EXPORT void PQfreeCancel(PGcancel *cancel)
+static void hook_PQfreeCancel(PGcancel *cancel)
 {
     cancel_free(cancel);
 }
@@ -239,7 +244,7 @@ PQSHIM_EXPORT void PQfreeCancel(PGcancel *cancel)
 /* Leaving pipeline mode after an error without a Sync is allowed, and the
  * server then ignores everything until a Sync: such a connection can never
  * be reset, only closed. */
-PQSHIM_EXPORT int PQexitPipelineMode(PGconn *conn)
+static int hook_PQexitPipelineMode(PGconn *conn)
 {
     int (*real)(PGconn *) = REAL(PQexitPipelineMode);
     if (!real)
@@ -258,7 +263,7 @@ PQSHIM_EXPORT int PQexitPipelineMode(PGconn *conn)
 
 /* A traced connection is closed, not pooled: its trace then ends with the
  * session's Terminate, as a fresh connection's would. */
-PQSHIM_EXPORT void PQtrace(PGconn *conn, FILE *debug_port)
+static void hook_PQtrace(PGconn *conn, FILE *debug_port)
 {
     void (*real)(PGconn *, FILE *) = REAL(PQtrace);
     if (!real)
@@ -271,38 +276,149 @@ PQSHIM_EXPORT void PQtrace(PGconn *conn, FILE *debug_port)
     real(conn, debug_port);
 }
 
-struct hook {
-    const char *name;
-    void *fn;
+/*
+ * The entry points. Each libpq copy in the process has its own set, so a
+ * call knows which copy it belongs to without a lookup: the exported names
+ * serve copy 0 (the libpq the global scope finds) and keep the copy of an
+ * outer call (libpq calling its own exported functions); gotpatch.c and
+ * the dlsym wrapper hand a module the set of the copy it binds to.
+ */
+#define RET_HOOKS(X, c)                                                      \
+    X(c, PGconn *, PQconnectdb, (const char *a), (a))                        \
+    X(c, PGconn *, PQconnectdbParams,                                        \
+      (const char *const *a, const char *const *b, int e), (a, b, e))        \
+    X(c, PGconn *, PQsetdbLogin,                                             \
+      (const char *a, const char *b, const char *o, const char *t,           \
+       const char *d, const char *l, const char *p),                         \
+      (a, b, o, t, d, l, p))                                                 \
+    X(c, PGconn *, PQconnectStart, (const char *a), (a))                     \
+    X(c, PGconn *, PQconnectStartParams,                                     \
+      (const char *const *a, const char *const *b, int e), (a, b, e))        \
+    X(c, PostgresPollingStatusType, PQconnectPoll, (PGconn * a), (a))        \
+    X(c, int, PQresetStart, (PGconn * a), (a))                               \
+    X(c, PostgresPollingStatusType, PQresetPoll, (PGconn * a), (a))          \
+    X(c, PGPing, PQping, (const char *a), (a))                               \
+    X(c, PGPing, PQpingParams,                                               \
+      (const char *const *a, const char *const *b, int e), (a, b, e))        \
+    X(c, int, PQregisterEventProc,                                           \
+      (PGconn * a, PGEventProc p, const char *n, void *t), (a, p, n, t))     \
+    X(c, char *, PQerrorMessage, (const PGconn *a), (a))                     \
+    X(c, PGcancel *, PQgetCancel, (PGconn * a), (a))                         \
+    X(c, int, PQcancel, (PGcancel * a, char *b, int e), (a, b, e))           \
+    X(c, int, PQexitPipelineMode, (PGconn * a), (a))
+#define VOID_HOOKS(X, c)                                                     \
+    X(c, void, PQfinish, (PGconn * a), (a))                                  \
+    X(c, void, PQreset, (PGconn * a), (a))                                   \
+    X(c, void, PQfreeCancel, (PGcancel * a), (a))                            \
+    X(c, void, PQtrace, (PGconn * a, FILE *f), (a, f))
+
+/* The copy a call belongs to: a copy's own entry names it; an exported
+ * one means copy 0 for the program's call and "unchanged" inside ours. */
+static inline const struct real_libpq *enter_copy(int copy)
+{
+    if (copy > 0)
+        return real_use(real_copy(copy));
+    return depth > 0 ? real_current() : real_use(NULL);
+}
+
+/* An exported connect entry point: look at what was loaded first; a module
+ * of another copy that calls it was not rewritten yet (linked at start, or
+ * loaded behind our back) and its connect belongs to its own copy. */
+static inline const struct real_libpq *enter_connect(const void *caller)
+{
+    if (depth > 0)
+        return real_current();
+    gotpatch_refresh();
+    int copy = gotpatch_copy_of_caller(caller);
+    return real_use(copy > 0 ? real_copy(copy) : NULL);
+}
+
+/* Exported: connects look at their caller, everything else is copy 0. */
+#define ENTER_EXPORTED(name)                                                 \
+    ((strncmp(#name, "PQconnect", 9) == 0 && strcmp(#name, "PQconnectPoll") != 0) || \
+             strcmp(#name, "PQsetdbLogin") == 0                              \
+         ? enter_connect(__builtin_return_address(0))                        \
+         : enter_copy(0))
+#define EXPORTED_RET(c, ret, name, params, args)                             \
+    PQSHIM_EXPORT ret name params                                            \
+    {                                                                        \
+        const struct real_libpq *prev = ENTER_EXPORTED(name);                \
+        ret r = hook_##name args;                                            \
+        real_use(prev);                                                      \
+        return r;                                                            \
+    }
+#define EXPORTED_VOID(c, ret, name, params, args)                            \
+    PQSHIM_EXPORT ret name params                                            \
+    {                                                                        \
+        const struct real_libpq *prev = enter_copy(0);                       \
+        hook_##name args;                                                    \
+        real_use(prev);                                                      \
+    }
+#define COPY_RET(c, ret, name, params, args)                                 \
+    static ret name##_copy##c params                                         \
+    {                                                                        \
+        const struct real_libpq *prev = enter_copy(c);                       \
+        ret r = hook_##name args;                                            \
+        real_use(prev);                                                      \
+        return r;                                                            \
+    }
+#define COPY_VOID(c, ret, name, params, args)                                \
+    static ret name##_copy##c params                                         \
+    {                                                                        \
+        const struct real_libpq *prev = enter_copy(c);                       \
+        hook_##name args;                                                    \
+        real_use(prev);                                                      \
+    }
+
+RET_HOOKS(EXPORTED_RET, 0)
+VOID_HOOKS(EXPORTED_VOID, 0)
+
+/* Copies 1 .. REAL_MAX_COPIES - 1. */
+#define EACH_COPY(X) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+_Static_assert(REAL_MAX_COPIES == 8, "EACH_COPY lists copies 1 to 7");
+#define COPY_ENTRIES(c) RET_HOOKS(COPY_RET, c) VOID_HOOKS(COPY_VOID, c)
+EACH_COPY(COPY_ENTRIES)
+
+#define NAME(c, ret, name, params, args) #name,
+#define EXPORTED_FN(c, ret, name, params, args) (void *)name,
+#define COPY_FN(c, ret, name, params, args) (void *)name##_copy##c,
+#define COPY_ROW(c) {RET_HOOKS(COPY_FN, c) VOID_HOOKS(COPY_FN, c)},
+
+static const char *const hook_names[] = {RET_HOOKS(NAME, 0) VOID_HOOKS(NAME, 0)};
+#define NHOOKS (sizeof hook_names / sizeof hook_names[0])
+static void *const hook_fns[REAL_MAX_COPIES][NHOOKS] = {
+    {RET_HOOKS(EXPORTED_FN, 0) VOID_HOOKS(EXPORTED_FN, 0)},
+    EACH_COPY(COPY_ROW)
 };
 
-static const struct hook hooks[] = {
-    {"PQconnectdb", (void *)PQconnectdb},
-    {"PQconnectdbParams", (void *)PQconnectdbParams},
-    {"PQsetdbLogin", (void *)PQsetdbLogin},
-    {"PQconnectStart", (void *)PQconnectStart},
-    {"PQconnectStartParams", (void *)PQconnectStartParams},
-    {"PQconnectPoll", (void *)PQconnectPoll},
-    {"PQfinish", (void *)PQfinish},
-    {"PQreset", (void *)PQreset},
-    {"PQresetStart", (void *)PQresetStart},
-    {"PQresetPoll", (void *)PQresetPoll},
-    {"PQping", (void *)PQping},
-    {"PQpingParams", (void *)PQpingParams},
-    {"PQregisterEventProc", (void *)PQregisterEventProc},
-    {"PQerrorMessage", (void *)PQerrorMessage},
-    {"PQgetCancel", (void *)PQgetCancel},
-    {"PQcancel", (void *)PQcancel},
-    {"PQfreeCancel", (void *)PQfreeCancel},
-    {"PQexitPipelineMode", (void *)PQexitPipelineMode},
-    {"PQtrace", (void *)PQtrace},
-    {NULL, NULL},
-};
+static int hook_index(const char *name)
+{
+    if (name[0] != 'P' || name[1] != 'Q')
+        return -1;
+    for (size_t i = 0; i < NHOOKS; i++)
+        if (strcmp(hook_names[i], name) == 0)
+            return (int)i;
+    return -1;
+}
 
 void *hooks_lookup(const char *name)
 {
-    for (const struct hook *h = hooks; h->name; h++)
-        if (strcmp(h->name, name) == 0)
-            return h->fn;
-    return NULL;
+    return hooks_lookup_copy(name, 0);
+}
+
+void *hooks_lookup_copy(const char *name, int copy)
+{
+    int i = hook_index(name);
+    if (i < 0 || copy < 0 || copy >= REAL_MAX_COPIES)
+        return NULL;
+    return hook_fns[copy][i];
+}
+
+bool hooks_is_ours(const void *addr)
+{
+    for (int c = 0; c < REAL_MAX_COPIES; c++)
+        for (size_t i = 0; i < NHOOKS; i++)
+            if (hook_fns[c][i] == addr)
+                return true;
+    return false;
 }

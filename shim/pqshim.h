@@ -6,6 +6,8 @@
  *   2. gate lock     (gate.c)  — asynchronous connects waiting their turn
  *   3. pool lock     (pool.c)  — targets, idle lists, waiters
  *   4. slot lock     (hostlimit.c) — host-wide slots this process holds
+ * Leaf locks, under which nothing else is taken: the copies lock (real.c)
+ * and the rewrite lock (gotpatch.c, held across mprotect and slot stores).
  * No lock is ever held across a real libpq call, dlsym, a log write or
  * socket I/O: those can block for a network round trip or re-enter us.
  */
@@ -89,31 +91,83 @@ struct real_libpq {
     void (*PQfreeCancel)(PGcancel *);
     int (*PQexitPipelineMode)(PGconn *);
     void (*PQtrace)(PGconn *, FILE *);
+
+    int copy;      /* which libpq copy: 0 is the one the global scope finds */
+    bool complete; /* every function bound: the shim may act */
 };
 
-/* The bound table, or NULL when no libpq could be found (pass-through is
+/* How many different libpq copies one process can have served. */
+#define REAL_MAX_COPIES 8
+
+/* The table of the libpq copy the current call belongs to (set by the
+ * hook the program entered through, see real_use()), else of the copy the
+ * global scope finds. NULL when no libpq could be found (pass-through is
  * then impossible; callers fail the call cleanly). Binds on first use.
- * A pointer is NULL when that symbol is missing from the host's libpq. */
+ * A pointer is NULL when that symbol is missing from that libpq. */
 const struct real_libpq *real_libpq(void);
 
-/* True when every function is bound: only then does the shim act; otherwise
- * each hook passes straight through. */
+/* Make pq (NULL: the default copy) current for this thread's calls to
+ * real_libpq(); returns what was current before, to hand back later. */
+const struct real_libpq *real_use(const struct real_libpq *pq);
+
+/* What is current for this thread, NULL meaning the default copy. */
+const struct real_libpq *real_current(void);
+
+/* The table of copy `index` (REAL_MAX_COPIES > index >= 0), or NULL. */
+const struct real_libpq *real_copy(int index);
+
+/* The index of the libpq copy loaded at base (path: its file name), bound
+ * and pinned (never unloaded) on first sight; -1 when it cannot be served
+ * (no table left, nothing bound). */
+int real_copy_index(const void *base, const char *path);
+
+/* True when the current copy is completely bound: only then does the shim
+ * act; otherwise each hook passes straight through. */
 bool real_complete(void);
 
 /* dlsym.c: remember a libpq found through a private dlopen handle, so the
  * binder can use it when the global scope does not contain libpq. */
 void real_note_library(const char *path);
 
-/* Is the libpq loaded at base (path, for the log) the one the shim is
- * bound to? Binds first if needed. A second copy is passed through. */
-bool real_serves(const void *base, const char *path);
-
 /* The real dlsym, found without going through our own wrapper. */
 void *real_dlsym(void *handle, const char *name);
 void *(*real_dlsym_fn(void))(void *, const char *);
 
+/* The real dlopen, bypassing our wrapper. */
+void *real_dlopen(const char *file, int mode);
+
+/* Is this file name a libpq ("libpq.so.5", "libpq-<hash>.so.5.x")? */
+bool real_is_libpq_name(const char *path);
+
 /* hooks.c: our entry point for an intercepted name, or NULL. */
 void *hooks_lookup(const char *name);
+
+/* The entry point for name that serves libpq copy `copy` (0: the exported
+ * one), or NULL when name is not intercepted. */
+void *hooks_lookup_copy(const char *name, int copy);
+
+/* Is addr one of our entry points, for any copy? */
+bool hooks_is_ours(const void *addr);
+
+/* ---- gotpatch.c: modules that bind libpq in their own scope ------------- */
+
+/* When objects were loaded since the last look, point every module's
+ * relocation slots for intercepted libpq names at the hooks serving the
+ * libpq copy that module binds to. Cheap when nothing changed. */
+void gotpatch_refresh(void);
+
+/* Log what was rewritten since the last call (one module_rewired line
+ * each). Called at a connect, never while loading: the configuration is
+ * read on the first log line. */
+void gotpatch_log_pending(void);
+
+/* The libpq copy a module bound to another copy than 0 uses, when addr
+ * (a return address) lies in it; else 0. For a connect that reached an
+ * exported entry point before its module was rewritten. */
+int gotpatch_copy_of_caller(const void *addr);
+
+/* dlsym.c: file (as given to dlopen) was loaded with RTLD_DEEPBIND. */
+void gotpatch_note_deepbind(const char *file);
 
 /* Mark the calling thread (the shim's own: janitor, control) so that its
  * libpq calls are never taken for the program's. */
@@ -284,6 +338,7 @@ struct shim_conn {
     const char *close_reason;/* set when the janitor or exit takes it */
     PQnoticeProcessor default_processor;
     PQnoticeReceiver default_receiver;
+    const struct real_libpq *pq; /* the libpq copy that opened it */
     struct shim_conn *next;  /* idle list link */
     UT_hash_handle hh;
 };

@@ -5,6 +5,8 @@
  * the global scope (psql, pgbench), was loaded RTLD_LOCAL by a dlopen'ed
  * module (every Python extension: RTLD_NEXT finds nothing there), or is a
  * bundled copy under a hashed name (psycopg2-binary's libpq-<hash>.so.5.x).
+ * A process may hold several different copies: each gets its own table, and
+ * the hook a call came in through says which one is current (real_use()).
  */
 #define _GNU_SOURCE
 #include "pqshim.h"
@@ -17,10 +19,17 @@
 #include <stdio.h>
 #include <string.h>
 
-static struct real_libpq table;
-static bool table_found;    /* a libpq is loaded: pass-through possible */
-static bool table_complete; /* every function bound: the shim may act */
+/* Copy 0 is the libpq the global scope finds (bound once, lazily); the
+ * others are bound when a module or a private handle shows one. A slot is
+ * filled before ncopies is raised and never changes after: readers need
+ * no lock. Each copy stays pinned, so its code outlives any dlclose while
+ * the pool may still hold its connections. */
+static struct real_libpq copies[REAL_MAX_COPIES];
+static const void *copy_base[REAL_MAX_COPIES];
+static atomic_int ncopies;
+static pthread_mutex_t copies_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t bind_once = PTHREAD_ONCE_INIT;
+static PQSHIM_TLS const struct real_libpq *current;
 
 /* Path of a libpq seen through a private dlopen handle (ctypes hosts). */
 static char noted_path[4096];
@@ -66,14 +75,19 @@ void real_note_library(const char *path)
     atomic_store(&noted, true);
 }
 
+bool real_is_libpq_name(const char *path)
+{
+    const char *base = path ? strrchr(path, '/') : NULL;
+    base = base ? base + 1 : path;
+    return base && strncmp(base, "libpq", 5) == 0 && strstr(base, ".so") &&
+           (base[5] == '.' || base[5] == '-');
+}
+
 static int find_bundled(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
     const char *path = info->dlpi_name;
-    const char *base = path ? strrchr(path, '/') : NULL;
-    base = base ? base + 1 : path;
-    if (base && strncmp(base, "libpq", 5) == 0 && strstr(base, ".so") &&
-        (base[5] == '.' || base[5] == '-')) {
+    if (real_is_libpq_name(path)) {
         snprintf(data, 4096, "%s", path);
         return 1;
     }
@@ -82,7 +96,7 @@ static int find_bundled(struct dl_phdr_info *info, size_t size, void *data)
 
 static void *open_loaded(const char *path)
 {
-    return path && *path ? dlopen(path, RTLD_NOLOAD | RTLD_LAZY) : NULL;
+    return path && *path ? real_dlopen(path, RTLD_NOLOAD | RTLD_LAZY) : NULL;
 }
 
 /* A handle on the libpq this process already uses; never loads a new one. */
@@ -109,19 +123,15 @@ static void *find_libpq(void)
     return NULL;
 }
 
-static void bind_all(void)
+/* Bind every function of the libpq behind handle h into *t. False when
+ * nothing could be bound; t->complete says whether everything was. */
+static bool bind_table(void *h, struct real_libpq *t)
 {
-    void *h = find_libpq();
-    if (!h) {
-        LOG_EVENT(LOG_LVL_WARN, "libpq_not_found",
-                  LF_S("detail", "no loaded libpq found; calls cannot be passed through"));
-        return;
-    }
-    bool complete = true;
+    bool complete = true, any = false;
     for (size_t i = 0; i < sizeof bindings / sizeof bindings[0]; i++) {
         void *fn = real_dlsym(h, bindings[i].name);
         /* Guard against resolving to ourselves: that would recurse forever. */
-        if (fn == hooks_lookup(bindings[i].name))
+        if (fn && hooks_is_ours(fn))
             fn = NULL;
         if (!fn) {
             LOG_EVENT(LOG_LVL_WARN, "libpq_symbol_missing",
@@ -130,37 +140,105 @@ static void bind_all(void)
             complete = false;
             continue;
         }
-        memcpy((char *)&table + bindings[i].offset, &fn, sizeof fn);
+        any = true;
+        memcpy((char *)t + bindings[i].offset, &fn, sizeof fn);
     }
-    table_found = true;
-    table_complete = complete;
+    t->complete = complete;
+    return any;
+}
+
+static const void *base_of(const void *fn)
+{
+    Dl_info info;
+    return fn && dladdr(fn, &info) ? info.dli_fbase : NULL;
+}
+
+static void bind_all(void)
+{
+    void *h = find_libpq();
+    if (!h) {
+        LOG_EVENT(LOG_LVL_WARN, "libpq_not_found",
+                  LF_S("detail", "no loaded libpq found; calls cannot be passed through"));
+        return;
+    }
+    if (!bind_table(h, &copies[0]))
+        return;
+    copies[0].copy = 0;
+    copy_base[0] = base_of((const void *)copies[0].PQconnectdb);
+    atomic_store_explicit(&ncopies, 1, memory_order_release);
 }
 
 const struct real_libpq *real_libpq(void)
 {
+    if (current)
+        return current;
     pthread_once(&bind_once, bind_all);
-    return table_found ? &table : NULL;
+    return atomic_load_explicit(&ncopies, memory_order_acquire) > 0 ? &copies[0] : NULL;
 }
 
-bool real_serves(const void *base, const char *path)
+const struct real_libpq *real_use(const struct real_libpq *pq)
 {
-    const struct real_libpq *pq = real_libpq();
-    Dl_info info;
-    if (!pq || !pq->PQconnectdb || !dladdr((void *)pq->PQconnectdb, &info))
-        return false;
-    if (info.dli_fbase == base)
-        return true;
-    /* Our hooks would run this copy's connections through another libpq:
-     * hand out its own functions instead, and say so once. */
+    const struct real_libpq *prev = current;
+    current = pq;
+    return prev;
+}
+
+const struct real_libpq *real_current(void)
+{
+    return current;
+}
+
+const struct real_libpq *real_copy(int index)
+{
+    if (index < 0 || index >= atomic_load_explicit(&ncopies, memory_order_acquire))
+        return NULL;
+    return &copies[index];
+}
+
+static int find_copy(const void *base)
+{
+    int n = atomic_load_explicit(&ncopies, memory_order_acquire);
+    for (int i = 0; i < n; i++)
+        if (copy_base[i] == base)
+            return i;
+    return -1;
+}
+
+int real_copy_index(const void *base, const char *path)
+{
+    pthread_once(&bind_once, bind_all);
+    if (atomic_load_explicit(&ncopies, memory_order_acquire) == 0 || !base)
+        return -1; /* copy 0 stays the global scope's: nothing else first */
+    int i = find_copy(base);
+    if (i >= 0)
+        return i;
+    /* Bind outside the lock (dlopen and dlsym may block or re-enter). The
+     * handle is never closed: it pins this copy. */
+    void *h = open_loaded(path);
+    struct real_libpq t = {0};
+    if (!h || base_of(real_dlsym(h, "PQconnectdb")) != base || !bind_table(h, &t))
+        return -1;
     static atomic_bool warned;
-    if (!atomic_exchange(&warned, true))
-        LOG_EVENT(LOG_LVL_WARN, "libpq_second_copy", LF_S("library", path),
-                  LF_S("serving", info.dli_fname ? info.dli_fname : "?"),
-                  LF_S("detail", "connections through the second copy are passed through untouched"));
-    return false;
+    pthread_mutex_lock(&copies_lock);
+    int n = atomic_load_explicit(&ncopies, memory_order_relaxed);
+    i = find_copy(base);
+    if (i < 0 && n < REAL_MAX_COPIES) {
+        i = n;
+        t.copy = i;
+        copies[i] = t;
+        copy_base[i] = base;
+        atomic_store_explicit(&ncopies, n + 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&copies_lock);
+    if (i < 0 && !atomic_exchange(&warned, true))
+        LOG_EVENT(LOG_LVL_WARN, "libpq_copy_limit", LF_S("library", path),
+                  LF_I("copies", REAL_MAX_COPIES),
+                  LF_S("detail", "connections through this copy are passed through untouched"));
+    return i;
 }
 
 bool real_complete(void)
 {
-    return real_libpq() && table_complete;
+    const struct real_libpq *pq = real_libpq();
+    return pq && pq->complete;
 }

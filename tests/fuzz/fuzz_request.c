@@ -78,6 +78,12 @@ const struct real_libpq *real_libpq(void)
     return &stub;
 }
 
+const struct real_libpq *real_use(const struct real_libpq *pq)
+{
+    (void)pq;
+    return NULL;
+}
+
 /* ---- checking the reply --------------------------------------------------- */
 
 static const char *ws(const char *p, const char *e)

@@ -181,7 +181,9 @@ COMPAT_ROWS=(
     "perl_dbd_pg|Perl DBI + DBD::Pg|libdbd-pg-perl"
     "ruby_pg|Ruby pg|ruby-pg"
     "php_pgsql|PHP pgsql (CLI)|php*-pgsql php*-cli"
+    "php_pdo_pgsql|PHP PDO pdo_pgsql (CLI)|php*-pgsql php*-cli"
     "odbc_isql|ODBC: unixODBC isql + psqlODBC|unixodbc odbc-postgresql"
     "odbc_pyodbc|ODBC: pyodbc + psqlODBC, one process|python3-pyodbc odbc-postgresql"
     "private_libpq|private libpq copy (libpq-<hash>.so.5.x, dlopen RTLD_LOCAL)|libpq5"
+    "two_libpq_copies|two libpq copies in one process (libpq.so.5 and a renamed copy, one plugin each)|libpq5 patchelf"
 )

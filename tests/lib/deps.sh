@@ -14,6 +14,15 @@ command -v make >/dev/null 2>&1 || need+=(make)
 command -v strace >/dev/null 2>&1 || need+=(strace)
 command -v pgbouncer >/dev/null 2>&1 || [ -n "${PQSHIM_NO_PGBOUNCER:-}" ] || need+=(pgbouncer)
 command -v groff >/dev/null 2>&1 || need+=(groff-base)
+# PHP (extensions loaded with RTLD_DEEPBIND), PHP-FPM driven by cgi-fcgi,
+# and patchelf for a second libpq copy: their tests skip when missing.
+if [ -z "${PQSHIM_NO_PHP:-}" ]; then
+    command -v php >/dev/null 2>&1 || need+=(php-cli)
+    { command -v php >/dev/null 2>&1 && php -m 2>/dev/null | grep -qx pgsql; } || need+=(php-pgsql)
+    ls /usr/sbin/php-fpm* >/dev/null 2>&1 || need+=(php-fpm)
+    command -v cgi-fcgi >/dev/null 2>&1 || need+=(libfcgi-bin)
+fi
+command -v patchelf >/dev/null 2>&1 || need+=(patchelf)
 # The package test (tests/integration/80-package.sh) builds and installs a
 # .deb, so it runs only as root: only root needs its tools.
 if [ "$(id -u)" = 0 ]; then

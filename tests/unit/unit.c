@@ -269,6 +269,21 @@ TEST(target_differences_separate)
     *okp = ok;
 }
 
+/* Connections of two libpq copies never share a pool: same parameters,
+ * different keys; the display name stays the same. */
+TEST(target_libpq_copies_separate)
+{
+    bool ok = true;
+    struct target a, b;
+    CHECK(target_of_conninfo(&a, "host=/tmp dbname=app user=u"));
+    pq.copy = 1;
+    CHECK(target_of_conninfo(&b, "host=/tmp dbname=app user=u"));
+    pq.copy = 0;
+    CHECK(strcmp(a.key, b.key) != 0);
+    CHECK(strcmp(a.name, b.name) == 0);
+    *okp = ok;
+}
+
 TEST(target_later_params_override)
 {
     bool ok = true;
@@ -351,6 +366,7 @@ int main(void)
     RUN(escape_styles);
     RUN(target_spellings_agree);
     RUN(target_differences_separate);
+    RUN(target_libpq_copies_separate);
     RUN(target_later_params_override);
     RUN(target_environment_counts);
     RUN(target_rejects_bad_input);
