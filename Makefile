@@ -54,9 +54,9 @@ $(BUILD)/pqshim: tools/pqshim.c $(BUILD)/tools.cfg | $(BUILD)
 	$(CC) -std=gnu11 $(WARN) $(CPPFLAGS) $(CFLAGS) $(SAN) $(TOOL_DEFS) $(LDFLAGS) -o $@ $<
 
 $(BUILD)/pqshimctl: tools/pqshimctl.c shim/control_path.c shim/control_path.h \
-                    $(BUILD)/tools.cfg | $(BUILD)
+                    shim/escape.c shim/escape.h $(BUILD)/tools.cfg | $(BUILD)
 	$(CC) -std=gnu11 $(WARN) $(CPPFLAGS) $(CFLAGS) $(SAN) $(TOOL_DEFS) $(LDFLAGS) -o $@ \
-	    tools/pqshimctl.c shim/control_path.c
+	    tools/pqshimctl.c shim/control_path.c shim/escape.c
 
 $(BUILD) $(BUILD)/obj:
 	mkdir -p $@
@@ -70,8 +70,9 @@ TEST_PROGS := $(patsubst tests/clients/%.c,$(BUILD)/tests/%,$(wildcard tests/cli
 $(BUILD)/tests:
 	mkdir -p $@
 
-$(BUILD)/tests/unit: $(UNIT_SRC) shim/config.c shim/log.c shim/target.c $(HEADERS) | $(BUILD)/tests
-	$(CC) $(TEST_CFLAGS) -o $@ $(UNIT_SRC) shim/config.c shim/log.c shim/target.c \
+$(BUILD)/tests/unit: $(UNIT_SRC) shim/config.c shim/log.c shim/target.c shim/escape.c \
+                     $(HEADERS) | $(BUILD)/tests
+	$(CC) $(TEST_CFLAGS) -o $@ $(UNIT_SRC) shim/config.c shim/log.c shim/target.c shim/escape.c \
 	    -lpq -lpthread -lm
 
 $(BUILD)/tests/%: tests/clients/%.c | $(BUILD)/tests
@@ -103,7 +104,8 @@ FUZZ_FLAGS := -std=gnu11 $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined
 # Every shim file but those that reach libpq or a server (the target stubs
 # what the rest needs from conn.c, hooks.c and real.c).
 FUZZ_SRC   := tests/fuzz/fuzz_request.c $(filter-out shim/conn.c shim/hooks.c shim/real.c \
-              shim/dlsym.c shim/gotpatch.c shim/lifecycle.c shim/init.c shim/retry.c,$(wildcard shim/*.c))
+              shim/dlsym.c shim/gotpatch.c shim/lifecycle.c shim/init.c shim/retry.c shim/gate.c \
+              shim/settle.c shim/cancel.c,$(wildcard shim/*.c))
 
 fuzz:
 	@if command -v $(FUZZ_CC) >/dev/null 2>&1; then \
@@ -113,7 +115,7 @@ fuzz:
 	        $(FUZZ_SRC) -lpthread -lm && \
 	    echo "$(FUZZ_CC) ... -o $(BUILD)/fuzz/fuzz_reply" && \
 	    $(FUZZ_CC) $(FUZZ_FLAGS) -o $(BUILD)/fuzz/fuzz_reply tests/fuzz/fuzz_reply.c \
-	        shim/control_path.c; \
+	        shim/control_path.c shim/escape.c; \
 	else \
 	    echo "make fuzz: $(FUZZ_CC) not found; install clang (e.g. apt-get install clang) and run it again"; \
 	fi

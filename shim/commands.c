@@ -17,7 +17,8 @@ static const char *const settings[] = {
     "PQSHIM_POOL_TIMEOUT", "PQSHIM_RESET", "PQSHIM_PRE_PING",
     "PQSHIM_POOL_RECYCLE", "PQSHIM_IDLE_TIMEOUT", "PQSHIM_LOG",
     "PQSHIM_LOG_LEVEL", "PQSHIM_LOG_FORMAT", "PQSHIM_RETRY_FULL",
-    "PQSHIM_HOST_LIMIT", "PQSHIM_HOST_LIMIT_FILE", "PQSHIM_CONTROL", NULL};
+    "PQSHIM_HOST_LIMIT", "PQSHIM_HOST_LIMIT_FILE", "PQSHIM_HOST_LIMIT_SHARED",
+    "PQSHIM_CONTROL", NULL};
 
 static int cap(void)
 {
@@ -121,17 +122,11 @@ static void cmd_status(struct buf *b)
     free(views);
 }
 
-/* Prometheus label values escape backslash, quote and newline. */
+/* Prometheus label values: valid UTF-8, backslash, quote and newline
+ * escaped, no other control character. */
 static void prom_label(struct buf *b, const char *s)
 {
-    for (; *s; s++) {
-        if (*s == '\\' || *s == '"')
-            buf_printf(b, "\\%c", *s);
-        else if (*s == '\n')
-            buf_printf(b, "\\n");
-        else
-            buf_printf(b, "%c", *s);
-    }
+    buf_escaped(b, s, ESC_PROM, "");
 }
 
 struct metric {
@@ -245,12 +240,45 @@ static bool probe(PGconn *pg, char *error, size_t size)
     return ok;
 }
 
-/* A fresh connection from the pool's parameters, bounded in time. */
-static bool probe_new(struct pool *p, char *error, size_t size)
+static bool probe_open(struct pool *p, char *error, size_t size);
+
+/* A fresh connection from the pool's parameters, bounded in time, opened
+ * only within the pool's cap and the host limit. False with *at_cap set
+ * when every connection allowed is in use (the target is not probed). */
+static bool probe_new(struct pool *p, const char *name, bool *at_cap,
+                      char *error, size_t size)
+{
+    *at_cap = false;
+    if (!pool_reserve_probe(p)) {
+        *at_cap = true;
+        return false;
+    }
+    struct hostlimit_view hv;
+    int slot = HOST_SLOT_NONE;
+    if (hostlimit_view(name, &hv) && hv.held >= hv.limit) {
+        *at_cap = true;
+    } else {
+        static struct target t; /* only the control thread runs commands */
+        double waited;
+        snprintf(t.name, sizeof t.name, "%s", name);
+        slot = hostlimit_acquire(&t, &waited);
+        *at_cap = slot == HOST_SLOT_TIMEOUT;
+    }
+    bool ok = !*at_cap && probe_open(p, error, size);
+    hostlimit_release(slot);
+    pool_release(p, false, pthread_self(), false);
+    return ok;
+}
+
+static bool probe_open(struct pool *p, char *error, size_t size)
 {
     const struct real_libpq *pq = real_libpq();
     char params[TARGET_KEY_MAX];
     pool_params(p, params, sizeof params);
+    if (!params[0]) {
+        snprintf(error, size, "no idle connection, and its parameters are too long to open one");
+        return false;
+    }
     const char *kw[100], *val[100];
     int n = 0;
     bool has_timeout = false;
@@ -292,14 +320,21 @@ static void cmd_health(struct buf *b)
         double t0 = now_monotonic();
         struct shim_conn *sc = pool_borrow_idle(views[i].pool);
         const char *via = sc ? "idle" : "new";
-        bool ok;
+        bool ok, at_cap = false;
         if (sc) {
             const struct real_libpq *prev = real_use(sc->pq);
-            ok = conn_alive(sc) && probe(sc->pg, error, sizeof error);
+            ok = conn_alive(sc, false) && probe(sc->pg, error, sizeof error);
             real_use(prev);
             pool_return_borrowed(sc, ok);
         } else {
-            ok = probe_new(views[i].pool, error, sizeof error);
+            ok = probe_new(views[i].pool, views[i].name, &at_cap, error,
+                           sizeof error);
+        }
+        /* Every connection allowed is busy: nothing is opened past the
+         * limits to check it, and busy is not failing. */
+        if (at_cap) {
+            via = "at_cap";
+            ok = true;
         }
         all_ok &= ok;
         size_t el = strlen(error);

@@ -36,23 +36,42 @@ static bool match_word(const char *value, const char *const *words, int *out)
     return false;
 }
 
+/* Numbers are plain decimal digits: no white space, no sign, no hex, no
+ * exponent, so a typo never turns into a number nobody meant. */
+static bool all_digits(const char *s, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
 static bool parse_int(const char *value, long min, long max, int *out)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(value, &end, 10);
-    if (errno || end == value || *end || v < min || v > max)
+    if (!all_digits(value, strlen(value)) || strlen(value) > 9)
+        return false;
+    long v = strtol(value, NULL, 10);
+    if (v < min || v > max)
         return false;
     *out = (int)v;
     return true;
 }
 
+/* Seconds: digits, optionally a point and more digits ("1", "0.5", "2."
+ * or ".5" are fine; " 5", "+7", "0x10", "1e3", "inf" are not). */
 static bool parse_seconds(const char *value, double max, double *out)
 {
-    char *end;
+    const char *dot = strchr(value, '.');
+    size_t whole = dot ? (size_t)(dot - value) : strlen(value);
+    size_t frac = dot ? strlen(dot + 1) : 0;
+    if (whole + frac == 0 || (whole && !all_digits(value, whole)) ||
+        (frac && !all_digits(dot + 1, frac)) || whole > 15)
+        return false;
     errno = 0;
-    double v = strtod(value, &end);
-    if (errno || end == value || *end || !isfinite(v) || v < 0 || v > max)
+    double v = strtod(value, NULL);
+    if (errno || !isfinite(v) || v < 0 || v > max)
         return false;
     *out = v;
     return true;
@@ -176,6 +195,16 @@ static bool parse_host_limit_file(const char *v, struct pqshim_config *c)
     return true;
 }
 
+static bool parse_host_limit_shared(const char *v, struct pqshim_config *c)
+{
+    static const char *const words[] = {"off", "group", NULL};
+    int i;
+    if (!match_word(v, words, &i))
+        return false;
+    c->host_limit_shared = i == 1;
+    return true;
+}
+
 static bool parse_control(const char *v, struct pqshim_config *c)
 {
     if (v[0] != '/' || strlen(v) >= sizeof c->control_path)
@@ -199,6 +228,7 @@ static const struct variable variables[] = {
     {"PQSHIM_RETRY_FULL", parse_retry_full, "on or off"},
     {"PQSHIM_HOST_LIMIT", parse_host_limit, "an integer from 1 to 1000, or 0 for no limit"},
     {"PQSHIM_HOST_LIMIT_FILE", parse_host_limit_file, "an absolute path"},
+    {"PQSHIM_HOST_LIMIT_SHARED", parse_host_limit_shared, "off or group"},
     {"PQSHIM_CONTROL", parse_control, "an absolute path (%p pid, %u uid, %% a percent sign)"},
     {NULL, NULL, NULL},
 };
@@ -360,6 +390,8 @@ void config_value_string(const struct pqshim_config *c, const char *variable,
         snprintf(buf, size, "%d", c->host_limit);
     else if (!strcmp(variable, "PQSHIM_HOST_LIMIT_FILE"))
         snprintf(buf, size, "%s", c->host_limit_file[0] ? c->host_limit_file : "default");
+    else if (!strcmp(variable, "PQSHIM_HOST_LIMIT_SHARED"))
+        snprintf(buf, size, "%s", c->host_limit_shared ? "group" : "off");
     else if (!strcmp(variable, "PQSHIM_CONTROL"))
         snprintf(buf, size, "%s", c->control_path[0] ? c->control_path : "unset");
     else

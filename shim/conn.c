@@ -9,6 +9,7 @@
 #include "hostlimit.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdatomic.h>
@@ -47,6 +48,7 @@ void conn_free(struct shim_conn *sc)
     if (!sc)
         return;
     hostlimit_release(sc->host_slot);
+    cancel_checkout_ended(sc);
     if (sc->state == CONN_SYNTHETIC)
         atomic_fetch_sub(&synthetic_count, 1);
     free(sc->message);
@@ -157,20 +159,78 @@ void conn_established(struct shim_conn *sc)
     PGconn *pg = sc->pg;
     conn_refresh(sc);
     /* A NULL processor leaves the hook unchanged and returns the current
-     * one: here, libpq's default, which checkin puts back. */
+     * one: here, libpq's default, which checkout puts back. */
     sc->default_processor = pq->PQsetNoticeProcessor(pg, NULL, NULL);
     sc->default_receiver = pq->PQsetNoticeReceiver(pg, NULL, NULL);
     target_name_of(sc->name, sizeof sc->name, pq->PQuser(pg), pq->PQhost(pg),
                    pq->PQport(pg), pq->PQdb(pg));
 }
 
+/* While the shim owns a connection, what the server says is the shim's to
+ * hear: libpq's default processor would print it on the program's stderr
+ * (a session killed while idle sends its FATAL there). A FATAL, PANIC or
+ * ERROR outside any query of ours means the session is over. */
+static void quiet_receiver(void *arg, const PGresult *res)
+{
+    struct shim_conn *sc = arg;
+    const struct real_libpq *pq = real_libpq();
+    const char *sev = pq->PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    if (!sev || (strcmp(sev, "FATAL") != 0 && strcmp(sev, "PANIC") != 0 &&
+                 strcmp(sev, "ERROR") != 0))
+        return;
+    const char *text = pq->PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    sc->server_ended = true;
+    snprintf(sc->said, sizeof sc->said, "%s: %s", sev, text ? text : "?");
+}
+
+static void own_notices(struct shim_conn *sc)
+{
+    real_libpq()->PQsetNoticeReceiver(sc->pg, quiet_receiver, sc);
+}
+
+/* Wait for input at most until deadline; false on timeout or error. */
+static bool wait_readable(PGconn *pg, double deadline)
+{
+    const struct real_libpq *pq = real_libpq();
+    for (;;) {
+        double left = deadline - now_monotonic();
+        struct pollfd p = {.fd = pq->PQsocket(pg), .events = POLLIN};
+        if (left <= 0 || p.fd < 0)
+            return false;
+        int r = poll(&p, 1, (int)(left * 1000.0) + 1);
+        if (r > 0)
+            return pq->PQconsumeInput(pg) != 0;
+        if (r == 0 || errno != EINTR)
+            return r < 0 ? false : now_monotonic() < deadline;
+    }
+}
+
+/* Read every result of the query in flight, at most until deadline. True
+ * when each has status want and the connection is fine afterwards. */
+static bool read_results(PGconn *pg, double deadline, ExecStatusType want)
+{
+    const struct real_libpq *pq = real_libpq();
+    bool ok = true;
+    for (;;) {
+        while (pq->PQisBusy(pg))
+            if (!wait_readable(pg, deadline))
+                return false;
+        PGresult *res = pq->PQgetResult(pg);
+        if (!res)
+            break;
+        ok &= pq->PQresultStatus(res) == want;
+        pq->PQclear(res);
+    }
+    return ok && pq->PQstatus(pg) == CONNECTION_OK;
+}
+
+/* One bounded round trip: a connection that cannot answer in time is not
+ * worth keeping (a pipeline error left unsynced, a stuck network). */
 static bool exec_ok(PGconn *pg, const char *sql, ExecStatusType want)
 {
     const struct real_libpq *pq = real_libpq();
-    PGresult *res = pq->PQexec(pg, sql);
-    bool ok = res && pq->PQresultStatus(res) == want;
-    pq->PQclear(res);
-    return ok;
+    return pq->PQsendQuery(pg, sql) &&
+           read_results(pg, now_monotonic() + CONN_ROUND_TRIP_S, want);
 }
 
 static void drain_notifications(PGconn *pg)
@@ -192,7 +252,9 @@ bool conn_reset(struct shim_conn *sc, const char **why)
         return false;
     }
     if (sc->unsafe) {
-        *why = "unsafe_state"; /* event procs hold per-connection data */
+        /* event procs hold per-connection data; a trace expects the
+         * session's end; a pipeline left unsynced ignores everything */
+        *why = "unsafe_state";
         return false;
     }
     if (pq->PQpipelineStatus(pg) != PQ_PIPELINE_OFF) {
@@ -212,10 +274,12 @@ bool conn_reset(struct shim_conn *sc, const char **why)
     /* Client side: undo what the previous owner set on the PGconn. */
     pq->PQsetnonblocking(pg, 0);
     pq->PQsetNoticeProcessor(pg, sc->default_processor, NULL);
-    pq->PQsetNoticeReceiver(pg, sc->default_receiver, NULL);
+    own_notices(sc);
     pq->PQuntrace(pg);
     pq->PQsetErrorVerbosity(pg, PQERRORS_DEFAULT);
     pq->PQsetErrorContextVisibility(pg, PQSHOW_CONTEXT_ERRORS);
+    sc->server_ended = false;
+    sc->said[0] = '\0';
 
     /* Server side. DISCARD ALL refuses to run in a transaction block, so a
      * transaction left open costs one more round trip, taken now. */
@@ -224,11 +288,16 @@ bool conn_reset(struct shim_conn *sc, const char **why)
         return false;
     }
     drain_notifications(pg);
-    /* DISCARD ALL is sent now and its answer read at the next checkout:
-     * the program's PQfinish does not wait a round trip for it, and the
-     * server does the work while the connection sits idle. */
-    if (cfg->reset == RESET_DISCARD) {
-        if (!pq->PQsendQuery(pg, "DISCARD ALL")) {
+    /* The reset is sent now and its answer read at the next checkout: the
+     * program's PQfinish does not wait a round trip for it, and the server
+     * does the work while the connection sits idle. Without DISCARD ALL,
+     * an empty query still clears the previous user's error text (sending
+     * any query does; nothing else in libpq's API can). */
+    const char *sql = cfg->reset == RESET_DISCARD ? "DISCARD ALL"
+                      : *pq->PQerrorMessage(pg) ? ""
+                                                 : NULL;
+    if (sql) {
+        if (!pq->PQsendQuery(pg, sql)) {
             *why = "reset_failed";
             return false;
         }
@@ -243,14 +312,11 @@ bool conn_reset_finish(struct shim_conn *sc)
         return true;
     const struct real_libpq *pq = real_libpq();
     sc->reset_pending = false;
-    bool ok = true;
-    PGresult *res;
-    while ((res = pq->PQgetResult(sc->pg)) != NULL) {
-        ok &= pq->PQresultStatus(res) == PGRES_COMMAND_OK;
-        pq->PQclear(res);
-    }
-    ok &= pq->PQstatus(sc->pg) == CONNECTION_OK &&
-          pq->PQtransactionStatus(sc->pg) == PQTRANS_IDLE;
+    bool ok = read_results(sc->pg, now_monotonic() + CONN_ROUND_TRIP_S,
+                           config_get()->reset == RESET_DISCARD
+                               ? PGRES_COMMAND_OK
+                               : PGRES_EMPTY_QUERY);
+    ok &= pq->PQtransactionStatus(sc->pg) == PQTRANS_IDLE && !sc->server_ended;
     drain_notifications(sc->pg);
     return ok;
 }
@@ -259,34 +325,56 @@ bool conn_reset_finish(struct shim_conn *sc)
  * idle kill) has sent FATAL and FIN, so anything readable on an idle
  * connection means "look closer". Sound only where packets cannot vanish
  * silently, i.e. on Unix and loopback sockets. */
-static bool socket_quiet(int fd)
+bool conn_socket_quiet(int fd)
 {
     struct pollfd p = {.fd = fd, .events = POLLIN};
     int r = poll(&p, 1, 0);
     return r == 0;
 }
 
-bool conn_alive(struct shim_conn *sc)
+/* Read whatever the server sent while the connection sat idle: its FATAL
+ * (heard by quiet_receiver), notifications, the end of the stream. The
+ * reset's answer may have been read together with a FATAL behind it, so
+ * the socket alone cannot tell: libpq's buffer has to be parsed too. */
+static bool idle_input_clean(struct shim_conn *sc, bool *quiet)
 {
     const struct real_libpq *pq = real_libpq();
+    *quiet = false;
+    for (int i = 0; i < 8 && !(*quiet = conn_socket_quiet(sc->fd)); i++)
+        if (!pq->PQconsumeInput(sc->pg))
+            return false;
+    drain_notifications(sc->pg);
+    return !sc->server_ended && !pq->PQisBusy(sc->pg) &&
+           pq->PQstatus(sc->pg) == CONNECTION_OK &&
+           pq->PQtransactionStatus(sc->pg) == PQTRANS_IDLE;
+}
+
+bool conn_alive(struct shim_conn *sc, bool answered)
+{
     const struct pqshim_config *cfg = config_get();
-    if (!conn_reset_finish(sc) || pq->PQstatus(sc->pg) != CONNECTION_OK)
+    bool quiet;
+    if (!conn_reset_finish(sc) || !idle_input_clean(sc, &quiet))
         return false;
-    if (cfg->pre_ping == PRE_PING_OFF)
+    if (answered || cfg->pre_ping == PRE_PING_OFF)
         return true;
-    if (cfg->pre_ping == PRE_PING_ON && sc->local && socket_quiet(sc->fd))
+    if (cfg->pre_ping == PRE_PING_ON && sc->local && quiet)
         return true;
     /* A real ping: the empty query costs one round trip and no parsing. */
-    bool ok = exec_ok(sc->pg, "", PGRES_EMPTY_QUERY) &&
-              pq->PQtransactionStatus(sc->pg) == PQTRANS_IDLE;
+    return exec_ok(sc->pg, "", PGRES_EMPTY_QUERY) && idle_input_clean(sc, &quiet);
+}
+
+void conn_give_to_program(struct shim_conn *sc)
+{
+    const struct real_libpq *pq = real_libpq();
     drain_notifications(sc->pg);
-    return ok;
+    pq->PQsetNoticeProcessor(sc->pg, sc->default_processor, NULL);
+    pq->PQsetNoticeReceiver(sc->pg, sc->default_receiver, NULL);
 }
 
 /* How long a close waits for a reset still in flight (settle_reset). */
 #define RESET_SETTLE_S 0.1
 
-/* Read the answer of a DISCARD ALL still in flight, waiting at most
+/* Read the answer of a reset still in flight, waiting at most
  * RESET_SETTLE_S. A pooler in front of the server (PgBouncer in
  * transaction mode) that sees its client leave in the middle of a query
  * closes the server connection running it, so closing right after a
@@ -294,37 +382,42 @@ bool conn_alive(struct shim_conn *sc)
  * a backend. A dead connection ends the wait at once. */
 static void settle_reset(struct shim_conn *sc)
 {
-    const struct real_libpq *pq = real_libpq();
-    PGconn *pg = sc->pg;
-    double deadline = now_monotonic() + RESET_SETTLE_S;
     sc->reset_pending = false;
-    for (;;) {
-        while (pq->PQisBusy(pg)) {
-            double left = deadline - now_monotonic();
-            struct pollfd p = {.fd = pq->PQsocket(pg), .events = POLLIN};
-            if (left <= 0 || p.fd < 0 ||
-                poll(&p, 1, (int)(left * 1000.0) + 1) <= 0 || !pq->PQconsumeInput(pg))
-                return;
-        }
-        PGresult *res = pq->PQgetResult(pg);
-        if (!res)
-            return;
-        pq->PQclear(res);
-    }
+    (void)read_results(sc->pg, now_monotonic() + RESET_SETTLE_S,
+                       PGRES_COMMAND_OK);
 }
 
 void conn_close(struct shim_conn *sc, const char *reason)
 {
-    LOG_EVENT(LOG_LVL_INFO, "close", LF_S("target", sc->name),
-              LF_I("conn", (long long)sc->id), LF_S("reason", reason),
-              LF_D("age_s", now_monotonic() - sc->opened));
     /* The janitor, exit and other threads close it with its own copy. */
     const struct real_libpq *prev = real_use(sc->pq);
+    /* From here on nothing of the server's may reach the program. */
+    if (sc->state != CONN_SYNTHETIC && sc->state != CONN_CONNECTING)
+        own_notices(sc);
+    if (sc->said[0])
+        LOG_EVENT(LOG_LVL_INFO, "close", LF_S("target", sc->name),
+                  LF_I("conn", (long long)sc->id), LF_S("reason", reason),
+                  LF_D("age_s", now_monotonic() - sc->opened),
+                  LF_S("server_said", sc->said));
+    else
+        LOG_EVENT(LOG_LVL_INFO, "close", LF_S("target", sc->name),
+                  LF_I("conn", (long long)sc->id), LF_S("reason", reason),
+                  LF_D("age_s", now_monotonic() - sc->opened));
     if (sc->reset_pending)
         settle_reset(sc);
     real_libpq()->PQfinish(sc->pg);
     real_use(prev);
     conn_free(sc);
+}
+
+void conn_hold_error(struct shim_conn *sc, char *message)
+{
+    free(sc->message);
+    sc->message = message;
+    sc->state = CONN_SYNTHETIC;
+    atomic_fetch_add(&synthetic_count, 1);
+    if (!registry_add(sc))
+        conn_free(sc);
 }
 
 PGconn *conn_synthetic_error(const char *message)

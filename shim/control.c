@@ -33,6 +33,8 @@ static char socket_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static pid_t socket_owner;       /* who unlinks it at exit */
 static dev_t socket_dev;         /* and which file that is: the path may */
 static ino_t socket_ino;         /* have been taken over since */
+static dev_t socket_dir_dev;     /* and the directory it is in */
+static ino_t socket_dir_ino;
 static double started_at;
 
 /* ---- reply buffer ---------------------------------------------------------- */
@@ -66,17 +68,21 @@ void buf_printf(struct buf *b, const char *fmt, ...)
 
 void buf_json_string(struct buf *b, const char *s)
 {
-    buf_printf(b, "\"");
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            buf_printf(b, "\\%c", c);
-        else if (c < ' ' || c == 0x7f)
-            buf_printf(b, "\\u%04x", c);
-        else
-            buf_printf(b, "%c", c);
+    buf_escaped(b, s, ESC_JSON, "\"");
+}
+
+/* quote, then every character of s escaped for style, then quote. */
+void buf_escaped(struct buf *b, const char *s, enum esc_style style, const char *quote)
+{
+    buf_printf(b, "%s", quote);
+    for (size_t n = strlen(s); n > 0;) {
+        char e[ESC_MAX];
+        size_t took = esc_char(s, n, style, e);
+        buf_printf(b, "%s", e);
+        s += took;
+        n -= took;
     }
-    buf_printf(b, "\"");
+    buf_printf(b, "%s", quote);
 }
 
 /* ---- socket ---------------------------------------------------------------- */
@@ -88,22 +94,42 @@ static void control_problem(const char *detail)
               LF_S("detail", detail), LF_S("error", strerror(errno)));
 }
 
-/* Never replace anything but a stale socket of a dead process. */
-static bool clear_stale(const char *path)
+/* Others may replace or remove what is in a directory they can write,
+ * unless it is sticky (like /tmp): then only its owner may. */
+static void check_directory(int dir)
 {
     struct stat st;
-    if (lstat(path, &st) != 0)
-        return errno == ENOENT;
+    if (fstat(dir, &st) == 0 && (st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))
+        LOG_EVENT(LOG_LVL_WARN, "control_unsafe_dir", LF_S("path", socket_path),
+                  LF_S("detail", "other users may write to the socket's directory and it "
+                                 "has no sticky bit: they can replace or remove the socket; "
+                                 "use a private directory (or /tmp, /run/user/UID)"));
+}
+
+/* Never replace anything but a stale socket of our own user, and only
+ * the one that was checked: the name is looked at and removed through
+ * the directory's descriptor, with its device and inode compared. */
+static bool clear_stale(int dir, const char *base)
+{
+    struct stat st, again;
+    if (fstatat(dir, base, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT)
+            return true;
+        control_problem("cannot look at the path");
+        return false;
+    }
     if (!S_ISSOCK(st.st_mode)) {
         errno = EEXIST;
         control_problem("the path exists and is not a socket; not replacing it");
         return false;
     }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
+    if (fd < 0) {
+        control_problem("cannot create the control socket");
         return false;
+    }
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path);
+    snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket_path);
     int rc = connect(fd, (struct sockaddr *)&addr, sizeof addr);
     int err = errno;
     close(fd);
@@ -117,18 +143,93 @@ static bool clear_stale(const char *path)
         control_problem("cannot tell whether the existing socket is stale");
         return false;
     }
-    return unlink(path) == 0;
+    if (st.st_uid != geteuid()) {
+        char detail[160];
+        snprintf(detail, sizeof detail, "a stale socket of uid %u (no process listening) is "
+                 "at the path; it is not ours to remove", (unsigned)st.st_uid);
+        errno = EEXIST;
+        control_problem(detail);
+        return false;
+    }
+    if (fstatat(dir, base, &again, AT_SYMLINK_NOFOLLOW) != 0 || again.st_dev != st.st_dev ||
+        again.st_ino != st.st_ino) {
+        errno = EAGAIN;
+        control_problem("the stale socket at the path was replaced while it was checked");
+        return false;
+    }
+    if (unlinkat(dir, base, 0) != 0) {
+        control_problem("cannot remove the stale socket at the path");
+        return false;
+    }
+    LOG_EVENT(LOG_LVL_INFO, "control_stale_removed", LF_S("path", socket_path),
+              LF_S("detail", "a socket of our user that nobody served (left by a process "
+                             "that was killed or ended with _exit) was removed"));
+    return true;
+}
+
+/* Remove our socket: only the very file we bound, in the very directory. */
+static void remove_socket(void)
+{
+    char base[sizeof socket_path];
+    int dir = control_open_dir(socket_path, base, sizeof base);
+    if (dir < 0)
+        return;
+    struct stat d, st;
+    if (fstat(dir, &d) == 0 && d.st_dev == socket_dir_dev && d.st_ino == socket_dir_ino &&
+        fstatat(dir, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == socket_dev &&
+        st.st_ino == socket_ino)
+        unlinkat(dir, base, 0);
+    close(dir);
 }
 
 static void unlink_at_exit(void)
 {
-    struct stat st;
-    if (socket_owner == getpid() && socket_path[0] && lstat(socket_path, &st) == 0 &&
-        st.st_dev == socket_dev && st.st_ino == socket_ino)
-        unlink(socket_path);
+    if (socket_owner == getpid() && socket_path[0])
+        remove_socket();
 }
 
 static void *control_main(void *arg);
+
+/* Bind a socket at base in dir, mode 0600 from the start. The mode of a
+ * new socket file is the socket's own mode less the umask, so fchmod()
+ * before bind() sets it without a path and without touching the umask
+ * (which other threads of the program share). -1 on failure. */
+static int bind_private(int dir, const char *base)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        control_problem("cannot create the control socket");
+        return -1;
+    }
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket_path);
+    if (fchmod(fd, 0600) != 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+        control_problem("cannot create the control socket");
+        close(fd);
+        return -1;
+    }
+    struct stat st, d;
+    if (fstatat(dir, base, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISSOCK(st.st_mode) ||
+        fstat(dir, &d) != 0) {
+        control_problem("the control socket vanished after it was created");
+        close(fd);
+        return -1;
+    }
+    socket_dev = st.st_dev;
+    socket_ino = st.st_ino;
+    socket_dir_dev = d.st_dev;
+    socket_dir_ino = d.st_ino;
+    socket_owner = pqshim_pid;
+    if ((st.st_mode & 0077) || listen(fd, 64) != 0) {
+        if (st.st_mode & 0077)
+            errno = EPERM;
+        control_problem("cannot set up the control socket");
+        close(fd);
+        remove_socket();
+        return -1;
+    }
+    return fd;
+}
 
 static void start(void)
 {
@@ -139,32 +240,20 @@ static void start(void)
         control_problem("PQSHIM_CONTROL expands to an empty or too long path");
         return;
     }
-    if (!clear_stale(socket_path))
-        return;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket_path);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
-        control_problem("cannot create the control socket");
-        if (fd >= 0)
-            close(fd);
+    char base[sizeof socket_path];
+    int dir = control_open_dir(socket_path, base, sizeof base);
+    if (dir < 0) {
+        control_problem("cannot open the directory of the control socket");
         return;
     }
-    /* Peers are also checked by uid, so the instant before chmod is safe. */
-    struct stat st;
-    if (chmod(socket_path, 0600) != 0 || lstat(socket_path, &st) != 0 ||
-        listen(fd, 64) != 0) {
-        control_problem("cannot set up the control socket");
-        close(fd);
-        unlink(socket_path);
+    check_directory(dir);
+    int fd = clear_stale(dir, base) ? bind_private(dir, base) : -1;
+    close(dir);
+    if (fd < 0)
         return;
-    }
     static atomic_bool exit_registered;
     if (!atomic_exchange(&exit_registered, true))
         atexit(unlink_at_exit);
-    socket_owner = pqshim_pid;
-    socket_dev = st.st_dev;
-    socket_ino = st.st_ino;
     listen_fd = fd;
     started_at = now_monotonic();
 
@@ -174,7 +263,7 @@ static void start(void)
         control_problem("cannot start the control thread");
         close(fd);
         listen_fd = -1;
-        unlink(socket_path);
+        remove_socket();
     }
 }
 

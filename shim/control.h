@@ -5,6 +5,7 @@
 #define PQSHIM_CONTROL_H
 
 #include "pqshim.h"
+#include "escape.h"
 
 /* A growing reply buffer; on allocation failure `failed` is set and
  * further output is dropped. */
@@ -17,6 +18,7 @@ struct buf {
 void buf_printf(struct buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void buf_json_string(struct buf *b, const char *s);
+void buf_escaped(struct buf *b, const char *s, enum esc_style style, const char *quote);
 
 #include "control_path.h"
 

@@ -32,7 +32,9 @@ static PGconn *hook_connect(const struct connect_request *req)
     if (depth > 0 || !shim_active())
         return lifecycle_open_real(req);
     depth++;
+    int cs = thread_cancel_off();
     PGconn *pg = lifecycle_connect(req);
+    thread_cancel_restore(cs);
     depth--;
     return pg;
 }
@@ -89,7 +91,9 @@ static PostgresPollingStatusType hook_PQconnectPoll(PGconn *conn)
     if (depth > 0 || !conn || !shim_active())
         return real(conn);
     depth++;
+    int cs = thread_cancel_off();
     PostgresPollingStatusType r = lifecycle_connect_poll(conn);
+    thread_cancel_restore(cs);
     depth--;
     return r;
 }
@@ -104,7 +108,9 @@ static void hook_PQfinish(PGconn *conn)
         return;
     }
     depth++;
+    int cs = thread_cancel_off();
     lifecycle_finish(conn);
+    thread_cancel_restore(cs);
     depth--;
 }
 
@@ -130,7 +136,9 @@ static int hook_PQresetStart(PGconn *conn)
     if (depth > 0 || !conn || !shim_active())
         return real(conn);
     depth++;
+    int cs = thread_cancel_off();
     int r = lifecycle_reset_start(conn);
+    thread_cancel_restore(cs);
     depth--;
     return r;
 }
@@ -143,7 +151,9 @@ static PostgresPollingStatusType hook_PQresetPoll(PGconn *conn)
     if (depth > 0 || !conn || !shim_active())
         return real(conn);
     depth++;
+    int cs = thread_cancel_off();
     PostgresPollingStatusType r = lifecycle_reset_poll(conn);
+    thread_cancel_restore(cs);
     depth--;
     return r;
 }
@@ -199,10 +209,71 @@ static int hook_PQregisterEventProc(PGconn *conn, PGEventProc proc,
 static char *hook_PQerrorMessage(const PGconn *conn)
 {
     char *(*real)(const PGconn *) = REAL(PQerrorMessage);
-    const char *ours = depth == 0 && conn ? conn_synthetic_message(conn) : NULL;
+    const char *ours = depth == 0 && conn ? lifecycle_error_message(conn) : NULL;
     if (ours)
         return (char *)ours;
     return real ? real(conn) : (char *)"pqshim: libpq not found\n";
+}
+
+/* Cancel objects of pooled connections stop working when the checkout
+ * ends (cancel.c). PQcancel may run in a signal handler: its hook never
+ * activates anything. */
+static PGcancel *hook_PQgetCancel(PGconn *conn)
+{
+    PGcancel *(*real)(PGconn *) = REAL(PQgetCancel);
+    if (!real)
+        return NULL;
+    if (depth > 0 || !conn || !shim_active())
+        return real(conn);
+    depth++;
+    PGcancel *c = cancel_get(conn);
+    depth--;
+    return c;
+}
+
+static int hook_PQcancel(PGcancel *cancel, char *errbuf, int errbufsize)
+{
+    return cancel_send(cancel, errbuf, errbufsize);
+}
+
+static void hook_PQfreeCancel(PGcancel *cancel)
+{
+    cancel_free(cancel);
+}
+
+/* Leaving pipeline mode after an error without a Sync is allowed, and the
+ * server then ignores everything until a Sync: such a connection can never
+ * be reset, only closed. */
+static int hook_PQexitPipelineMode(PGconn *conn)
+{
+    int (*real)(PGconn *) = REAL(PQexitPipelineMode);
+    if (!real)
+        return 0;
+    if (depth > 0 || !conn || !shim_active())
+        return real(conn);
+    bool aborted = real_libpq()->PQpipelineStatus(conn) == PQ_PIPELINE_ABORTED;
+    int r = real(conn);
+    if (r && aborted) {
+        struct shim_conn *sc = registry_find(conn);
+        if (sc)
+            sc->unsafe = true;
+    }
+    return r;
+}
+
+/* A traced connection is closed, not pooled: its trace then ends with the
+ * session's Terminate, as a fresh connection's would. */
+static void hook_PQtrace(PGconn *conn, FILE *debug_port)
+{
+    void (*real)(PGconn *, FILE *) = REAL(PQtrace);
+    if (!real)
+        return;
+    if (depth == 0 && conn && shim_active()) {
+        struct shim_conn *sc = registry_find(conn);
+        if (sc)
+            sc->unsafe = true;
+    }
+    real(conn, debug_port);
 }
 
 /*
@@ -231,10 +302,15 @@ static char *hook_PQerrorMessage(const PGconn *conn)
       (const char *const *a, const char *const *b, int e), (a, b, e))        \
     X(c, int, PQregisterEventProc,                                           \
       (PGconn * a, PGEventProc p, const char *n, void *t), (a, p, n, t))     \
-    X(c, char *, PQerrorMessage, (const PGconn *a), (a))
+    X(c, char *, PQerrorMessage, (const PGconn *a), (a))                     \
+    X(c, PGcancel *, PQgetCancel, (PGconn * a), (a))                         \
+    X(c, int, PQcancel, (PGcancel * a, char *b, int n), (a, b, n))           \
+    X(c, int, PQexitPipelineMode, (PGconn * a), (a))
 #define VOID_HOOKS(X, c)                                                     \
     X(c, void, PQfinish, (PGconn * a), (a))                                  \
-    X(c, void, PQreset, (PGconn * a), (a))
+    X(c, void, PQreset, (PGconn * a), (a))                                   \
+    X(c, void, PQfreeCancel, (PGcancel * a), (a))                            \
+    X(c, void, PQtrace, (PGconn * a, FILE *f), (a, f))
 
 /* The copy a call belongs to: a copy's own entry names it; an exported
  * one means copy 0 for the program's call and "unchanged" inside ours. */

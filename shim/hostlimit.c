@@ -143,6 +143,25 @@ static void unusable(const char *path, const char *why, int err)
               LF_S("effect", "PQSHIM_HOST_LIMIT is not applied"));
 }
 
+/* Why a file others can open is refused (NULL: it is fine). Every user
+ * (any permission for others): always. Its group, or another owner: only
+ * when PQSHIM_HOST_LIMIT_SHARED=group says they are trusted. */
+static const char *sharing_refused(const struct stat *st)
+{
+    if (st->st_mode & 0007)
+        return "every user may open it (mode has permissions for others), and any of them "
+               "could block every slot; remove them (chmod o-rwx)";
+    if (config_get()->host_limit_shared)
+        return NULL;
+    if (st->st_mode & 0070)
+        return "its group may open it, and any member could block every slot; set "
+               "PQSHIM_HOST_LIMIT_SHARED=group to trust them, or chmod g-rwx";
+    if (st->st_uid != geteuid())
+        return "owned by another user, who could block every slot; set "
+               "PQSHIM_HOST_LIMIT_SHARED=group to trust them";
+    return NULL;
+}
+
 /* Open and map the shared file once per process (a forked child keeps
  * both: the mapping is shared, and its record locks are its own). */
 static void attach(void)
@@ -164,6 +183,14 @@ static void attach(void)
     /* The default path is in a shared directory: only trust our own. */
     if (!chosen && st.st_uid != geteuid()) {
         unusable(path, "owned by another user", 0);
+        close(fd);
+        return;
+    }
+    /* Whoever can open the file can lock its bytes, and so take or block
+     * every slot: only users we trust may. */
+    const char *why = sharing_refused(&st);
+    if (why) {
+        unusable(path, why, 0);
         close(fd);
         return;
     }
@@ -336,19 +363,42 @@ static bool anyone_waiting(int target)
     return false;
 }
 
+/* A slot holder locks exactly its byte, for writing. Any other lock in
+ * the way (a read lock, or one over many bytes) was not taken by a
+ * pqshim slot holder: some program that can open the file holds it. Its
+ * pid, or 0 when the taken byte is an ordinary slot. */
+static pid_t foreign_lock(off_t byte)
+{
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = byte,
+                       .l_len = 1};
+    if (fcntl(hl_fd, F_GETLK, &fl) != 0 || fl.l_type == F_UNLCK)
+        return 0;
+    if (fl.l_type == F_WRLCK && fl.l_start == byte && fl.l_len == 1)
+        return 0;
+    return fl.l_pid > 0 ? fl.l_pid : -1;
+}
+
+/* Per target, the foreign lock the last try ran into (see above): the
+ * timeout then names it instead of a full limit. */
+static _Atomic pid_t blocked_by[HL_TARGETS];
+
 /* Take a free slot of target under limit; -1 if none. */
 static int try_slot(int target, int limit)
 {
     int slot = -1;
+    pid_t foreign = 0;
     pthread_mutex_lock(&hl_lock);
     for (int s = 0; s < limit && slot < 0; s++) {
         if (bit(held[target], s))
             continue;
-        if (lock_byte(HL_SLOT_BYTE(target * HOST_LIMIT_MAX + s), F_WRLCK,
-                      F_SETLK) == 0) {
+        off_t byte = HL_SLOT_BYTE(target * HOST_LIMIT_MAX + s);
+        if (lock_byte(byte, F_WRLCK, F_SETLK) == 0) {
             set_bit(held[target], s);
             slot = target * HOST_LIMIT_MAX + s;
-        } else if (errno != EAGAIN && errno != EACCES) {
+        } else if (errno == EAGAIN || errno == EACCES) {
+            if (!foreign)
+                foreign = foreign_lock(byte);
+        } else {
             int err = errno;
             pthread_mutex_unlock(&hl_lock);
             broken("cannot lock", err);
@@ -356,6 +406,7 @@ static int try_slot(int target, int limit)
         }
     }
     pthread_mutex_unlock(&hl_lock);
+    atomic_store(&blocked_by[target], slot >= 0 ? 0 : foreign);
     return slot;
 }
 
@@ -414,12 +465,12 @@ static int count_waiting(int target)
     return n;
 }
 
-int hostlimit_acquire(const struct target *t, double *wait_ms)
+/* The target index for t, or -1 when the limit is not in force. */
+static int limited_target(const struct target *t)
 {
     const struct pqshim_config *c = config_get();
-    *wait_ms = 0;
     if (c->host_limit <= 0 || !attached() || !still_ours())
-        return HOST_SLOT_NONE;
+        return -1;
     int target = target_index(t->name, true);
     if (target < 0) {
         if (!atomic_exchange(&target_table_full_said, true)) {
@@ -427,55 +478,100 @@ int hostlimit_acquire(const struct target *t, double *wait_ms)
             hostlimit_path(path, sizeof path);
             unusable(path, "more than 128 targets share the file", 0);
         }
-        return HOST_SLOT_NONE;
+        return -1;
     }
-    int limit = c->host_limit;
-    atomic_store(&hl->targets[target].limit, (uint32_t)limit);
+    atomic_store(&hl->targets[target].limit, (uint32_t)c->host_limit);
+    return target;
+}
+
+int hostlimit_try(const struct target *t, bool *must_wait)
+{
+    *must_wait = false;
+    int target = limited_target(t);
+    if (target < 0)
+        return HOST_SLOT_NONE;
     if (!anyone_waiting(target)) {
-        int slot = try_slot(target, limit);
+        int slot = try_slot(target, config_get()->host_limit);
         if (slot >= 0 || atomic_load(&hl_broken))
             return slot >= 0 ? slot : HOST_SLOT_NONE;
     }
+    *must_wait = true;
+    return HOST_SLOT_NONE;
+}
+
+void hostlimit_enqueue(const struct target *t, struct host_ticket *tk,
+                       bool async)
+{
+    const struct pqshim_config *c = config_get();
+    memset(tk, 0, sizeof *tk);
+    tk->target = target_index(t->name, true);
+    tk->start = now_monotonic();
+    tk->entry = join_queue(tk->target, &tk->ticket);
+    LOG_EVENT(LOG_LVL_INFO, "host_wait", LF_S("target", t->name),
+              LF_I("limit", c->host_limit),
+              LF_I("waiting", count_waiting(tk->target)),
+              LF_D("timeout_s", c->pool_timeout), LF_I("async", async));
+}
+
+int hostlimit_poll(struct host_ticket *tk)
+{
+    int w = tk->entry;
+    /* At once, then now and then: a waiter ahead may have died. */
+    if (w >= 0 && tk->round % 5 == 0)
+        remove_dead_waiters(tk->target, tk->ticket);
+    if (w >= 0)
+        atomic_store(&hl->waiters[w].beat_ms, now_ms());
+    if (w >= 0 && tk->round % 5 == 4)
+        wake(&hl->demand, INT32_MAX); /* in case a watcher missed it */
+    tk->round++;
+    /* Without an entry (table full) the caller polls out of turn. */
+    if (w >= 0 && queued_ahead(tk->target, tk->ticket))
+        return atomic_load(&hl_broken) ? HOST_SLOT_NONE : HOST_SLOT_TIMEOUT;
+    int slot = try_slot(tk->target, config_get()->host_limit);
+    if (slot < 0 && atomic_load(&hl_broken))
+        return HOST_SLOT_NONE;
+    return slot >= 0 ? slot : HOST_SLOT_TIMEOUT;
+}
+
+void hostlimit_leave(struct host_ticket *tk)
+{
+    if (tk->entry >= 0)
+        leave_queue(tk->entry);
+    tk->entry = -1;
+    wake_oldest(tk->target); /* the next in line may find a slot too */
+}
+
+int hostlimit_acquire(const struct target *t, double *wait_ms)
+{
+    const struct pqshim_config *c = config_get();
+    *wait_ms = 0;
+    bool must_wait;
+    int slot = hostlimit_try(t, &must_wait);
+    if (!must_wait)
+        return slot;
 
     /* A queue entry must not outlive its wait: no cancellation inside. */
     int cancel_state;
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
-    double start = now_monotonic(), deadline = start + c->pool_timeout;
-    uint64_t ticket;
-    int w = join_queue(target, &ticket);
-    LOG_EVENT(LOG_LVL_INFO, "host_wait", LF_S("target", t->name),
-              LF_I("limit", limit), LF_I("waiting", count_waiting(target)),
-              LF_D("timeout_s", c->pool_timeout));
-    int slot = -1;
-    for (int round = 0;; round++) {
-        /* At once, then now and then: a waiter ahead may have died. */
-        if (w >= 0 && round % 5 == 0)
-            remove_dead_waiters(target, ticket);
-        if (w >= 0)
-            atomic_store(&hl->waiters[w].beat_ms, now_ms());
-        /* Without an entry (table full) the caller polls out of turn. */
-        uint32_t seen = w >= 0 ? atomic_load(&hl->waiters[w].wake) : 0;
-        if (w < 0 || !queued_ahead(target, ticket))
-            slot = try_slot(target, limit);
+    struct host_ticket tk;
+    hostlimit_enqueue(t, &tk, false);
+    double deadline = tk.start + c->pool_timeout;
+    for (;;) {
+        uint32_t seen = tk.entry >= 0 ? atomic_load(&hl->waiters[tk.entry].wake) : 0;
+        slot = hostlimit_poll(&tk);
         double now = now_monotonic();
-        if (slot >= 0 || now >= deadline || atomic_load(&hl_broken))
+        if (slot != HOST_SLOT_TIMEOUT || now >= deadline)
             break;
         double nap = deadline - now < HL_POLL_S ? deadline - now : HL_POLL_S;
-        if (w >= 0)
-            wait_on(&hl->waiters[w].wake, seen, nap);
+        if (tk.entry >= 0)
+            wait_on(&hl->waiters[tk.entry].wake, seen, nap);
         else
             wait_on(&hl->demand, atomic_load(&hl->demand), nap);
-        if (w >= 0 && round % 5 == 4)
-            wake(&hl->demand, INT32_MAX); /* in case a watcher missed it */
     }
-    if (w >= 0)
-        leave_queue(w);
-    wake_oldest(target); /* the next in line may find a slot too */
-    *wait_ms = (now_monotonic() - start) * 1000.0;
+    hostlimit_leave(&tk);
+    *wait_ms = (now_monotonic() - tk.start) * 1000.0;
     pthread_setcancelstate(cancel_state, NULL);
-    if (slot < 0 && atomic_load(&hl_broken))
-        return HOST_SLOT_NONE;
-    return slot >= 0 ? slot : HOST_SLOT_TIMEOUT;
+    return slot;
 }
 
 void hostlimit_release(int slot)
@@ -492,6 +588,35 @@ void hostlimit_release(int slot)
     }
     pthread_mutex_unlock(&hl_lock);
     wake_oldest(target);
+}
+
+void hostlimit_timeout_message(char *buf, size_t size, const struct target *t)
+{
+    const struct pqshim_config *c = config_get();
+    char path[4096];
+    hostlimit_path(path, sizeof path);
+    int target = hl ? target_index(t->name, false) : -1;
+    pid_t blocker = target >= 0 ? atomic_load(&blocked_by[target]) : 0;
+    if (blocker) {
+        char pid[32];
+        snprintf(pid, sizeof pid, "%d", (int)blocker);
+        LOG_EVENT(LOG_LVL_ERROR, "host_limit_blocked", LF_S("target", t->name),
+                  LF_S("file", path), LF_S("pid", blocker > 0 ? pid : "unknown"),
+                  LF_S("detail", "a lock no pqshim slot holder took (a read lock, or one over "
+                                 "many bytes) blocks the slots: some program that can open "
+                                 "the file holds it"));
+        snprintf(buf, size,
+                 "pqshim: host limit slots for %s are blocked by a lock that no pqshim "
+                 "connection holds (process %s, through %s), connection timed out, "
+                 "timeout %.2fs (PQSHIM_POOL_TIMEOUT)",
+                 t->name, blocker > 0 ? pid : "unknown", path, c->pool_timeout);
+        return;
+    }
+    snprintf(buf, size,
+             "pqshim: host limit of %d connections reached for %s "
+             "(PQSHIM_HOST_LIMIT, shared through %s), connection timed out, "
+             "timeout %.2fs (PQSHIM_POOL_TIMEOUT)",
+             c->host_limit, t->name, path, c->pool_timeout);
 }
 
 bool hostlimit_contended(int slot)
@@ -548,8 +673,9 @@ bool hostlimit_view(const char *name, struct hostlimit_view *v)
             v->held++;
             v->held_here++;
         } else {
-            v->held += lock_byte(HL_SLOT_BYTE(target * HOST_LIMIT_MAX + s),
-                                 F_WRLCK, F_GETLK) == 1;
+            off_t byte = HL_SLOT_BYTE(target * HOST_LIMIT_MAX + s);
+            /* A foreign lock is no slot held (the timeout names it). */
+            v->held += lock_byte(byte, F_WRLCK, F_GETLK) == 1 && !foreign_lock(byte);
         }
     }
     pthread_mutex_unlock(&hl_lock);

@@ -19,6 +19,34 @@
  * log), or HOST_SLOT_TIMEOUT; *wait_ms gets the time spent waiting. */
 int hostlimit_acquire(const struct target *t, double *wait_ms);
 
+/* The same in steps, for a caller that must not block (an asynchronous
+ * connect, driven by gate.c's keeper thread):
+ *   hostlimit_try: a free slot now, HOST_SLOT_NONE with *must_wait false
+ *     (no limit in force), or *must_wait true (queue up);
+ *   hostlimit_enqueue: join the host-wide queue (logs host_wait);
+ *   hostlimit_poll: the slot once it is this ticket's turn and one is
+ *     free, HOST_SLOT_TIMEOUT while still waiting, HOST_SLOT_NONE when the
+ *     limit stopped being enforceable; call it every few milliseconds:
+ *     it also keeps the ticket's heartbeat;
+ *   hostlimit_leave: leave the queue (always, slot or not). */
+struct host_ticket {
+    int target;
+    int entry;       /* queue entry, -1 when the table was full */
+    uint64_t ticket;
+    unsigned round;
+    double start;
+};
+int hostlimit_try(const struct target *t, bool *must_wait);
+void hostlimit_enqueue(const struct target *t, struct host_ticket *tk,
+                       bool async);
+int hostlimit_poll(struct host_ticket *tk);
+void hostlimit_leave(struct host_ticket *tk);
+
+/* The error text of a connect that waited in vain for a slot of t: a full
+ * limit, or (said in a host_limit_blocked line too) a lock on the file
+ * that no slot holder took, with the pid of the process holding it. */
+void hostlimit_timeout_message(char *buf, size_t size, const struct target *t);
+
 /* The connection that held slot is gone (no-op for negative slots). */
 void hostlimit_release(int slot);
 

@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include "control.h"
+#include "gate.h"
 #include "hostlimit.h"
 #include "pool.h"
 
@@ -17,10 +18,11 @@
 
 static pthread_once_t activate_once = PTHREAD_ONCE_INIT;
 
-/* Lock order: registry, pools, host slots (see pqshim.h). */
+/* Lock order: registry, gates, pools, host slots (see pqshim.h). */
 static void before_fork(void)
 {
     registry_lock_for_fork();
+    gate_lock_for_fork();
     pool_lock_for_fork();
     hostlimit_lock_for_fork();
 }
@@ -29,6 +31,7 @@ static void after_fork_parent(void)
 {
     hostlimit_unlock_after_fork();
     pool_unlock_after_fork();
+    gate_unlock_after_fork();
     registry_unlock_after_fork();
 }
 
@@ -39,6 +42,7 @@ static void after_fork_child(void)
 {
     pqshim_pid = getpid();
     pool_forget_after_fork();
+    gate_forget_after_fork();
     registry_forget_after_fork();
     hostlimit_forget_after_fork();
     control_forget_after_fork();

@@ -29,7 +29,13 @@ bool retry_server_full(const char *message);
 /* Open as the program asked; while the server is full and
  * PQSHIM_RETRY_FULL allows, back off and retry until the pool timeout. */
 PGconn *retry_open(const struct connect_request *req, const char *name);
+/* The next back-off delay (seconds): 50 ms doubling to 2 s, jittered. */
+double retry_next_delay(struct retry_state *rs);
 PostgresPollingStatusType lifecycle_connect_poll(PGconn *pg);
+/* What PQerrorMessage shows for pg when the shim has its say: its own
+ * failed connections, and connects behind a gate (without the gate's
+ * lines). NULL: libpq's text as it is. */
+const char *lifecycle_error_message(const PGconn *pg);
 void lifecycle_finish(PGconn *pg);
 void lifecycle_reset(PGconn *pg);
 int lifecycle_reset_start(PGconn *pg);

@@ -6,10 +6,12 @@
  */
 #define _GNU_SOURCE
 #include "pqshim.h"
+#include "escape.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -60,14 +62,18 @@ static size_t trimmed_length(const char *s)
     return n;
 }
 
+/* A value is quoted when it is empty, holds a space, '=', or anything
+ * that is escaped. */
 static bool needs_quotes(const char *s, size_t n)
 {
     if (n == 0)
         return true;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c == 0x7f)
+    for (size_t i = 0; i < n;) {
+        char e[ESC_MAX];
+        size_t took = esc_char(s + i, n - i, ESC_TEXT, e);
+        if (strlen(e) != took || memcmp(e, s + i, took) != 0 || s[i] == ' ' || s[i] == '=')
             return true;
+        i += took;
     }
     return false;
 }
@@ -78,54 +84,44 @@ static bool needs_quotes(const char *s, size_t n)
  * value never leaves an unterminated string (or invalid JSON) behind. */
 #define VALUE_MAX_BYTES 600
 
-/* Bytes that character c takes once escaped (text: 2 for a quote or a
- * backslash; JSON: 6 for a control character). */
-static size_t escaped_size(unsigned char c, bool json)
-{
-    if (c == '"' || c == '\\')
-        return 2;
-    if (json && (c < ' ' || c == 0x7f))
-        return 6;
-    return 1;
-}
-
-/* How many of the n bytes of s fit in VALUE_MAX_BYTES once escaped;
- * *cut says whether some were left out ("..." then follows them). */
-static size_t value_fit(const char *s, size_t n, bool json, bool *cut)
+/* How many of the n bytes of s fit in VALUE_MAX_BYTES once escaped, never
+ * ending inside a character; *cut says whether some were left out ("..."
+ * then follows them). */
+static size_t value_fit(const char *s, size_t n, enum esc_style style, bool *cut)
 {
     size_t used = 0;
-    for (size_t i = 0; i < n; i++) {
-        used += escaped_size((unsigned char)s[i], json);
+    for (size_t i = 0; i < n;) {
+        char e[ESC_MAX];
+        size_t took = esc_char(s + i, n - i, style, e);
+        used += strlen(e);
         if (used > VALUE_MAX_BYTES - 3) {
-            /* Never in the middle of a UTF-8 sequence. */
-            while (i > 0 && ((unsigned char)s[i] & 0xC0) == 0x80)
-                i--;
             *cut = true;
             return i;
         }
+        i += took;
     }
     *cut = false;
     return n;
+}
+
+/* Every character escaped for its format: names may be any bytes. */
+static void put_escaped(struct out *o, const char *s, size_t n, enum esc_style style)
+{
+    for (size_t i = 0; i < n;) {
+        char e[ESC_MAX];
+        i += esc_char(s + i, n - i, style, e);
+        put(o, "%s", e);
+    }
 }
 
 static void put_text_value(struct out *o, const char *s)
 {
     size_t n = trimmed_length(s);
     bool quote = needs_quotes(s, n), cut;
-    n = value_fit(s, n, false, &cut);
+    n = value_fit(s, n, ESC_TEXT, &cut);
     if (quote)
         put_char(o, '"');
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            put_char(o, '\\');
-            put_char(o, (char)c);
-        } else if (c < ' ' || c == 0x7f) {
-            put_char(o, ' ');
-        } else {
-            put_char(o, (char)c);
-        }
-    }
+    put_escaped(o, s, n, ESC_TEXT);
     if (cut)
         put(o, "...");
     if (quote)
@@ -135,19 +131,9 @@ static void put_text_value(struct out *o, const char *s)
 static void put_json_string(struct out *o, const char *s, size_t n)
 {
     bool cut;
-    n = value_fit(s, n, true, &cut);
+    n = value_fit(s, n, ESC_JSON, &cut);
     put_char(o, '"');
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            put_char(o, '\\');
-            put_char(o, (char)c);
-        } else if (c < ' ' || c == 0x7f) {
-            put(o, "\\u%04x", c);
-        } else {
-            put_char(o, (char)c);
-        }
-    }
+    put_escaped(o, s, n, ESC_JSON);
     if (cut)
         put(o, "...");
     put_char(o, '"');
@@ -207,14 +193,30 @@ static bool still_log_file(int fd)
     return fstat(fd, &st) == 0 && st.st_dev == log_dev && st.st_ino == log_ino;
 }
 
+/* Why a log file is refused: another user's file (the lines could be
+ * read there, and lines forged among them), or one every user may write. A
+ * file of root's is fine (root is trusted anyway), and so is a character
+ * device such as /dev/null. */
+static const char *refusal(const struct stat *st)
+{
+    if (!S_ISREG(st->st_mode) && !S_ISCHR(st->st_mode) && !S_ISFIFO(st->st_mode))
+        return "not a regular file";
+    if (st->st_uid != geteuid() && st->st_uid != 0)
+        return "owned by another user";
+    if ((st->st_mode & S_IWOTH) && !S_ISCHR(st->st_mode))
+        return "writable by every user";
+    return NULL;
+}
+
 /* Opened on the first line, never earlier: an unused shim opens nothing.
  * O_NOFOLLOW: a symlink planted at the path by someone else is refused.
  * O_NONBLOCK: a FIFO with no reader at the path fails the open (the lines
  * go to stderr) instead of blocking the host forever; for a regular file
  * the flag changes nothing. A program may close every descriptor (as
  * daemonizing code does) and reuse the number for its own file: the file
- * is checked before each line and opened again when it is not ours. */
-static int file_fd(const char *path)
+ * is checked before each line and opened again when it is not ours.
+ * -1 with *why (and errno in *err, or 0) when the file cannot be used. */
+static int file_fd(const char *path, const char **why, int *err)
 {
     int fd = __atomic_load_n(&log_fd, __ATOMIC_ACQUIRE);
     if (fd >= 0 && still_log_file(fd))
@@ -224,7 +226,11 @@ static int file_fd(const char *path)
         fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW |
                             O_NOCTTY | O_NONBLOCK, 0600);
         struct stat st;
-        if (fd >= 0 && fstat(fd, &st) == 0) {
+        *err = fd < 0 ? errno : 0;
+        *why = fd < 0 ? (*err == ELOOP ? "a symbolic link" : *err == ENXIO ? "a FIFO nobody reads"
+                         : "cannot open it")
+             : fstat(fd, &st) != 0 ? "cannot inspect it" : refusal(&st);
+        if (fd >= 0 && !*why) {
             log_dev = st.st_dev;
             log_ino = st.st_ino;
         } else if (fd >= 0) {
@@ -236,6 +242,24 @@ static int file_fd(const char *path)
     fd = log_fd;
     pthread_mutex_unlock(&open_lock);
     return fd;
+}
+
+/* Said once per process: the log file cannot be used, lines go to stderr.
+ * (Only the thread that says it touches the copy of the settings.) */
+static void say_file_unusable(const struct pqshim_config *cfg, const char *why, int err)
+{
+    static atomic_bool said;
+    static struct pqshim_config to_stderr;
+    if (atomic_exchange(&said, true))
+        return;
+    char error[160];
+    snprintf(error, sizeof error, "%s%s%s", why ? why : "cannot open it", err ? ": " : "",
+             err ? strerror(err) : "");
+    to_stderr = *cfg;
+    to_stderr.log_dest = LOG_TO_STDERR;
+    log_emit(&to_stderr, LOG_LVL_ERROR, "log_file_unavailable",
+             (const struct log_field[]){LF_S("file", cfg->log_path), LF_S("error", error),
+                                        LF_S("effect", "lines go to stderr instead"), LF_END_});
 }
 
 static void write_all(int fd, const char *buf, size_t len)
@@ -265,11 +289,15 @@ void log_emit(const struct pqshim_config *cfg, enum log_level level,
         write_all(STDERR_FILENO, line, len);
         break;
     case LOG_TO_FILE: {
-        int fd = file_fd(cfg->log_path);
-        if (fd >= 0)
+        const char *why = NULL;
+        int err = 0;
+        int fd = file_fd(cfg->log_path, &why, &err);
+        if (fd >= 0) {
             write_all(fd, line, len);
-        else
+        } else {
+            say_file_unusable(cfg, why, err);
             write_all(STDERR_FILENO, line, len);
+        }
         break;
     }
     case LOG_TO_SYSLOG: {

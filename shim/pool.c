@@ -27,13 +27,27 @@ struct owner {
     struct owner *next;
 };
 
+/* A blocking waiter lives on its thread's stack and sleeps on cond. An
+ * asynchronous one (async: an event-loop program's connect) is allocated
+ * here, carries its caller's cookie, and is only ever given a slot: its
+ * PGconn already exists, so it opens a new connection when served. */
 struct waiter {
     pthread_cond_t cond;
     pthread_t tid;
     bool done;
+    bool async;
+    void *cookie;
+    double since;
     struct shim_conn *conn; /* handed over; NULL with done: a slot */
     struct waiter *next;
 };
+
+static void (*async_granted)(void *cookie, double wait_ms);
+static void (*async_kick)(void);
+/* Idle connections taken out for an asynchronous waiter's slot: closed by
+ * pool_close_pending() on the thread async_kick wakes, never under the
+ * lock and never on a thread that must not block. */
+static struct shim_conn *closing;
 
 static struct pool *pools;
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -108,10 +122,34 @@ static struct shim_conn *pop_idle(struct pool *p)
 
 /* Give waiting threads what has become available: idle connections first,
  * then room under the cap. Called with the lock held. */
+static void take_for_close(struct pool *p, struct shim_conn **link,
+                           const char *reason, struct shim_conn **list);
+
 static void serve_waiters(struct pool *p)
 {
     while (p->wait_head && !paused) {
         struct waiter *w = p->wait_head;
+        if (w->async) {
+            /* A slot only. At the cap, an idle connection makes room:
+             * it is closed elsewhere, and its release serves w then. */
+            if (p->open >= cap_of()) {
+                if (p->idle && async_kick) {
+                    take_for_close(p, &p->idle, "handoff", &closing);
+                    async_kick();
+                }
+                return;
+            }
+            p->open++;
+            p->wait_head = w->next;
+            if (!p->wait_head)
+                p->wait_tail = NULL;
+            p->waiting--;
+            double ms = (now_monotonic() - w->since) * 1000.0;
+            p->stats.wait_ms_total += ms;
+            async_granted(w->cookie, ms);
+            free(w);
+            continue;
+        }
         struct shim_conn *sc = pop_idle(p);
         if (!sc && p->open >= cap_of())
             return;
@@ -195,7 +233,8 @@ static struct timespec abs_monotonic(double at)
     return ts;
 }
 
-enum acquire_result pool_acquire(const struct target *t, struct acquire *a)
+enum acquire_result pool_acquire(const struct target *t, struct acquire *a,
+                                 bool nowait)
 {
     const struct pqshim_config *cfg = config_get();
     pthread_t self = pthread_self();
@@ -228,6 +267,10 @@ enum acquire_result pool_acquire(const struct target *t, struct acquire *a)
     }
 
     a->open = p->open;
+    if (nowait) {
+        pthread_mutex_unlock(&pool_lock);
+        return cfg->pool_timeout > 0 ? ACQ_WOULD_WAIT : ACQ_TIMEOUT;
+    }
     a->held = owner_held(p, self);
     if (!paused && p->idle_count == 0 && p->open == p->checked_out &&
         a->held >= p->open) {
@@ -288,6 +331,66 @@ enum acquire_result pool_acquire(const struct target *t, struct acquire *a)
     return r;
 }
 
+void pool_set_async(void (*granted)(void *cookie, double wait_ms),
+                    void (*kick)(void))
+{
+    pthread_mutex_lock(&pool_lock);
+    async_granted = granted;
+    async_kick = kick;
+    pthread_mutex_unlock(&pool_lock);
+}
+
+bool pool_enqueue_async(struct pool *p, void *cookie, int *waiting)
+{
+    struct waiter *w = calloc(1, sizeof *w);
+    if (!w)
+        return false;
+    w->async = true;
+    w->cookie = cookie;
+    w->since = now_monotonic();
+    pthread_mutex_lock(&pool_lock);
+    if (p->wait_tail)
+        p->wait_tail->next = w;
+    else
+        p->wait_head = w;
+    p->wait_tail = w;
+    p->waiting++;
+    p->stats.waits_total++;
+    *waiting = p->waiting;
+    /* Room may have appeared since the caller was told to wait. */
+    serve_waiters(p);
+    pthread_mutex_unlock(&pool_lock);
+    return true;
+}
+
+bool pool_cancel_async(struct pool *p, void *cookie, bool timed_out)
+{
+    pthread_mutex_lock(&pool_lock);
+    struct waiter *w = p->wait_head;
+    while (w && !(w->async && w->cookie == cookie))
+        w = w->next;
+    if (w) {
+        remove_waiter(p, w);
+        p->stats.wait_ms_total += (now_monotonic() - w->since) * 1000.0;
+        if (timed_out)
+            p->stats.timeouts_total++;
+        free(w);
+        /* Whoever queued behind w may be servable now. */
+        serve_waiters(p);
+    }
+    pthread_mutex_unlock(&pool_lock);
+    return w != NULL;
+}
+
+void pool_timeout_message(char *buf, size_t size, const struct target *t)
+{
+    const struct pqshim_config *c = config_get();
+    snprintf(buf, size,
+             "pqshim: pool limit of size %d overflow %d reached for %s, "
+             "connection timed out, timeout %.2fs (PQSHIM_POOL_TIMEOUT)",
+             c->pool_size, c->max_overflow, t->name, c->pool_timeout);
+}
+
 struct pool *pool_reserve_uncapped(const struct target *t)
 {
     pthread_mutex_lock(&pool_lock);
@@ -324,6 +427,27 @@ void pool_release(struct pool *p, bool checked_out, pthread_t owner,
     pthread_mutex_unlock(&pool_lock);
 }
 
+bool pool_reserve_probe(struct pool *p)
+{
+    pthread_mutex_lock(&pool_lock);
+    bool room = !p->capped || (!p->wait_head && p->open < cap_of());
+    if (room)
+        p->open++;
+    pthread_mutex_unlock(&pool_lock);
+    return room;
+}
+
+void pool_count_reconnect(struct pool *p, bool ok)
+{
+    pthread_mutex_lock(&pool_lock);
+    p->stats.closes_total++;
+    if (ok)
+        p->stats.connects_total++;
+    else
+        p->stats.connect_errors_total++;
+    pthread_mutex_unlock(&pool_lock);
+}
+
 void pool_count_reuse(struct pool *p)
 {
     pthread_mutex_lock(&pool_lock);
@@ -338,7 +462,12 @@ bool pool_checkin(struct shim_conn *sc, const char **why)
     bool kept = true;
     pthread_mutex_lock(&pool_lock);
     bool stale = p->disposing || sc->generation != p->generation;
-    if (p->wait_head && !paused && !stale) {
+    if (p->wait_head && p->wait_head->async && !paused && !stale) {
+        /* The first waiter has a PGconn of its own and needs a slot:
+         * this connection makes room for it (pool_release serves it). */
+        kept = false;
+        *why = "handoff";
+    } else if (p->wait_head && !paused && !stale) {
         struct waiter *w = p->wait_head;
         p->wait_head = w->next;
         if (!p->wait_head)
@@ -455,6 +584,27 @@ static void *janitor_main(void *arg)
     }
     pthread_mutex_unlock(&pool_lock);
     return NULL;
+}
+
+void pool_close_later(struct shim_conn *sc, const char *reason)
+{
+    pthread_mutex_lock(&pool_lock);
+    sc->close_reason = reason;
+    sc->next = closing;
+    closing = sc;
+    void (*wake)(void) = async_kick;
+    pthread_mutex_unlock(&pool_lock);
+    if (wake)
+        wake();
+}
+
+void pool_close_pending(void)
+{
+    pthread_mutex_lock(&pool_lock);
+    struct shim_conn *list = closing;
+    closing = NULL;
+    pthread_mutex_unlock(&pool_lock);
+    close_list(list);
 }
 
 int pool_close_idle(const char *reason, bool forever)
@@ -608,7 +758,11 @@ void pool_forget_after_fork(void)
         for (struct shim_conn *sc = p->idle; sc; sc = sc->next)
             if (sc->fd >= 0)
                 close(sc->fd);
+    for (struct shim_conn *sc = closing; sc; sc = sc->next)
+        if (sc->fd >= 0)
+            close(sc->fd);
     pools = NULL;
+    closing = NULL;
     janitor_started = false;
     pthread_mutex_init(&pool_lock, NULL);
 }

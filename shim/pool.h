@@ -47,6 +47,7 @@ enum acquire_result {
     ACQ_TIMEOUT,  /* waited PQSHIM_POOL_TIMEOUT in vain */
     ACQ_DEADLOCK, /* this thread holds every connection of the target */
     ACQ_NOMEM,    /* no pool could be made: pass the call through */
+    ACQ_WOULD_WAIT, /* nowait: the caller would have to wait */
 };
 
 struct acquire {
@@ -58,8 +59,29 @@ struct acquire {
     int held;        /* by this thread */
 };
 
-/* Check out a connection or a slot for target t; may wait. */
-enum acquire_result pool_acquire(const struct target *t, struct acquire *a);
+/* Check out a connection or a slot for target t; may wait, unless nowait
+ * (then ACQ_WOULD_WAIT, with nothing queued, and no self-deadlock check:
+ * a caller that does not block cannot deadlock itself). */
+enum acquire_result pool_acquire(const struct target *t, struct acquire *a,
+                                 bool nowait);
+
+/* Asynchronous waiters (gate.c). granted(cookie, wait_ms) is called under
+ * the pool lock when a queued cookie is given a slot (open is counted for
+ * it: release it with pool_release(p, false, ...) if unused); it must only
+ * flag and wake. kick() asks for pool_close_pending() to be called soon. */
+void pool_set_async(void (*granted)(void *cookie, double wait_ms),
+                    void (*kick)(void));
+/* Queue cookie at the end of p's line; it may be granted at once (from
+ * inside this call). *waiting: the queue's length. False: out of memory. */
+bool pool_enqueue_async(struct pool *p, void *cookie, int *waiting);
+/* Take cookie out of the line. False when it was granted already (the
+ * caller then holds a slot). */
+bool pool_cancel_async(struct pool *p, void *cookie, bool timed_out);
+/* Have a connection checked out of its pool closed on the keeper's thread
+ * (gate_ensure_keeper() first): a caller that must not block. */
+void pool_close_later(struct shim_conn *sc, const char *reason);
+/* Close the idle connections taken out to make room for async waiters. */
+void pool_close_pending(void);
 
 /* Null policy: the pool of t, for counting only (no cap, no waiting), with
  * a slot reserved as for ACQ_SLOT. NULL when out of memory. */
@@ -79,6 +101,18 @@ void pool_release(struct pool *p, bool checked_out, pthread_t owner,
 bool pool_checkin(struct shim_conn *sc, const char **why);
 
 void pool_count_reuse(struct pool *p);
+
+/* The error text of a connect that waited in vain at the cap. */
+void pool_timeout_message(char *buf, size_t size, const struct target *t);
+
+/* PQreset/PQresetStart closed one backend of p and opened another (or
+ * failed to): count both, as the log shows them. */
+void pool_count_reconnect(struct pool *p, bool ok);
+
+/* Room for one more connection of p without waiting (health checks):
+ * false when p is at its cap or others wait. The room is given back with
+ * pool_release(p, false, pthread_self(), false). */
+bool pool_reserve_probe(struct pool *p);
 
 /* Close every idle connection now and make checked-out ones close at
  * checkin (dispose). With forever set (exit), nothing is kept again.

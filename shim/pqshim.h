@@ -3,8 +3,9 @@
  *
  * Lock order (never take an earlier lock while holding a later one):
  *   1. registry lock (conn.c)  — the table of connections the shim created
- *   2. pool lock     (pool.c)  — targets, idle lists, waiters
- *   3. slot lock     (hostlimit.c) — host-wide slots this process holds
+ *   2. gate lock     (gate.c)  — asynchronous connects waiting their turn
+ *   3. pool lock     (pool.c)  — targets, idle lists, waiters
+ *   4. slot lock     (hostlimit.c) — host-wide slots this process holds
  * Leaf locks, under which nothing else is taken: the copies lock (real.c)
  * and the rewrite lock (gotpatch.c, held across mprotect and slot stores).
  * No lock is ever held across a real libpq call, dlsym, a log write or
@@ -17,6 +18,7 @@
 #include <libpq-events.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <sys/types.h>
 
@@ -83,6 +85,12 @@ struct real_libpq {
     PGVerbosity (*PQsetErrorVerbosity)(PGconn *, PGVerbosity);
     PGContextVisibility (*PQsetErrorContextVisibility)(PGconn *,
                                                        PGContextVisibility);
+    char *(*PQresultErrorField)(const PGresult *, int);
+    PGcancel *(*PQgetCancel)(PGconn *);
+    int (*PQcancel)(PGcancel *, char *, int);
+    void (*PQfreeCancel)(PGcancel *);
+    int (*PQexitPipelineMode)(PGconn *);
+    void (*PQtrace)(PGconn *, FILE *);
 
     int copy;      /* which libpq copy: 0 is the one the global scope finds */
     bool complete; /* every function bound: the shim may act */
@@ -191,6 +199,7 @@ struct pqshim_config {
     bool retry_full;         /* retry while the server is full */
     int host_limit;          /* per target across processes; 0 = off */
     char host_limit_file[4096]; /* empty: the per-uid default */
+    bool host_limit_shared;  /* the file's owner and group are trusted */
 };
 
 /* The configuration, read from the environment once (thread-safe). */
@@ -268,6 +277,7 @@ bool target_from_params(struct target *t, const PQconninfoOption *defaults,
 
 /* A 64-bit FNV-1a hash (password in keys, host-wide slot regions). */
 uint64_t target_hash(const char *s);
+uint64_t target_hash_alt(const char *s);
 
 /* The display name of a live connection: user@host:port/dbname. */
 void target_name_of(char *buf, size_t size, const char *user,
@@ -281,9 +291,19 @@ enum conn_state {
     CONN_RESETTING,  /* PQresetStart returned; PQresetPoll not finished */
     CONN_IDLE,       /* in a pool's idle list (not in the registry) */
     CONN_SYNTHETIC,  /* a failed connection carrying the shim's own error */
+    CONN_SETTLING,   /* reused by an async connect: the reset's answer or
+                        the liveness ping is read in the program's poll */
 };
 
 struct pool;
+struct gate;
+
+/* Back-off state of retries while the server is full (retry.c). */
+struct retry_state {
+    int attempt;
+    double backoff;
+    unsigned seed;
+};
 
 struct shim_conn {
     PGconn *pg;              /* registry key */
@@ -298,7 +318,15 @@ struct shim_conn {
     bool reused;
     bool ssl;
     int host_slot;           /* host-wide slot (hostlimit.h), or negative */
-    bool reset_pending;      /* DISCARD ALL sent, answer not read yet */
+    bool reset_pending;      /* reset query sent, answer not read yet */
+    bool ping_pending;       /* CONN_SETTLING: liveness ping sent */
+    bool pinged;             /* CONN_SETTLING: liveness decided */
+    bool reconnecting;       /* found dead at an async checkout: PQresetStart */
+    struct gate *gate;       /* an async connect started behind a gate */
+    struct retry_state retry;
+    bool server_ended;       /* the server said FATAL while we held it */
+    char said[256];          /* what it said (for the close line) */
+    struct cancel_lease *lease; /* PQgetCancel objects of this checkout */
     int backend_pid;
     double started;          /* when the connect began (monotonic) */
     double opened;           /* when it became usable */
@@ -341,14 +369,42 @@ bool conn_reset(struct shim_conn *sc, const char **why);
 bool conn_reset_finish(struct shim_conn *sc);
 
 /* Is an idle connection still usable? Cheap when the socket says so.
- * Finishes a pending reset first. */
-bool conn_alive(struct shim_conn *sc);
+ * Finishes a pending reset first and reads what the server sent while it
+ * sat idle; answered: it has just answered a round trip (no ping). */
+bool conn_alive(struct shim_conn *sc, bool answered);
 
-/* Close for real, with a `close` line. */
+/* Nothing to read on fd right now (poll with a zero timeout). */
+bool conn_socket_quiet(int fd);
+
+/* Hand a checked-out connection to the program: its own notice hooks
+ * back, nothing the shim read left behind (a fresh connection's state). */
+void conn_give_to_program(struct shim_conn *sc);
+
+/* How long one round trip the shim makes on the program's behalf (reset,
+ * rollback, ping) may take before the connection is closed instead. */
+#define CONN_ROUND_TRIP_S 2.0
+
+/* ---- cancel.c: cancel objects that die with their checkout ------------- */
+
+/* The program's checkout of sc ended (PQfinish, or closed): cancel
+ * objects taken during it no longer reach the server. */
+void cancel_checkout_ended(struct shim_conn *sc);
+
+/* PQgetCancel for a pooled connection: a cancel object bound to the
+ * current checkout, or the real one when the shim does not pool it. */
+PGcancel *cancel_get(PGconn *pg);
+int cancel_send(PGcancel *c, char *errbuf, int errbufsize);
+void cancel_free(PGcancel *c);
+
+/* Close for real, with a `close` line (and server_said= when the server
+ * ended the session while the shim held it). */
 void conn_close(struct shim_conn *sc, const char *reason);
 
 /* A CONNECTION_BAD PGconn whose PQerrorMessage is `message`. */
 PGconn *conn_synthetic_error(const char *message);
+/* Keep sc (failed) as the carrier of message (malloc'd, taken), shown by
+ * PQerrorMessage until the program finishes the PGconn. */
+void conn_hold_error(struct shim_conn *sc, char *message);
 /* Our text for a synthetic connection, or NULL. */
 const char *conn_synthetic_message(const PGconn *pg);
 
@@ -361,6 +417,17 @@ void registry_forget_after_fork(void);
 void registry_for_each(void (*fn)(const struct shim_conn *, void *), void *arg);
 void registry_lock_for_fork(void);
 void registry_unlock_after_fork(void);
+
+/* ---- settle.c: finishing an async checkout inside the program's poll --- */
+
+enum settle_result { SETTLE_OK, SETTLE_PENDING, SETTLE_DEAD };
+
+/* Begin (settle_begin) or go on with (settle_poll) making a reused
+ * connection ready without waiting: read the reset's answer if it has
+ * arrived, then check liveness (zero round trips where sound, else an
+ * empty query whose answer a later call reads). */
+enum settle_result settle_begin(struct shim_conn *sc);
+enum settle_result settle_poll(struct shim_conn *sc);
 
 /* ---- init.c: activation, fork and exit ---------------------------------- */
 
@@ -376,6 +443,16 @@ void init_pool_in_use(bool ssl);
 /* Start one of the shim's own threads, detached, with every signal blocked.
  * False when it cannot be started. */
 bool start_internal_thread(void *(*main_fn)(void *));
+
+/* pthread_cancel of a program thread inside the shim must never leave a
+ * lock held, a slot taken or a connection checked out: the program's
+ * calls run with cancellation off (its state is returned and kept), and
+ * only the real connect turns it back to the program's, under a cleanup
+ * handler. */
+int thread_cancel_off(void);
+void thread_cancel_restore(int state);
+/* Back to the state the program had; returns the current one. */
+int thread_cancel_as_program(void);
 
 /* ---- util ----------------------------------------------------------------*/
 double now_monotonic(void);  /* seconds */

@@ -55,6 +55,8 @@ static const struct binding bindings[] = {
     BIND(PQsetnonblocking), BIND(PQsetNoticeProcessor),
     BIND(PQsetNoticeReceiver), BIND(PQuntrace), BIND(PQnotifies),
     BIND(PQsetErrorVerbosity), BIND(PQsetErrorContextVisibility),
+    BIND(PQresultErrorField), BIND(PQgetCancel), BIND(PQcancel),
+    BIND(PQfreeCancel), BIND(PQexitPipelineMode), BIND(PQtrace),
 };
 #undef BIND
 

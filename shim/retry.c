@@ -39,31 +39,39 @@ static void sleep_seconds(double s)
         ; /* EINTR: the rest of the delay is in ts */
 }
 
+double retry_next_delay(struct retry_state *rs)
+{
+    if (rs->attempt++ == 0) {
+        rs->backoff = 0.05;
+        rs->seed = (unsigned)(now_realtime() * 1e6) ^ (unsigned)pqshim_pid;
+    }
+    /* Full jitter: waiters spread out instead of retrying in step. */
+    double delay = rs->backoff * (0.5 + (double)rand_r(&rs->seed) / RAND_MAX);
+    rs->backoff = rs->backoff * 2 < 2.0 ? rs->backoff * 2 : 2.0;
+    return delay;
+}
+
 PGconn *retry_open(const struct connect_request *req, const char *name)
 {
     const struct real_libpq *pq = real_libpq();
     const struct pqshim_config *cfg = config_get();
     PGconn *pg = lifecycle_open_real(req);
-    /* An async connect fails later, inside the program's poll loop: only
-     * blocking connects can be retried without the program noticing. */
+    /* An async connect is retried inside the program's poll loop, behind
+     * a gate (lifecycle_connect_poll): never by sleeping here. */
     if (!cfg->retry_full || req->async)
         return pg;
     double deadline = now_monotonic() + cfg->pool_timeout;
-    double backoff = 0.05;
-    unsigned seed = (unsigned)(now_realtime() * 1e6) ^ (unsigned)pqshim_pid;
-    for (int attempt = 1; pg && pq->PQstatus(pg) == CONNECTION_BAD &&
-                          retry_server_full(pq->PQerrorMessage(pg));
-         attempt++) {
-        /* Full jitter: waiters spread out instead of retrying in step. */
-        double delay = backoff * (0.5 + (double)rand_r(&seed) / RAND_MAX);
+    struct retry_state rs = {0};
+    while (pg && pq->PQstatus(pg) == CONNECTION_BAD &&
+           retry_server_full(pq->PQerrorMessage(pg))) {
+        double delay = retry_next_delay(&rs);
         if (now_monotonic() + delay > deadline)
             break;
         LOG_EVENT(LOG_LVL_WARN, "retry", LF_S("target", name ? name : "?"),
-                  LF_I("attempt", attempt), LF_D("delay_ms", delay * 1000.0),
+                  LF_I("attempt", rs.attempt), LF_D("delay_ms", delay * 1000.0),
                   LF_S("error", pq->PQerrorMessage(pg)));
         pq->PQfinish(pg);
         sleep_seconds(delay);
-        backoff = backoff * 2 < 2.0 ? backoff * 2 : 2.0;
         pg = lifecycle_open_real(req);
     }
     return pg;

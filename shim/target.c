@@ -61,6 +61,16 @@ uint64_t target_hash(const char *s)
     return h ^ (h >> 29);
 }
 
+/* A second, independent 64-bit hash (djb2 variant with a 64-bit
+ * multiplier), so that a long key is told apart by 128 bits. */
+uint64_t target_hash_alt(const char *s)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0xff51afd7ed558ccdULL + (h >> 31);
+    return h;
+}
+
 static bool is_true(const char *v)
 {
     return v && *v && strcmp(v, "0") != 0 && strcasecmp(v, "false") != 0 &&
@@ -108,10 +118,16 @@ bool target_from_params(struct target *t, const PQconninfoOption *defaults,
 
     PQconninfoOption *expanded = NULL;
     bool ok = true;
+    /* libpq expands only the first dbname given a value, and only if it
+     * is a connection string; any later dbname is a plain name. */
+    bool first_dbname = true;
     for (int i = 0; ok && keywords && keywords[i]; i++) {
         const char *v = values ? values[i] : NULL;
-        if (expand_dbname && !expanded && strcmp(keywords[i], "dbname") == 0 &&
-            v && looks_like_conninfo(v)) {
+        bool expand = expand_dbname && first_dbname && v &&
+                      strcmp(keywords[i], "dbname") == 0;
+        if (expand)
+            first_dbname = false;
+        if (expand && looks_like_conninfo(v)) {
             char *err = NULL;
             expanded = pq->PQconninfoParse(v, &err);
             if (err)
@@ -125,27 +141,55 @@ bool target_from_params(struct target *t, const PQconninfoOption *defaults,
         ok = set_option(&set, keywords[i], v);
     }
 
-    size_t len = 0;
-    t->key[0] = '\0';
+    /* Every option counts, however long: a key too long for the table is
+     * its own beginning (user, password hash, dbname and host come first
+     * in libpq's order) followed by two hashes of all of it. */
+    size_t len = 0, cap = 4096;
+    char *full = ok ? malloc(cap) : NULL;
+    if (!full)
+        ok = false;
+    else
+        full[0] = '\0';
     /* Connections of another libpq copy are that copy's objects. */
-    if (pq->copy > 0)
-        len = (size_t)snprintf(t->key, sizeof t->key, "libpq#%d\n", pq->copy);
+    if (full && pq->copy > 0)
+        len = (size_t)snprintf(full, cap, "libpq#%d\n", pq->copy);
     for (int i = 0; ok && i < set.n; i++) {
         const char *v = set.value[i] ? set.value[i] : "";
-        int n;
         if (strcmp(set.keyword[i], "passfile") == 0 && is_default_passfile(v))
             v = "";
+        size_t need = strlen(set.keyword[i]) + strlen(v) + 32;
+        if (len + need > cap) {
+            char *bigger = realloc(full, cap = (len + need) * 2);
+            if (!bigger) {
+                ok = false;
+                break;
+            }
+            full = bigger;
+        }
+        int n;
         if (strcmp(set.keyword[i], "password") == 0 && *v)
-            n = snprintf(t->key + len, sizeof t->key - len, "password#%016llx\n",
+            n = snprintf(full + len, cap - len, "password#%016llx\n",
                          (unsigned long long)target_hash(v));
         else
-            n = snprintf(t->key + len, sizeof t->key - len, "%s=%s\n",
-                         set.keyword[i], v);
-        if (n < 0 || (size_t)n >= sizeof t->key - len)
-            ok = false; /* too long to key safely: do not pool it */
+            n = snprintf(full + len, cap - len, "%s=%s\n", set.keyword[i], v);
+        if (n < 0)
+            ok = false;
         else
             len += (size_t)n;
     }
+    if (ok && len < sizeof t->key) {
+        memcpy(t->key, full, len + 1);
+    } else if (ok) {
+        char tail[64];
+        int tl = snprintf(tail, sizeof tail, "#%zu#%016llx%016llx", len,
+                          (unsigned long long)target_hash(full),
+                          (unsigned long long)target_hash_alt(full));
+        size_t head = sizeof t->key - 1 - (size_t)tl;
+        memcpy(t->key, full, head);
+        memcpy(t->key + head, tail, (size_t)tl + 1);
+    }
+    free(full);
+    /* Too long to keep: health checks then use idle connections only. */
     size_t plen = 0;
     for (int i = 0; ok && i < set.n; i++) {
         const char *v = set.value[i];
@@ -153,7 +197,7 @@ bool target_from_params(struct target *t, const PQconninfoOption *defaults,
             continue;
         size_t kl = strlen(set.keyword[i]) + 1, vl = strlen(v) + 1;
         if (plen + kl + vl + 1 > sizeof t->params) {
-            ok = false;
+            plen = 0;
             break;
         }
         memcpy(t->params + plen, set.keyword[i], kl);

@@ -21,3 +21,27 @@ bool start_internal_thread(void *(*main_fn)(void *))
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return started;
 }
+
+/* The program's cancellation state while one of its calls runs inside the
+ * shim (see thread_cancel_off). */
+static PQSHIM_TLS int program_cancel_state = PTHREAD_CANCEL_ENABLE;
+
+int thread_cancel_off(void)
+{
+    int old;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+    program_cancel_state = old;
+    return old;
+}
+
+void thread_cancel_restore(int state)
+{
+    pthread_setcancelstate(state, NULL);
+}
+
+int thread_cancel_as_program(void)
+{
+    int old;
+    pthread_setcancelstate(program_cancel_state, &old);
+    return old;
+}

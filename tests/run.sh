@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.." || exit 1
 . tests/lib/common.sh
 
 pattern=${1:-}
+# Test names may be given as their functions are spelled (test_name).
+pattern=${pattern#test_}
+pattern=${pattern//: test_/: }
 passed=0
 failed=0
 failed_names=()
@@ -61,8 +64,12 @@ for file in tests/integration/*.sh; do
     done
 done
 
+if [ $((passed + failed)) -eq 0 ]; then
+    echo "no test matches '$pattern'"
+    failed=1
+fi
 echo
 echo "elapsed $(( $(date +%s) - started ))s"
-[ $failed -eq 0 ] || printf 'failed: %s\n' "${failed_names[@]}"
+[ ${#failed_names[@]} -eq 0 ] || printf 'failed: %s\n' "${failed_names[@]}"
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]

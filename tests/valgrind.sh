@@ -57,7 +57,15 @@ run foreign -- "$TESTBIN/foreign" "host=127.0.0.1 port=1 connect_timeout=5"
 run threads_capped PQSHIM_POLICY=capped PQSHIM_POOL_SIZE=2 PQSHIM_MAX_OVERFLOW=1 -- \
     "$TESTBIN/pool_threads" -t 6 -n 10 -q 'select 1'
 run async_capped PQSHIM_POLICY=capped -- "$TESTBIN/pool_threads" -t 2 -n 5 -a -q 'select 1'
+# An event loop above the cap: gates, the keeper thread, a timeout and
+# connects finished while they wait.
+run async_gates PQSHIM_POLICY=capped PQSHIM_POOL_SIZE=1 PQSHIM_MAX_OVERFLOW=0 \
+    PQSHIM_POOL_TIMEOUT=3 -- "$TESTBIN/async_loop" 4 300 20 finish-waiting 2500
 cat >"$WORK/script_capped.in" <<'SCRIPT'
+connect 0
+pipefail 0
+reset 0
+finish 0
 connect 0
 exec 0 BEGIN
 exec 0 CREATE TEMP TABLE t (x int)
@@ -80,6 +88,10 @@ finish 4
 fork
 SCRIPT
 run script_capped PQSHIM_POLICY=capped PQSHIM_POOL_SIZE=1 PQSHIM_MAX_OVERFLOW=1 -- "$TESTBIN/pool_script"
+run fresh_session_capped PQSHIM_POLICY=capped PQSHIM_POOL_SIZE=1 PQSHIM_MAX_OVERFLOW=0 -- \
+    "$TESTBIN/fresh_session" 3
+run fresh_session_rollback PQSHIM_POLICY=capped PQSHIM_RESET=rollback PQSHIM_POOL_SIZE=1 -- \
+    "$TESTBIN/fresh_session" 3
 ALLOW_FAILURE=1 run timeout_capped PQSHIM_POLICY=capped PQSHIM_POOL_SIZE=1 PQSHIM_MAX_OVERFLOW=0 PQSHIM_POOL_TIMEOUT=0.2 -- \
     "$TESTBIN/pool_threads" -t 3 -n 3 -q 'select pg_sleep(0.3)'
 run host_limit_capped PQSHIM_POLICY=capped PQSHIM_HOST_LIMIT=2 "PQSHIM_HOST_LIMIT_FILE=$WORK/host.limit" \

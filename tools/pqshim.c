@@ -63,12 +63,23 @@ static bool match_word(const char *value, const char *const *words)
     return false;
 }
 
+/* Plain decimal digits only, as the shim reads them. */
+static bool all_digits(const char *s, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
 static bool valid_int(const char *value, long min, long max, long *out)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(value, &end, 10);
-    if (errno || end == value || *end || v < min || v > max)
+    if (!all_digits(value, strlen(value)) || strlen(value) > 9)
+        return false;
+    long v = strtol(value, NULL, 10);
+    if (v < min || v > max)
         return false;
     if (out)
         *out = v;
@@ -77,10 +88,15 @@ static bool valid_int(const char *value, long min, long max, long *out)
 
 static bool valid_seconds(const char *value, double max)
 {
-    char *end;
+    const char *dot = strchr(value, '.');
+    size_t whole = dot ? (size_t)(dot - value) : strlen(value);
+    size_t frac = dot ? strlen(dot + 1) : 0;
+    if (whole + frac == 0 || (whole && !all_digits(value, whole)) ||
+        (frac && !all_digits(dot + 1, frac)) || whole > 15)
+        return false;
     errno = 0;
-    double v = strtod(value, &end);
-    return !(errno || end == value || *end || !isfinite(v) || v < 0 || v > max);
+    double v = strtod(value, NULL);
+    return !(errno || !isfinite(v) || v < 0 || v > max);
 }
 
 static bool valid_policy(const char *v)
@@ -145,6 +161,12 @@ static bool valid_retry_full(const char *v)
 static bool valid_host_limit(const char *v)
 {
     return valid_int(v, 0, 1000, NULL);
+}
+
+static bool valid_host_limit_shared(const char *v)
+{
+    static const char *const words[] = {"off", "group", NULL};
+    return match_word(v, words);
 }
 
 static bool valid_path(const char *v)
@@ -219,6 +241,12 @@ static const struct option_def options[] = {
      "an absolute path", "PATH",
      "The file the processes share for the host limit.\n"
      "Default /tmp/pqshim-hostlimit-UID."},
+    {"host-limit-shared", "PQSHIM_HOST_LIMIT_SHARED", valid_host_limit_shared,
+     "off or group", "M",
+     "group: use a host limit file that other users\n"
+     "can open too (its owner and group, never every\n"
+     "user), trusting them with the limit. Default off:\n"
+     "such a file is refused."},
     {"control", "PQSHIM_CONTROL", valid_path,
      "an absolute path (%p pid, %u uid, %% a percent sign)", "PATH",
      "Absolute path of the control socket; %p stands\n"

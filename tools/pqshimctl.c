@@ -19,6 +19,7 @@
  */
 #define _GNU_SOURCE
 #include "../shim/control_path.h"
+#include "../shim/escape.h"
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -54,18 +55,34 @@ enum {
 #define SUN_PATH_SIZE sizeof(((struct sockaddr_un *)0)->sun_path)
 #define DEFAULT_TIMEOUT 2.0
 #define HEALTH_TIMEOUT 15.0       /* health opens connections (5 s each at most) */
+#define OVERALL_FACTOR 5          /* ls, top, metrics --all: all within 5 timeouts */
 #define REPLY_MAX (64u << 20)     /* never buffer more than this */
 #define JSON_MAX_DEPTH 64
 
 static const char *progname = "pqshimctl";
 
+static char *clean(const char *s);
+
+/* A message may carry paths and words from other users' processes: no
+ * control character reaches the terminal. */
+static void __attribute__((format(printf, 1, 0))) vsay(const char *fmt, va_list ap)
+{
+    char *text = NULL;
+    if (vasprintf(&text, fmt, ap) < 0) {
+        fprintf(stderr, "%s: out of memory\n", progname);
+        return;
+    }
+    char *shown = clean(text);
+    fprintf(stderr, "%s: %s\n", progname, shown);
+    free(shown);
+    free(text);
+}
+
 static void __attribute__((format(printf, 1, 2))) errmsg(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s: ", progname);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsay(fmt, ap);
     va_end(ap);
 }
 
@@ -73,9 +90,8 @@ static void __attribute__((format(printf, 1, 2), noreturn)) usage_error(const ch
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s: ", progname);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\nTry '%s --help'.\n", progname);
+    vsay(fmt, ap);
+    fprintf(stderr, "Try '%s --help'.\n", progname);
     va_end(ap);
     exit(EXIT_USAGE);
 }
@@ -84,7 +100,7 @@ static void *xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
     if (!p) {
-        errmsg("out of memory");
+        fprintf(stderr, "%s: out of memory\n", progname);
         exit(EXIT_USAGE);
     }
     return p;
@@ -94,7 +110,7 @@ static void *xrealloc(void *old, size_t n)
 {
     void *p = realloc(old, n ? n : 1);
     if (!p) {
-        errmsg("out of memory");
+        fprintf(stderr, "%s: out of memory\n", progname);
         exit(EXIT_USAGE);
     }
     return p;
@@ -110,7 +126,7 @@ static char *__attribute__((format(printf, 1, 0))) xvasprintf(const char *fmt, v
 {
     char *s = NULL;
     if (vasprintf(&s, fmt, ap) < 0) {
-        errmsg("out of memory");
+        fprintf(stderr, "%s: out of memory\n", progname);
         exit(EXIT_USAGE);
     }
     return s;
@@ -132,15 +148,40 @@ static double now_mono(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Text from a process goes to a terminal: no control characters, so a
- * target or program name can never inject escape sequences. */
+/* Text from a process goes to a terminal: no control character (C0,
+ * DEL, C1) and no invalid UTF-8, so a target or program name can never
+ * inject escape sequences. */
 static char *clean(const char *s)
 {
-    char *out = xstrdup(s);
-    for (unsigned char *p = (unsigned char *)out; *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
-            *p = '?';
+    size_t n = strlen(s), len = 0;
+    char *out = xmalloc(n + 1); /* '?' replaces one byte or more */
+    while (n > 0) {
+        char e[ESC_MAX];
+        size_t took = esc_char(s, n, ESC_TERM, e);
+        memcpy(out + len, e, strlen(e));
+        len += strlen(e);
+        s += took;
+        n -= took;
+    }
+    out[len] = '\0';
     return out;
+}
+
+/* A reply shown as it came (help, metrics, --json): lines and tabs kept,
+ * every other control character and invalid byte shown as '?'. */
+static void print_text(const char *s, size_t n)
+{
+    while (n > 0) {
+        char e[ESC_MAX];
+        size_t took = 1;
+        if (*s == '\n' || *s == '\t')
+            e[0] = *s, e[1] = '\0';
+        else
+            took = esc_char(s, n, ESC_TERM, e);
+        fputs(e, stdout);
+        s += took;
+        n -= took;
+    }
 }
 
 /* Columns a string takes (UTF-8 aware enough for alignment). */
@@ -460,7 +501,7 @@ static bool json_true(const struct json *obj, const char *key)
     return v && v->type == J_TRUE;
 }
 
-/* ---- talking to one socket ------------------------------------------------ */
+/* ---- talking to sockets ------------------------------------------------------ */
 
 struct reply {
     char *data;   /* NUL-terminated */
@@ -474,94 +515,226 @@ static void reply_free(struct reply *r)
     r->len = 0;
 }
 
-/* Send one command line and read the reply to EOF, all within timeout
- * seconds. 0, or a negative errno: ENOENT, ECONNREFUSED, EACCES, ETIMEDOUT,
- * ENAMETOOLONG, E2BIG (reply too large), ... */
-static int talk(const char *path, const char *command, double timeout, struct reply *r)
+/* Talk errors besides errno values: the server is not who may serve the
+ * socket; the overall time ran out before the socket was asked. */
+#define E_UNTRUSTED 10001
+#define E_NOT_ASKED 10002
+
+/* One candidate socket: where it was found, who must serve it, and what
+ * came back. */
+struct entry {
+    char path[SUN_PATH_SIZE];
+    dev_t dev;                /* the socket file, for duplicates */
+    ino_t ino;
+    pid_t named_by;           /* the process whose environment names it; 0: a directory's */
+    uid_t owner;              /* who must serve it: named_by's owner, or the file's */
+    pid_t pid;                /* who serves it (SO_PEERCRED), once connected */
+    uid_t peer_uid;
+    int rc;                   /* 0 or a negative errno (or -E_*) */
+    struct reply reply;
+    struct json *status;      /* parsed status reply, when asked */
+    /* the exchange in flight */
+    int fd;
+    enum { X_IDLE, X_CONNECT, X_SEND, X_READ, X_DONE } state;
+    double deadline;
+    size_t sent, cap;
+};
+
+/* May this server answer for e? The kernel says who listens (SO_PEERCRED).
+ * It must be the user who owns the process that names the socket (or the
+ * socket file, for one found in a directory): someone else who planted a
+ * socket at that path is never believed, and never sent a command. A user
+ * other than root can only be answered by its own processes (the shim
+ * answers no one else), so it believes no one else either. */
+static bool peer_trusted(struct entry *e, int fd)
 {
-    memset(r, 0, sizeof *r);
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof addr.sun_path)
-        return -ENAMETOOLONG;
-    memcpy(addr.sun_path, path, strlen(path) + 1);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    double deadline = now_mono() + timeout;
-    /* A full listen queue makes connect() sleep: SO_SNDTIMEO bounds it. */
-    struct timeval tv = {.tv_sec = (time_t)timeout,
-                         .tv_usec = (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6)};
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
-        int err = errno;
-        close(fd);
-        return -(err == EAGAIN || err == EINPROGRESS ? ETIMEDOUT : err);
-    }
-    char line[256];
-    int n = snprintf(line, sizeof line, "%s\n", command);
-    for (int off = 0; off < n;) {
-        ssize_t w = send(fd, line + off, (size_t)(n - off), MSG_NOSIGNAL);
-        if (w > 0) {
-            off += (int)w;
-            continue;
-        }
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            close(fd);
-            return -ETIMEDOUT;
-        }
-        break; /* EPIPE: the process answered without reading (a refusal) */
-    }
-    shutdown(fd, SHUT_WR);
-    size_t cap = 4096, len = 0;
-    char *data = xmalloc(cap);
-    int rc = 0;
-    for (;;) {
-        int left = (int)((deadline - now_mono()) * 1000);
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        int pr = left > 0 ? poll(&pfd, 1, left) : 0;
-        if (pr < 0 && errno == EINTR)
-            continue;
-        if (pr <= 0) {
-            rc = pr == 0 ? -ETIMEDOUT : -errno;
-            break;
-        }
-        if (len + 1 >= cap) {
-            if (cap >= REPLY_MAX) {
-                rc = -E2BIG;
-                break;
-            }
-            cap *= 2;
-            data = xrealloc(data, cap);
-        }
-        ssize_t got = recv(fd, data + len, cap - 1 - len, MSG_DONTWAIT);
-        if (got > 0) {
-            len += (size_t)got;
-            continue;
-        }
-        if (got < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (got < 0 && len == 0)
-            rc = -errno;
-        break; /* EOF (or a reset after the reply) */
-    }
-    close(fd);
-    if (rc < 0) {
-        free(data);
-        return rc;
-    }
-    data[len] = '\0';
-    r->data = data;
-    r->len = len;
-    return 0;
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.pid <= 0)
+        return false;
+    e->pid = cred.pid;
+    e->peer_uid = cred.uid;
+    return cred.uid == e->owner && (geteuid() == 0 || cred.uid == geteuid());
 }
 
-static const char *talk_error(int err, double timeout)
+static void x_finish(struct entry *e, int rc)
 {
-    static char text[128];
-    switch (-err) {
+    if (e->fd >= 0)
+        close(e->fd);
+    e->fd = -1;
+    e->rc = rc;
+    e->state = X_DONE;
+    if (rc < 0)
+        reply_free(&e->reply);
+    else
+        e->reply.data[e->reply.len] = '\0';
+}
+
+static void x_connect(struct entry *e)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    memcpy(addr.sun_path, e->path, strlen(e->path) + 1);
+    if (connect(e->fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+        if (errno == EAGAIN || errno == EINTR) /* a full listen queue: try again */
+            return;
+        x_finish(e, -errno);
+        return;
+    }
+    e->state = peer_trusted(e, e->fd) ? X_SEND : X_DONE;
+    if (e->state == X_DONE)
+        x_finish(e, -E_UNTRUSTED);
+}
+
+static void x_send(struct entry *e, const char *command)
+{
+    char line[256];
+    int n = snprintf(line, sizeof line, "%s\n", command);
+    while (e->sent < (size_t)n) {
+        ssize_t w = send(e->fd, line + e->sent, (size_t)n - e->sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0) {
+            e->sent += (size_t)w;
+            continue;
+        }
+        if (w < 0 && (errno == EINTR))
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        break; /* EPIPE: the process answered without reading (a refusal) */
+    }
+    shutdown(e->fd, SHUT_WR);
+    e->state = X_READ;
+}
+
+static void x_read(struct entry *e)
+{
+    for (;;) {
+        if (e->reply.len + 1 >= e->cap) {
+            if (e->cap >= REPLY_MAX) {
+                x_finish(e, -E2BIG);
+                return;
+            }
+            e->cap = e->cap ? e->cap * 2 : 4096;
+            e->reply.data = xrealloc(e->reply.data, e->cap);
+        }
+        ssize_t got = recv(e->fd, e->reply.data + e->reply.len, e->cap - 1 - e->reply.len,
+                           MSG_DONTWAIT);
+        if (got > 0) {
+            e->reply.len += (size_t)got;
+            continue;
+        }
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0 && errno == EAGAIN)
+            return;
+        /* EOF (or a reset after the reply) */
+        x_finish(e, got < 0 && e->reply.len == 0 ? -errno : 0);
+        return;
+    }
+}
+
+static void x_start(struct entry *e, double deadline)
+{
+    e->deadline = deadline;
+    e->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    e->reply.data = xmalloc(4096);
+    e->cap = 4096;
+    e->reply.len = 0;
+    if (e->fd < 0) {
+        x_finish(e, -errno);
+        return;
+    }
+    e->state = X_CONNECT;
+    x_connect(e);
+}
+
+#define MAX_IN_FLIGHT 64
+
+/* Ask every entry, up to MAX_IN_FLIGHT at a time, each within timeout
+ * seconds of its start and all within overall seconds: a socket that
+ * accepts and never answers costs its own timeout, in parallel with the
+ * others, and never more than overall in all. Sets each entry's rc. */
+static void exchange_all(struct entry *v, int n, const char *command, double timeout,
+                         double overall)
+{
+    double end_all = now_mono() + overall;
+    int next = 0, active = 0;
+    struct pollfd *pfd = xmalloc(sizeof *pfd * MAX_IN_FLIGHT);
+    int *which = xmalloc(sizeof *which * MAX_IN_FLIGHT);
+    for (int i = 0; i < n; i++) {
+        v[i].fd = -1;
+        v[i].state = X_IDLE;
+    }
+    for (;;) {
+        double now = now_mono();
+        while (active < MAX_IN_FLIGHT && next < n && now < end_all) {
+            struct entry *e = &v[next++];
+            x_start(e, now + timeout < end_all ? now + timeout : end_all);
+            active += e->state != X_DONE;
+        }
+        if (active == 0)
+            break;
+        int np = 0, wait_ms;
+        bool retry = false;
+        double wake = end_all;
+        for (int i = 0; i < next; i++) {
+            struct entry *e = &v[i];
+            if (e->state == X_DONE || e->state == X_IDLE)
+                continue;
+            if (now >= e->deadline) {
+                x_finish(e, -ETIMEDOUT);
+                active--;
+                continue;
+            }
+            if (e->state == X_CONNECT)
+                x_connect(e);
+            if (e->state == X_SEND)
+                x_send(e, command);
+            if (e->state == X_DONE) {
+                active--;
+                continue;
+            }
+            if (e->state == X_CONNECT) {
+                retry = true;
+            } else {
+                pfd[np].fd = e->fd;
+                pfd[np].events = e->state == X_SEND ? POLLOUT : POLLIN;
+                pfd[np].revents = 0;
+                which[np++] = i;
+            }
+            if (e->deadline < wake)
+                wake = e->deadline;
+        }
+        if (active == 0)
+            continue;
+        wait_ms = (int)((wake - now) * 1000) + 1;
+        if (retry && wait_ms > 20)
+            wait_ms = 20;
+        if (poll(pfd, (nfds_t)np, wait_ms) <= 0)
+            continue;
+        for (int k = 0; k < np; k++) {
+            struct entry *e = &v[which[k]];
+            if (!pfd[k].revents)
+                continue;
+            if (e->state == X_SEND)
+                x_send(e, command);
+            if (e->state == X_READ)
+                x_read(e);
+            if (e->state == X_DONE)
+                active--;
+        }
+    }
+    for (int i = next; i < n; i++) {
+        v[i].rc = -E_NOT_ASKED;
+        v[i].state = X_DONE;
+    }
+    free(pfd);
+    free(which);
+}
+
+static const char *talk_error(const struct entry *e, double timeout)
+{
+    static char text[160];
+    switch (-e->rc) {
     case ENOENT: return "no such socket";
     case ECONNREFUSED: return "nothing is listening (stale socket of a dead process?)";
     case EACCES: return "permission denied (the socket belongs to another user)";
@@ -570,12 +743,24 @@ static const char *talk_error(int err, double timeout)
     case ETIMEDOUT:
         snprintf(text, sizeof text, "no reply within %g s", timeout);
         return text;
-    default: return strerror(-err);
+    case E_NOT_ASKED:
+        return "not asked: the overall time limit ran out";
+    case E_UNTRUSTED:
+        if (e->named_by)
+            snprintf(text, sizeof text, "served by uid %u (pid %d), not by uid %u who owns "
+                     "process %d: not believed, nothing sent", (unsigned)e->peer_uid,
+                     (int)e->pid, (unsigned)e->owner, (int)e->named_by);
+        else
+            snprintf(text, sizeof text, "served by uid %u (pid %d), not by %s (uid %u): not "
+                     "believed, nothing sent", (unsigned)e->peer_uid, (int)e->pid,
+                     e->owner == geteuid() ? "this user" : "the socket's owner",
+                     (unsigned)(e->owner == geteuid() || geteuid() == 0 ? e->owner : geteuid()));
+        return text;
+    default: return strerror(-e->rc);
     }
 }
 
 /* ---- finding sockets ----------------------------------------------------------- */
-
 
 /* The whole of a /proc file (NUL-terminated; may hold NULs), or NULL. */
 static char *read_proc_file(const char *path, size_t *len_out)
@@ -624,13 +809,16 @@ static char *proc_control_pattern(pid_t pid)
         return NULL;
     char *found = NULL;
     for (size_t i = 0; i < len; i += strlen(env + i) + 1)
-        if (strncmp(env + i, "PQSHIM_CONTROL=", 15) == 0 && env[i + 15])
+        if (strncmp(env + i, "PQSHIM_CONTROL=", 15) == 0 && env[i + 15]) {
+            free(found);
             found = xstrdup(env + i + 15); /* the last one wins, as in getenv */
+        }
     free(env);
     return found;
 }
 
-/* The effective uid of a process (the one the shim expands %u with). */
+/* The effective uid of a process (the one the shim expands %u with, and
+ * the owner of the socket it creates). */
 static bool proc_euid(pid_t pid, uid_t *uid)
 {
     char path[64];
@@ -647,8 +835,8 @@ static bool proc_euid(pid_t pid, uid_t *uid)
     return ok;
 }
 
-/* The socket of process pid; on failure a message and false. */
-static bool pid_socket(pid_t pid, char *out, size_t size)
+/* The socket of process pid and its owner; on failure a message and false. */
+static bool pid_socket(pid_t pid, char *out, size_t size, uid_t *owner)
 {
     char dir[64];
     snprintf(dir, sizeof dir, "/proc/%d", (int)pid);
@@ -672,6 +860,7 @@ static bool pid_socket(pid_t pid, char *out, size_t size)
     uid_t uid;
     if (!proc_euid(pid, &uid))
         uid = st.st_uid;
+    *owner = uid;
     bool ok = control_expand_path(pattern, pid, uid, out, size) && strlen(out) < SUN_PATH_SIZE;
     if (!ok)
         errmsg("process %d: PQSHIM_CONTROL from %s expands to an empty or too long path",
@@ -680,15 +869,6 @@ static bool pid_socket(pid_t pid, char *out, size_t size)
     return ok;
 }
 
-/* One candidate socket; filled in by scan_query(). */
-struct entry {
-    char path[SUN_PATH_SIZE];
-    char key[PATH_MAX];       /* canonical path, for duplicates */
-    struct reply reply;
-    struct json *status;      /* parsed status reply, when asked */
-    int pid;                  /* from the status reply */
-};
-
 struct scan {
     struct entry *v;
     int n, cap;
@@ -696,21 +876,32 @@ struct scan {
     int nnotes;
 };
 
+/* Notes hold paths and words from other users: cleaned once, here. */
 static void scan_note(struct scan *s, char *note)
 {
     s->notes = xrealloc(s->notes, sizeof *s->notes * (size_t)(s->nnotes + 1));
-    s->notes[s->nnotes++] = note;
+    s->notes[s->nnotes++] = clean(note);
+    free(note);
 }
 
-static void scan_add(struct scan *s, const char *path)
+/* A socket at path (looked at, never followed at its end), served by
+ * owner's processes; named_by its process, or 0. */
+static void scan_add(struct scan *s, const char *path, pid_t named_by, uid_t owner)
 {
-    if (strlen(path) >= SUN_PATH_SIZE)
+    struct stat st;
+    if (strlen(path) >= SUN_PATH_SIZE || lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode))
         return;
-    char key[PATH_MAX];
-    if (!realpath(path, key))
-        snprintf(key, sizeof key, "%s", path);
+    /* A process's own socket is its owner's file: a path that leads to
+     * anyone else's socket (through a symlinked directory, say) is not
+     * even connected to. */
+    if (named_by && st.st_uid != owner) {
+        scan_note(s, xasprintf("%s (named by process %d of uid %u) is a socket of uid %u: "
+                               "not asked", path, (int)named_by, (unsigned)owner,
+                               (unsigned)st.st_uid));
+        return;
+    }
     for (int i = 0; i < s->n; i++)
-        if (strcmp(s->v[i].key, key) == 0)
+        if (s->v[i].dev == st.st_dev && s->v[i].ino == st.st_ino)
             return;
     if (s->n == s->cap) {
         s->cap = s->cap ? s->cap * 2 : 16;
@@ -719,7 +910,11 @@ static void scan_add(struct scan *s, const char *path)
     struct entry *e = &s->v[s->n++];
     memset(e, 0, sizeof *e);
     snprintf(e->path, sizeof e->path, "%s", path);
-    snprintf(e->key, sizeof e->key, "%s", key);
+    e->dev = st.st_dev;
+    e->ino = st.st_ino;
+    e->named_by = named_by;
+    e->owner = named_by ? owner : st.st_uid;
+    e->fd = -1;
 }
 
 /* Every process whose environment we may read and that names a socket. */
@@ -739,11 +934,8 @@ static void scan_processes(struct scan *s)
         uid_t uid;
         char path[SUN_PATH_SIZE];
         if (pattern && proc_euid((pid_t)pid, &uid) &&
-            control_expand_path(pattern, (pid_t)pid, uid, path, sizeof path)) {
-            struct stat st;
-            if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-                scan_add(s, path);
-        }
+            control_expand_path(pattern, (pid_t)pid, uid, path, sizeof path))
+            scan_add(s, path, (pid_t)pid, uid);
         free(pattern);
     }
     closedir(d);
@@ -758,11 +950,8 @@ static bool scan_dir(struct scan *s, const char *dir)
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         char path[PATH_MAX];
-        struct stat st;
-        if (snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= (int)sizeof path)
-            continue;
-        if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-            scan_add(s, path);
+        if (snprintf(path, sizeof path, "%s/%s", dir, de->d_name) < (int)sizeof path)
+            scan_add(s, path, 0, 0);
     }
     closedir(d);
     return true;
@@ -789,75 +978,118 @@ static bool own_socket_dir(char *out, size_t size)
     return control_expand_path(dir, getpid(), geteuid(), out, size);
 }
 
-/* Remove a socket nobody listens on, if it is ours to remove. */
-static char *clear_stale(const char *path)
+/* Does the socket named base in dir refuse connections? Connected to
+ * through the directory's descriptor, so it is the very file looked at. */
+static bool refuses(int dir, const char *base)
 {
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return NULL;
-    if (!S_ISSOCK(st.st_mode))
-        return xasprintf("%s: not a socket; left alone", path);
-    if (st.st_uid != geteuid() && geteuid() != 0)
-        return xasprintf("stale socket %s (no process listening), owned by uid %u: not removed",
-                         path, (unsigned)st.st_uid);
-    /* A process between bind() and listen() refuses too: look again. */
-    poll(NULL, 0, 50);
-    struct reply r;
-    int rc = talk(path, "help", DEFAULT_TIMEOUT, &r);
-    reply_free(&r);
-    if (rc != -ECONNREFUSED)
-        return NULL;
-    if (unlink(path) != 0)
-        return xasprintf("stale socket %s (no process listening): cannot remove: %s", path,
-                         strerror(errno));
-    return xasprintf("stale socket %s (no process listening): removed", path);
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (snprintf(addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/%s", dir, base) >=
+        (int)sizeof addr.sun_path)
+        return false;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return false;
+    int rc = connect(fd, (struct sockaddr *)&addr, sizeof addr);
+    int err = errno;
+    close(fd);
+    return rc != 0 && err == ECONNREFUSED;
 }
 
-/* Ask every candidate; keep those that answered, note the rest. */
+/* Remove a socket nobody listens on, if it is ours to remove: our own
+ * user's socket, named by none of another user's processes. It is looked
+ * at, tested and removed through its directory's descriptor, never
+ * followed, and only if it is still the same file (device and inode):
+ * a path from anyone's environment can never make this remove anything
+ * else. A note, or NULL. */
+static char *clear_stale(const struct entry *e)
+{
+    if (e->owner != geteuid())
+        return xasprintf("stale socket %s (no process listening), served for uid %u: "
+                         "not removed (only this user's own are)", e->path, (unsigned)e->owner);
+    char base[SUN_PATH_SIZE];
+    int dir = control_open_dir(e->path, base, sizeof base);
+    if (dir < 0)
+        return xasprintf("stale socket %s (no process listening): not removed: %s", e->path,
+                         strerror(errno));
+    struct stat st, again;
+    char *note = NULL;
+    if (fstatat(dir, base, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISSOCK(st.st_mode) ||
+        st.st_dev != e->dev || st.st_ino != e->ino) {
+        note = xasprintf("%s: replaced while it was looked at; left alone", e->path);
+    } else if (st.st_uid != geteuid()) {
+        note = xasprintf("stale socket %s (no process listening), owned by uid %u: not removed",
+                         e->path, (unsigned)st.st_uid);
+    } else {
+        /* A process between bind() and listen() refuses too: look again. */
+        poll(NULL, 0, 50);
+        if (!refuses(dir, base))
+            note = NULL;
+        else if (fstatat(dir, base, &again, AT_SYMLINK_NOFOLLOW) != 0 ||
+                 again.st_dev != st.st_dev || again.st_ino != st.st_ino)
+            note = xasprintf("%s: replaced while it was looked at; left alone", e->path);
+        else if (unlinkat(dir, base, 0) != 0)
+            note = xasprintf("stale socket %s (no process listening): cannot remove: %s",
+                             e->path, strerror(errno));
+        else
+            note = xasprintf("stale socket %s (no process listening): removed (its process "
+                             "was killed or ended with _exit)", e->path);
+    }
+    close(dir);
+    return note;
+}
+
+/* Ask every candidate; keep those that answered as themselves, note the
+ * rest (which ones timed out, which were not believed, ...). */
 static void scan_query(struct scan *s, const char *command, double timeout)
 {
+    exchange_all(s->v, s->n, command, timeout, timeout * OVERALL_FACTOR);
     int kept = 0;
+    bool is_status = strcmp(command, "status") == 0;
     for (int i = 0; i < s->n; i++) {
         struct entry *e = &s->v[i];
-        int rc = talk(e->path, command, timeout, &e->reply);
-        if (rc == -ECONNREFUSED) {
-            char *note = clear_stale(e->path);
+        if (e->rc == -ECONNREFUSED) {
+            char *note = clear_stale(e);
             if (note)
                 scan_note(s, note);
             continue;
         }
-        if (rc == -ENOENT)
+        if (e->rc == -ENOENT)
             continue; /* gone meanwhile: the process exited */
-        if (rc < 0) {
-            scan_note(s, xasprintf("%s: %s", e->path, talk_error(rc, timeout)));
+        if (e->rc < 0) {
+            if (e->pid > 0)
+                scan_note(s, xasprintf("%s (pid %d): %s", e->path, (int)e->pid,
+                                       talk_error(e, timeout)));
+            else
+                scan_note(s, xasprintf("%s: %s", e->path, talk_error(e, timeout)));
             continue;
         }
         struct json *j = NULL;
         if (e->reply.data[0] == '{')
             j = json_parse(e->reply.data, e->reply.len);
         const char *error = json_str(j, "error", NULL);
-        if (error || (!j && strcmp(command, "status") == 0)) {
-            char *shown = clean(error ? error : "malformed reply");
-            scan_note(s, xasprintf("%s: %s", e->path, shown));
-            free(shown);
+        bool bad_pid = is_status && j && !error && json_num(j, "pid") != (double)e->pid;
+        if (error || (!j && is_status) || bad_pid) {
+            if (bad_pid)
+                scan_note(s, xasprintf("%s: the reply claims pid %.0f but pid %d serves it: "
+                                       "ignored", e->path, json_num(j, "pid"), (int)e->pid));
+            else
+                scan_note(s, xasprintf("%s: %s", e->path, error ? error : "malformed reply"));
             json_free(j);
             reply_free(&e->reply);
             continue;
         }
-        if (strcmp(command, "status") == 0) {
-            e->status = j;
-            e->pid = (int)json_num(j, "pid");
-            bool dup = false;
-            for (int k = 0; k < kept; k++)
-                dup |= s->v[k].pid == e->pid;
-            if (dup) {
-                json_free(j);
-                reply_free(&e->reply);
-                continue;
-            }
-        } else {
+        bool dup = false;
+        for (int k = 0; k < kept; k++)
+            dup |= s->v[k].pid == e->pid;
+        if (dup) {
             json_free(j);
+            reply_free(&e->reply);
+            continue;
         }
+        if (is_status)
+            e->status = j;
+        else
+            json_free(j);
         if (kept != i) {
             s->v[kept] = *e;
             memset(e, 0, sizeof *e);
@@ -886,11 +1118,14 @@ static void scan_free(struct scan *s)
     memset(s, 0, sizeof *s);
 }
 
-/* Find and ask every shimmed process we may see. */
-static bool scan_all(struct scan *s, const char *dir, const char *command, double timeout)
+/* Find and ask every shimmed process we may see (only_dir: just the
+ * sockets in dir, no /proc scan). */
+static bool scan_all(struct scan *s, const char *dir, bool only_dir, const char *command,
+                     double timeout)
 {
     memset(s, 0, sizeof *s);
-    scan_processes(s);
+    if (!only_dir)
+        scan_processes(s);
     char own[PATH_MAX];
     if (dir) {
         if (!scan_dir(s, dir)) {
@@ -1031,9 +1266,11 @@ static void show_status(const struct json *st)
     char up[32];
     format_duration(up, sizeof up, json_num(st, "uptime_s"));
     char *program = clean(json_str(st, "program", "?"));
+    char *policy = clean(json_str(st, "policy", "?"));
     printf("pid %.0f  program %s  policy %s  paused %s  uptime %s\n", json_num(st, "pid"),
-           program, json_str(st, "policy", "?"), json_true(st, "paused") ? "yes" : "no", up);
+           program, policy, json_true(st, "paused") ? "yes" : "no", up);
     free(program);
+    free(policy);
     const struct json *hl = json_get(st, "host_limit");
     if (hl && json_has_num(hl, "limit")) {
         char *file = clean(json_str(hl, "file", "?"));
@@ -1139,25 +1376,31 @@ struct options {
     bool all;
     double timeout;     /* 0: the default for the command */
     const char *dir;
+    bool only_dir;      /* -D: the directory only, no /proc scan */
     double interval;
     long iterations;    /* 0: until q */
 };
 
 static int run_single(const struct options *o)
 {
-    char path[SUN_PATH_SIZE];
+    struct entry e;
+    memset(&e, 0, sizeof e);
     char who[SUN_PATH_SIZE + 32];
+    /* Who must serve the socket: the owner of the process named, else
+     * this user (root believes the socket file's owner). */
+    uid_t owner = geteuid();
     if (o->socket) {
-        if (strlen(o->socket) >= sizeof path) {
+        if (strlen(o->socket) >= sizeof e.path) {
             errmsg("%s: path too long for a Unix socket", o->socket);
             return EXIT_USAGE;
         }
-        snprintf(path, sizeof path, "%s", o->socket);
-        snprintf(who, sizeof who, "%s", path);
+        snprintf(e.path, sizeof e.path, "%s", o->socket);
+        snprintf(who, sizeof who, "%s", e.path);
     } else if (o->pid) {
-        if (!pid_socket((pid_t)o->pid, path, sizeof path))
+        if (!pid_socket((pid_t)o->pid, e.path, sizeof e.path, &owner))
             return EXIT_USAGE;
-        snprintf(who, sizeof who, "process %ld (%s)", o->pid, path);
+        e.named_by = (pid_t)o->pid;
+        snprintf(who, sizeof who, "process %ld (%s)", o->pid, e.path);
     } else {
         const char *pattern = getenv("PQSHIM_CONTROL");
         if (!pattern || !*pattern)
@@ -1165,35 +1408,43 @@ static int run_single(const struct options *o)
         if (strstr(pattern, "%p"))
             usage_error("PQSHIM_CONTROL (%s) names one socket per process: choose one with "
                         "-p PID (see '%s ls')", pattern, progname);
-        if (!control_expand_path(pattern, getpid(), geteuid(), path, sizeof path)) {
+        if (!control_expand_path(pattern, getpid(), geteuid(), e.path, sizeof e.path)) {
             errmsg("PQSHIM_CONTROL expands to an empty or too long path");
             return EXIT_USAGE;
         }
-        snprintf(who, sizeof who, "%s", path);
+        snprintf(who, sizeof who, "%s", e.path);
     }
+    struct stat st;
+    if (!o->pid && geteuid() == 0 && lstat(e.path, &st) == 0)
+        owner = st.st_uid;
+    e.owner = owner;
     bool is_health = strcmp(o->command, "health") == 0;
     double timeout = o->timeout > 0 ? o->timeout : is_health ? HEALTH_TIMEOUT : DEFAULT_TIMEOUT;
-    struct reply r;
-    int rc = talk(path, o->command, timeout, &r);
-    if (rc < 0) {
-        errmsg("%s: %s", who, talk_error(rc, timeout));
+    exchange_all(&e, 1, o->command, timeout, timeout);
+    if (e.rc < 0) {
+        errmsg("%s: %s", who, talk_error(&e, timeout));
         return EXIT_USAGE;
     }
+    struct reply r = e.reply;
+    if (o->pid && e.pid != (pid_t)o->pid)
+        errmsg("%s: served by process %d (the same user), which shares the socket", who,
+               (int)e.pid);
     struct json *j = r.data[0] == '{' ? json_parse(r.data, r.len) : NULL;
     const char *error = json_str(j, "error", NULL);
     bool text_reply = strcmp(o->command, "metrics") == 0 || strcmp(o->command, "help") == 0;
     int status = EXIT_OK;
-    if (error) {
-        if (o->json) {
-            fwrite(r.data, 1, r.len, stdout);
-        } else {
-            char *shown = clean(error);
-            errmsg("%s: %s", who, shown);
-            free(shown);
-        }
+    if (!error && strcmp(o->command, "status") == 0 && j && json_num(j, "pid") != (double)e.pid) {
+        errmsg("%s: the reply claims pid %.0f but pid %d serves the socket: not believed", who,
+               json_num(j, "pid"), (int)e.pid);
+        status = EXIT_REPLY;
+    } else if (error) {
+        if (o->json)
+            print_text(r.data, r.len);
+        else
+            errmsg("%s: %s", who, error);
         status = EXIT_REPLY;
     } else if (text_reply || o->json) {
-        fwrite(r.data, 1, r.len, stdout);
+        print_text(r.data, r.len);
         if (!text_reply && !j) {
             errmsg("%s: malformed reply", who);
             status = EXIT_REPLY;
@@ -1254,7 +1505,7 @@ static char *targets_summary(const struct json *st)
 static int run_ls(const struct options *o)
 {
     struct scan s;
-    if (!scan_all(&s, o->dir, "status", o->timeout > 0 ? o->timeout : DEFAULT_TIMEOUT))
+    if (!scan_all(&s, o->dir, o->only_dir, "status", o->timeout > 0 ? o->timeout : DEFAULT_TIMEOUT))
         return EXIT_USAGE;
     if (o->json) {
         printf("[");
@@ -1263,7 +1514,7 @@ static int run_ls(const struct options *o)
             while (len && (s.v[i].reply.data[len - 1] == '\n'))
                 len--;
             printf("%s", i ? "," : "");
-            fwrite(s.v[i].reply.data, 1, len, stdout);
+            print_text(s.v[i].reply.data, len);
         }
         printf("]\n");
         for (int i = 0; i < s.nnotes; i++)
@@ -1337,30 +1588,130 @@ static size_t metric_name_len(const char *s)
     return n;
 }
 
-/* Fold one exposition into the families, keeping their first-seen order. */
-static void merge_exposition(struct families *f, char *text)
+/* Printable ASCII or valid UTF-8 with no control character: what a line
+ * of the shim's exposition always is. */
+static bool clean_line(const char *s)
 {
-    int current = -1; /* the family of the last HELP or TYPE line */
+    for (size_t n = strlen(s); n > 0;) {
+        size_t k = utf8_sequence((const unsigned char *)s, n);
+        if (k == 0 || (k == 1 && ((unsigned char)*s < 0x20 || *s == 0x7f)))
+            return false;
+        s += k;
+        n -= k;
+    }
+    return true;
+}
+
+/* The labels of a sample, at s just past its name: well formed, a pid
+ * label equal to pid (and only one), then " VALUE" made of number
+ * characters. Only such samples are passed through. */
+static bool sample_of(const char *s, int pid)
+{
+    char want[16];
+    snprintf(want, sizeof want, "%d", pid);
+    bool pid_ok = false, seen_pid = false;
+    if (*s != '{')
+        return false;
+    s++;
+    while (*s != '}') {
+        size_t n = 0;
+        while (isalnum((unsigned char)s[n]) || s[n] == '_')
+            n++;
+        if (n == 0 || s[n] != '=' || s[n + 1] != '"')
+            return false;
+        bool is_pid = n == 3 && memcmp(s, "pid", 3) == 0;
+        s += n + 2;
+        char value[16];
+        size_t len = 0;
+        bool fits = true;
+        for (; *s && *s != '"'; s++) {
+            if (*s == '\\' && (s[1] == '\\' || s[1] == '"' || s[1] == 'n'))
+                s++;
+            else if (*s == '\\')
+                return false;
+            if (len + 1 < sizeof value)
+                value[len++] = *s;
+            else
+                fits = false;
+        }
+        if (*s++ != '"')
+            return false;
+        value[len] = '\0';
+        if (is_pid) {
+            if (seen_pid)
+                return false;
+            seen_pid = true;
+            pid_ok = fits && strcmp(value, want) == 0;
+        }
+        if (*s == ',')
+            s++;
+        else if (*s != '}')
+            return false;
+    }
+    s++;
+    if (*s != ' ' || !s[1])
+        return false;
+    for (s++; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr("+-. ", *s))
+            return false;
+    return pid_ok;
+}
+
+/* Fold the exposition of process pid into the families, keeping their
+ * first-seen order. Only pqshim_ families pass, and only samples
+ * labelled with that very pid, each series once; a family whose TYPE
+ * differs from the one already seen is left out for this process. So a
+ * process (or a socket planted by someone) can add nothing but its own
+ * pqshim samples: not another process's, nor other metrics. */
+static void merge_exposition(struct families *f, char *text, int pid)
+{
+    int *conflict = NULL, nconflict = 0;
+    char **series = NULL;
+    int nseries = 0;
     for (char *line = text, *next; line && *line; line = next) {
         next = strchr(line, '\n');
         if (next)
             *next++ = '\0';
+        if (!clean_line(line))
+            continue;
         bool help = strncmp(line, "# HELP ", 7) == 0;
         if (help || strncmp(line, "# TYPE ", 7) == 0) {
             size_t n = metric_name_len(line + 7);
-            if (!n)
+            if (!n || strncmp(line + 7, "pqshim_", 7) != 0 || line[7 + n] != ' ')
                 continue;
-            current = family_of(f, line + 7, n);
-            char **slot = help ? &f->v[current].help : &f->v[current].type;
-            if (!*slot)
-                *slot = xstrdup(line);
+            int k = family_of(f, line + 7, n);
+            if (help) {
+                if (!f->v[k].help)
+                    f->v[k].help = xstrdup(line);
+                continue;
+            }
+            /* The shim's counters end in _total, its gauges do not: the
+             * TYPE follows from the name, whoever says otherwise. */
+            bool counter = n > 6 && memcmp(line + 7 + n - 6, "_total", 6) == 0;
+            if (strcmp(line + 7 + n + 1, counter ? "counter" : "gauge") != 0) {
+                conflict = xrealloc(conflict, sizeof *conflict * (size_t)(nconflict + 1));
+                conflict[nconflict++] = k;
+            } else if (!f->v[k].type) {
+                f->v[k].type = xstrdup(line);
+            }
             continue;
         }
         size_t n = metric_name_len(line);
-        if (line[0] == '#' || !n)
+        if (line[0] == '#' || !n || strncmp(line, "pqshim_", 7) != 0 || !sample_of(line + n, pid))
             continue;
-        int k = current >= 0 && strncmp(line, f->v[current].name, strlen(f->v[current].name)) == 0
-                    ? current : family_of(f, line, n);
+        int k = family_of(f, line, n);
+        bool skip = false;
+        for (int c = 0; c < nconflict; c++)
+            skip |= conflict[c] == k;
+        size_t key = (size_t)(strrchr(line, '}') - line);
+        for (int i = 0; i < nseries && !skip; i++)
+            skip = strlen(series[i]) == key && memcmp(series[i], line, key) == 0;
+        if (skip)
+            continue;
+        series = xrealloc(series, sizeof *series * (size_t)(nseries + 1));
+        series[nseries] = xmalloc(key + 1);
+        memcpy(series[nseries], line, key);
+        series[nseries++][key] = '\0';
         struct family *fam = &f->v[k];
         size_t add = strlen(line);
         fam->samples = xrealloc(fam->samples, fam->len + add + 2);
@@ -1369,16 +1720,23 @@ static void merge_exposition(struct families *f, char *text)
         fam->samples[fam->len++] = '\n';
         fam->samples[fam->len] = '\0';
     }
+    for (int i = 0; i < nseries; i++)
+        free(series[i]);
+    free(series);
+    free(conflict);
 }
 
 static int run_metrics_all(const struct options *o)
 {
     struct scan s;
-    if (!scan_all(&s, o->dir, "metrics", o->timeout > 0 ? o->timeout : DEFAULT_TIMEOUT))
+    if (!scan_all(&s, o->dir, o->only_dir, "metrics", o->timeout > 0 ? o->timeout : DEFAULT_TIMEOUT))
         return EXIT_USAGE;
     struct families f = {0};
-    for (int i = 0; i < s.n; i++)
-        merge_exposition(&f, s.v[i].reply.data);
+    /* This user's own processes first: theirs are the HELP lines kept. */
+    for (int own = 1; own >= 0; own--)
+        for (int i = 0; i < s.n; i++)
+            if ((s.v[i].peer_uid == geteuid()) == own)
+                merge_exposition(&f, s.v[i].reply.data, (int)s.v[i].pid);
     for (int i = 0; i < f.n; i++) {
         if (f.v[i].help)
             printf("%s\n", f.v[i].help);
@@ -1588,7 +1946,7 @@ static int run_top(const struct options *o)
     bool stdin_open = true;
     for (long i = 0; o->iterations == 0 || i < o->iterations; i++) {
         struct scan s;
-        if (!scan_all(&s, o->dir, "status", o->timeout > 0 ? o->timeout : DEFAULT_TIMEOUT))
+        if (!scan_all(&s, o->dir, o->only_dir, "status", o->timeout > 0 ? o->timeout : DEFAULT_TIMEOUT))
             return EXIT_USAGE;
         top_render(o, &s);
         scan_free(&s);
@@ -1607,9 +1965,9 @@ static void help(void)
 {
     printf(
 "Usage: %1$s [-s SOCKET | -p PID] [--json] [-t SECONDS] COMMAND\n"
-"       %1$s ls [-d DIR] [--json]\n"
-"       %1$s top [-d DIR] [-i SECONDS] [-n ITERATIONS]\n"
-"       %1$s metrics --all [-d DIR]\n"
+"       %1$s ls [-d DIR | -D DIR] [--json]\n"
+"       %1$s top [-d DIR | -D DIR] [-i SECONDS] [-n ITERATIONS]\n"
+"       %1$s metrics --all [-d DIR | -D DIR]\n"
 "\n"
 "Talk to the control socket of a program running with pqshim (PQSHIM_CONTROL\n"
 "set: a Unix socket, mode 0600, answering its own user and root).\n"
@@ -1649,14 +2007,19 @@ static void help(void)
 "                      HELP and TYPE once, then every process's samples)\n"
 "  -d, --dir DIR       also look at every socket in DIR (default: the directory\n"
 "                      of this environment's PQSHIM_CONTROL, unless it has %%p)\n"
+"  -D, --only DIR      look at the sockets in DIR only (no /proc scan)\n"
 "Processes are found through /proc/*/environ (those this user may read) and the\n"
-"directory. A socket nobody listens on (its process died) is reported and\n"
-"removed when this user owns it (or is root).\n"
+"directory, and asked at once: each within the timeout, all within %4$d times\n"
+"it; those that did not answer in time are named. A socket is believed only\n"
+"when the kernel says its server runs as the owner of the process that names\n"
+"it (or of the socket file, in a directory); a user other than root believes\n"
+"only its own processes. A socket nobody listens on (its process died) is\n"
+"reported, and removed only when it is this user's own.\n"
 "\n"
 "Exit status: 0 ok; 1 the process answered with an error, health found a target\n"
 "failing, or the reply was malformed; 2 usage error, no such process or socket,\n"
-"connection refused, or no reply in time.\n",
-        progname, DEFAULT_TIMEOUT, HEALTH_TIMEOUT);
+"connection refused, a server that is not believed, or no reply in time.\n",
+        progname, DEFAULT_TIMEOUT, HEALTH_TIMEOUT, OVERALL_FACTOR);
 }
 
 static double parse_seconds(const char *opt, const char *value, double min, double max)
@@ -1727,7 +2090,14 @@ int main(int argc, char **argv)
         } else if ((v = option_value(argc, argv, &i, "-t", "--timeout"))) {
             o.timeout = parse_seconds("-t", v, 0.001, 3600);
         } else if ((v = option_value(argc, argv, &i, "-d", "--dir"))) {
+            if (o.dir)
+                usage_error("-d and -D: one directory");
             o.dir = v;
+        } else if ((v = option_value(argc, argv, &i, "-D", "--only"))) {
+            if (o.dir)
+                usage_error("-d and -D: one directory");
+            o.dir = v;
+            o.only_dir = true;
         } else if ((v = option_value(argc, argv, &i, "-i", "--interval"))) {
             o.interval = parse_seconds("-i", v, 0.05, 3600);
             seen_interval = true;
@@ -1761,7 +2131,7 @@ int main(int argc, char **argv)
     if (!known)
         usage_error("unknown command '%s'", o.command);
     if (o.dir || seen_interval || seen_iterations)
-        usage_error("-d, -i and -n go with ls, top and metrics --all");
+        usage_error("-d, -D, -i and -n go with ls, top and metrics --all");
     if (o.socket && o.pid)
         usage_error("-s and -p: choose one");
     return run_single(&o);

@@ -12,6 +12,10 @@
  *   exec N SQL             PQexec           -> exec N ok V1|V2,... / exec N error ...
  *   send N SQL             PQsendQuery, results left unread
  *   pipeline N             PQenterPipelineMode
+ *   pipefail N             a query that fails in pipeline mode, results
+ *                          read, pipeline left without Sync
+ *                                           -> pipefail N exited=1 error=SQLSTATE
+ *   reset N                PQreset          -> reset N ok pid=P / reset N bad
  *   event N                PQregisterEventProc (reports PGEVT_CONNDESTROY)
  *   nonblock N             PQsetnonblocking(1)
  *   notice N               PQsetNoticeProcessor with one printing to stdout
@@ -152,6 +156,26 @@ static void cmd_exec(int n, const char *sql)
     PQclear(res);
 }
 
+static void cmd_pipefail(int n)
+{
+    PGconn *c = slot[n];
+    char state[16] = "none";
+    if (!PQenterPipelineMode(c) ||
+        !PQsendQueryParams(c, "select 1/0", 0, NULL, NULL, NULL, NULL, 0) ||
+        !PQsendFlushRequest(c) || PQflush(c) != 0) {
+        say("pipefail %d failed %s", n, message_of(c));
+        return;
+    }
+    PGresult *res;
+    while ((res = PQgetResult(c)) != NULL) {
+        const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        if (PQresultStatus(res) == PGRES_FATAL_ERROR)
+            snprintf(state, sizeof state, "%s", code ? code : "?");
+        PQclear(res);
+    }
+    say("pipefail %d exited=%d error=%s", n, PQexitPipelineMode(c), state);
+}
+
 static void custom_notice(void *arg, const char *message)
 {
     say("custom-notice %d: %s", (int)(long)arg, message);
@@ -273,6 +297,11 @@ int main(void)
             say("send %d %s", n, ok ? "ok" : message_of(slot[n]));
         } else if (strcmp(cmd, "pipeline") == 0) {
             say("pipeline %d %s", n, PQenterPipelineMode(slot[n]) ? "ok" : "failed");
+        } else if (strcmp(cmd, "pipefail") == 0) {
+            cmd_pipefail(n);
+        } else if (strcmp(cmd, "reset") == 0) {
+            PQreset(slot[n]);
+            report_connect("reset", n, slot[n], 0, "");
         } else if (strcmp(cmd, "event") == 0) {
             int ok = PQregisterEventProc(slot[n], event_proc, "pool_script",
                                          (void *)(long)n);

@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     memcpy(text, data, size);
     text[size] = '\0';
     struct families f = {0};
-    merge_exposition(&f, text);
+    merge_exposition(&f, text, 1);
     for (int i = 0; i < f.n; i++) {
         free(f.v[i].name);
         free(f.v[i].help);

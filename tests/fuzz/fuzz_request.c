@@ -33,9 +33,10 @@
 pid_t pqshim_pid;
 __thread bool pqshim_oom __attribute__((tls_model("initial-exec")));
 
-bool conn_alive(struct shim_conn *sc)
+bool conn_alive(struct shim_conn *sc, bool answered)
 {
     (void)sc;
+    (void)answered;
     return false;
 }
 

@@ -411,7 +411,8 @@ test_exported_symbols_allowlist() {
     local want got
     want=$(printf '%s\n' PQconnectdb PQconnectdbParams PQsetdbLogin PQconnectStart \
         PQconnectStartParams PQconnectPoll PQfinish PQreset PQresetStart PQresetPoll \
-        PQping PQpingParams PQregisterEventProc PQerrorMessage dlsym dlopen | sort)
+        PQping PQpingParams PQregisterEventProc PQerrorMessage PQgetCancel PQcancel \
+        PQfreeCancel PQexitPipelineMode PQtrace dlsym dlopen | sort)
     got=$(nm -D --defined-only "$SHIM" | awk 'NF == 3 { print $3 }' | sed 's/@.*//' | sort)
     assert_eq "$want" "$got" "symbols exported by $SHIM"
     ! readelf -d "$SHIM" | grep NEEDED | grep -q 'libpq' ||

@@ -285,6 +285,7 @@ test_bad_host_limit_settings() {
     assert_contains "$out" 'effect="PQSHIM_HOST_LIMIT is not applied"' "the effect is said"
     assert_contains "$out" $'\n1' "the program still works"
     printf 'not ours\n' >"$T/other"
+    chmod 600 "$T/other"
     cp "$T/other" "$T/other.orig"
     out=$(PQSHIM_HOST_LIMIT=1 PQSHIM_HOST_LIMIT_FILE="$T/other" shimmed "$PSQL" -X -At -c 'select 1' 2>&1)
     assert_contains "$out" 'error="not a pqshim host limit file"' "foreign file refused"

@@ -357,7 +357,8 @@ def main():
             print(how, "ok")
     elif cmd == "fake":             # fake CTL SOCK: pqshimctl against bad replies
         ctl, path = args
-        big = json.dumps({"pid": 1, "program": "x", "policy": "capped", "paused": False,
+        me = str(os.getpid()).encode()   # who serves the socket, as the kernel says
+        big = json.dumps({"pid": os.getpid(), "program": "x", "policy": "capped", "paused": False,
                           "uptime_s": 1, "pools": [{"target": "t%d" % i, "cap": 5, "open": 1}
                                                    for i in range(60000)]}).encode()
         cases = [
@@ -372,9 +373,17 @@ def main():
             (b'{"error":"boom \\u001b[31m red"}', "status", [], 1, "boom ?[31m red", None),
             (b'{"error":"nope"}', "metrics", [], 1, "nope", None),
             (b'{"error":"nope"}', "status", ["--json"], 1, "", None),
-            (b'{"pid":7,"program":"\\u001b]0;owned\\u0007","policy":"capped","pools":'
+            (b'{"pid":' + me + b',"program":"\\u001b]0;owned\\u0007","policy":"\\u001b[2J","pools":'
              b'[{"target":"\\u001b[2J\\ud800\\udc00\\ud800","cap":1e999,"open":-1.5e3}]}',
              "status", [], 0, "", b"\x1b"),
+            # A reply that names another process is not believed.
+            (b'{"pid":1,"program":"x","policy":"capped","pools":[]}', "status", [], 1,
+             "the reply claims pid 1 but pid " + me.decode() + " serves the socket", None),
+            # Raw text replies reach no terminal with their escapes.
+            (b"# HELP \x1b]0;owned\x07 \x9b2J \xc2\x9b2J\npqshim_x 1\n", "metrics", [], 0, "",
+             b"\x1b"),
+            (b"help \x1b[2J\x07\r\n", "help", [], 0, "", b"\x1b"),
+            (b'{"pid":' + me + b',"\x1b":"\x1b[2J"}', "status", ["--json"], 1, "malformed", b"\x1b"),
             (b'{"targets":[{"target":"a","ok":false,"via":"new","ms":1,"error":"down"}],"ok":false}',
              "health", [], 1, "", None),
             (b'{"targets":[],"ok":true}', "health", [], 0, "", None),
@@ -781,17 +790,19 @@ test_other_uid_refused() {
     runuser -u nobody -- "$T/pqshimctl" -s "$sock" status >"$T/out1" 2>"$T/err1" || rc=$?
     assert_eq 2 "$rc" "exit status, socket 0600"
     assert_file_contains "$T/err1" "permission denied" "connect refused"
-    # Even with the socket opened up, the shim checks the peer's uid.
+    # With the socket opened up, pqshimctl run by another user believes
+    # only its own user's processes: it sends nothing to this one.
     chmod 0666 "$sock"
     rc=0
     runuser -u nobody -- "$T/pqshimctl" -s "$sock" status >"$T/out2" 2>"$T/err2" || rc=$?
-    assert_eq 1 "$rc" "exit status, error reply"
-    assert_file_contains "$T/err2" "permission denied: uid $(id -u nobody) is not the owner (uid 0) of process $pid" "error reply"
+    assert_eq 2 "$rc" "exit status, a server of another user"
+    assert_file_contains "$T/err2" "served by uid 0 (pid $pid), not by this user (uid $(id -u nobody)): not believed, nothing sent" "message"
     rc=0
     runuser -u nobody -- "$T/pqshimctl" -s "$sock" --json pause >"$T/out3" 2>"$T/err3" || rc=$?
-    assert_eq 1 "$rc" "exit status, --json"
-    "$PYTHON" "$T/ctl.py" get "$T/out3" 'd["error"]' | grep -q "^permission denied: uid " ||
-        fail "raw error reply: $(cat "$T/out3")"
+    assert_eq 2 "$rc" "exit status, --json"
+    # And the shim checks the peer's uid, whatever the client.
+    runuser -u nobody -- "$PYTHON" "$T/ctl.py" send "$sock" status >"$T/out2"
+    assert_contains "$(cat "$T/out2")" "permission denied: uid $(id -u nobody) is not the owner (uid 0) of process $pid" "error reply"
     runuser -u nobody -- "$PYTHON" "$T/ctl.py" send "$sock" dispose >"$T/out4"
     assert_contains "$(cat "$T/out4")" '"error":"permission denied' "raw client refused"
     # Refused requests did nothing; the owner is still served.
@@ -1143,7 +1154,7 @@ test_fuzz_request_deterministic() {
     local f srcs=("$ROOT/tests/fuzz/fuzz_request.c")
     for f in "$ROOT"/shim/*.c; do
         case ${f##*/} in
-            conn.c | hooks.c | real.c | dlsym.c | gotpatch.c | lifecycle.c | init.c | retry.c) ;;
+            conn.c | hooks.c | real.c | dlsym.c | gotpatch.c | lifecycle.c | init.c | retry.c | gate.c | settle.c | cancel.c) ;;
             *) srcs+=("$f") ;;
         esac
     done

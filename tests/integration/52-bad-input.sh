@@ -96,7 +96,7 @@ test_every_variable_rejects_bad_values() {
         PQSHIM_POOL_SIZE:int PQSHIM_MAX_OVERFLOW:int PQSHIM_POOL_TIMEOUT:seconds \
         PQSHIM_RESET:word PQSHIM_PRE_PING:word PQSHIM_POOL_RECYCLE:seconds \
         PQSHIM_IDLE_TIMEOUT:seconds PQSHIM_RETRY_FULL:word PQSHIM_CONTROL:path \
-        PQSHIM_HOST_LIMIT:int PQSHIM_HOST_LIMIT_FILE:path; do
+        PQSHIM_HOST_LIMIT:int PQSHIM_HOST_LIMIT_FILE:path PQSHIM_HOST_LIMIT_SHARED:word; do
         kind=${var#*:}
         while IFS= read -r -d '' value; do
             vars+=("${var%:*}")
@@ -118,7 +118,7 @@ test_every_variable_rejects_bad_values() {
         printf '%s\0%s\0%s\0' "$T/case$n" "${vars[$n]}" "${vals[$n]}" >>"$T/cases"
     done
     check_cases "$T/cases" || fail "bad configuration values were not all handled"
-    assert_eq 90 "${#vars[@]}" "cases tried"
+    assert_eq 96 "${#vars[@]}" "cases tried"
 }
 
 # All of them wrong at once: one line each, the program still works.
@@ -127,18 +127,19 @@ test_all_variables_bad_at_once() {
         PQSHIM_MAX_OVERFLOW=abc PQSHIM_POOL_TIMEOUT=1e999 PQSHIM_RESET= PQSHIM_PRE_PING=maybe \
         PQSHIM_POOL_RECYCLE=-5 PQSHIM_IDLE_TIMEOUT="$HUGE" PQSHIM_RETRY_FULL=2 \
         PQSHIM_CONTROL=relative PQSHIM_LOG="/$HUGE" PQSHIM_HOST_LIMIT=1001 \
-        PQSHIM_HOST_LIMIT_FILE=relative \
+        PQSHIM_HOST_LIMIT_FILE=relative PQSHIM_HOST_LIMIT_SHARED=world \
         LD_PRELOAD="$SHIM_PRELOAD" "$PSQL" -X -A -t -c 'select 1' >"$T/out" 2>"$T/err" ||
         fail "psql failed: $(cat "$T/err")"
     cat "$T/err"
     assert_eq 1 "$(cat "$T/out")" "psql output"
-    assert_eq 15 "$(grep -c ' error event=config_invalid ' "$T/err")" "config_invalid lines"
+    assert_eq 16 "$(grep -c ' error event=config_invalid ' "$T/err")" "config_invalid lines"
     local var
     for var in POLICY LOG LOG_LEVEL LOG_FORMAT POOL_SIZE MAX_OVERFLOW POOL_TIMEOUT RESET \
-        PRE_PING POOL_RECYCLE IDLE_TIMEOUT RETRY_FULL CONTROL HOST_LIMIT HOST_LIMIT_FILE; do
+        PRE_PING POOL_RECYCLE IDLE_TIMEOUT RETRY_FULL CONTROL HOST_LIMIT HOST_LIMIT_FILE \
+        HOST_LIMIT_SHARED; do
         assert_eq 1 "$(grep -c " event=config_invalid variable=PQSHIM_$var " "$T/err")" "lines for PQSHIM_$var"
     done
-    assert_eq 15 "$(grep -c ': \(error\|warn\) ' "$T/err")" "error and warning lines"
+    assert_eq 16 "$(grep -c ': \(error\|warn\) ' "$T/err")" "error and warning lines"
     assert_eq 1 "$(count_events "$T/err" connect)" "connect lines"
 }
 

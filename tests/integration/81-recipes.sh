@@ -105,6 +105,9 @@ test_textfile_collector() {
     assert_contains "$cmd" "metrics --all" "the unit runs pqshimctl metrics --all"
     cmd=${cmd//\/var\/lib\/node_exporter\/textfile/$T/textfile}
     cmd=${cmd//\/usr\/bin\/pqshimctl/$BUILD/pqshimctl}
+    # Hermetic: only this test's sockets, not every process of the machine.
+    cmd=${cmd//metrics --all/metrics --all -D $T}
+    assert_contains "$cmd" "metrics --all -D $T" "the command looks in the test's directory only"
     mkdir -p "$T/textfile"
 
     # A shimmed psql that holds its connection until its input ends.

@@ -84,12 +84,6 @@ pool_script_run() {
     wait_pid "$POOL_SCRIPT_PID" 20 || fail "pool_script $1 failed: $(cat "$T/$1.err")"
 }
 
-# await_line FILE REGEX [SECONDS]: wait until a line of FILE matches.
-await_line() {
-    wait_until "${3:-10}" grep -qE -- "$2" "$1" ||
-        fail "no line matching '$2' in $1: $(cat "$1" 2>/dev/null)"
-}
-
 # output_is EXPECTED CMD...: CMD prints exactly EXPECTED (for wait_until,
 # which evaluates its arguments once).
 output_is() {

@@ -123,6 +123,12 @@ wait_until() {
     done
 }
 
+# await_line FILE REGEX [SECONDS]: wait until a line of FILE matches.
+await_line() {
+    wait_until "${3:-10}" grep -qE -- "$2" "$1" ||
+        fail "no line matching '$2' in $1: $(cat "$1" 2>/dev/null)"
+}
+
 # ---- background processes of a test --------------------------------------------
 
 # Processes a test starts and cleanup commands it registers, run when its

@@ -140,3 +140,56 @@ for p in d["pools"]:
         break
 ' "$2" "$3"
 }
+
+# ---- a server with no free connection slot -----------------------------------------------
+
+FULL_ROLE=pqshim_full
+
+# full_holder_start RELEASE_AFTER: a direct (unshimmed) process that, as a
+# non-superuser role, opens connections until the server refuses one, then
+# keeps grabbing any slot that frees up, until $T/release exists or
+# RELEASE_AFTER seconds have passed (negative: only the file). The reserved
+# superuser slots stay free for the test's own queries.
+full_holder_start() {
+    sql "do \$\$ begin if not exists (select from pg_roles where rolname = '$FULL_ROLE')
+         then create role $FULL_ROLE login; end if; end \$\$" >/dev/null
+    cat >"$T/holder.py" <<'EOF'
+import os, sys, time
+import psycopg2
+
+role, ready, release, after = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+conns = []
+
+def grab():
+    try:
+        conns.append(psycopg2.connect("", user=role, application_name="full_holder"))
+        return True
+    except psycopg2.OperationalError as e:
+        if "reserved" in str(e) or "too many" in str(e):
+            return False
+        raise
+
+while grab():
+    if len(conns) > 500:
+        sys.exit("the server never refused")
+with open(ready + ".tmp", "w") as f:
+    f.write("%d\n" % len(conns))
+os.rename(ready + ".tmp", ready)
+start = time.monotonic()
+while time.monotonic() - start < 60:
+    if os.path.exists(release) or (after >= 0 and time.monotonic() - start >= after):
+        break
+    grab()
+    time.sleep(0.02)
+for c in conns:
+    c.close()
+print("held %d" % len(conns))
+EOF
+    rm -f "$T/holder.ready" "$T/release"
+    "$PYTHON" "$T/holder.py" "$FULL_ROLE" "$T/holder.ready" "$T/release" "$1" \
+        >"$T/holder.out" 2>&1 &
+    HOLDER_PID=$!
+    track_pid "$HOLDER_PID"
+    wait_until 30 test -e "$T/holder.ready" || { cat "$T/holder.out"; fail "the holder did not fill the server"; }
+    echo "holder took $(cat "$T/holder.ready") connections"
+}

@@ -5,6 +5,7 @@
  * parser; no server is involved.
  */
 #include "pqshim.h"
+#include "escape.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +107,27 @@ TEST(config_invalid_values_keep_defaults)
     *okp = ok;
 }
 
+TEST(config_numbers_are_plain_digits)
+{
+    bool ok = true;
+    struct pqshim_config c;
+    const char *bad[] = {"PQSHIM_POOL_SIZE= 5", "PQSHIM_MAX_OVERFLOW= +7",
+                         "PQSHIM_POOL_TIMEOUT=0x10", "PQSHIM_HOST_LIMIT=1e3",
+                         "PQSHIM_IDLE_TIMEOUT=+1", "PQSHIM_POOL_RECYCLE=5 ",
+                         "PQSHIM_POOL_SIZE=5.", "PQSHIM_POOL_TIMEOUT=.", NULL};
+    parse(&c, bad);
+    CHECK(n_reported == 8);
+    CHECK(c.pool_size == 5 && c.max_overflow == 10 && c.pool_timeout == 30);
+    CHECK(c.host_limit == 0 && c.idle_timeout == 600 && c.pool_recycle == 3600);
+    const char *good[] = {"PQSHIM_POOL_SIZE=007", "PQSHIM_POOL_TIMEOUT=.5",
+                          "PQSHIM_IDLE_TIMEOUT=2.", "PQSHIM_POOL_RECYCLE=1.25", NULL};
+    parse(&c, good);
+    CHECK(n_reported == 0);
+    CHECK(c.pool_size == 7 && c.pool_timeout == 0.5 && c.idle_timeout == 2);
+    CHECK(c.pool_recycle == 1.25);
+    *okp = ok;
+}
+
 TEST(config_unknown_variable_warns)
 {
     bool ok = true;
@@ -165,6 +187,35 @@ TEST(log_line_is_bounded)
     const struct log_field f[] = {LF_S("error", big), LF_END_};
     size_t n = log_format_line(buf, sizeof buf, LOG_FMT_TEXT, 1, 0, LOG_LVL_ERROR, "x", f);
     CHECK(n < sizeof buf && buf[n - 1] == '\n' && strlen(buf) == n);
+    *okp = ok;
+}
+
+TEST(log_escapes_bad_bytes)
+{
+    bool ok = true;
+    char buf[512];
+    const struct log_field f[] = {LF_S("target", "a\xff\x1b[2J\rb\xc3\xa9"), LF_END_};
+    log_format_line(buf, sizeof buf, LOG_FMT_TEXT, 1, 0, LOG_LVL_INFO, "connect", f);
+    CHECK(strcmp(buf, "pqshim[1]: info event=connect target=\"a\\xff\\x1b[2J b\xc3\xa9\"\n") == 0);
+    log_format_line(buf, sizeof buf, LOG_FMT_JSON, 1, 0, LOG_LVL_INFO, "connect", f);
+    CHECK(strstr(buf, "\"target\":\"a\\ufffd\\u001b[2J\\u000db\xc3\xa9\"}") != NULL);
+    *okp = ok;
+}
+
+TEST(escape_styles)
+{
+    bool ok = true;
+    char e[ESC_MAX];
+    CHECK(esc_char("\xff", 1, ESC_PROM, e) == 1 && strcmp(e, "\xef\xbf\xbd") == 0);
+    CHECK(esc_char("\n", 1, ESC_PROM, e) == 1 && strcmp(e, "\\n") == 0);
+    CHECK(esc_char("\r", 1, ESC_PROM, e) == 1 && strcmp(e, "\xef\xbf\xbd") == 0);
+    CHECK(esc_char("\"", 1, ESC_PROM, e) == 1 && strcmp(e, "\\\"") == 0);
+    CHECK(esc_char("\xc2\x9b", 2, ESC_TERM, e) == 2 && strcmp(e, "?") == 0);
+    CHECK(esc_char("\xc3\xa9", 2, ESC_TERM, e) == 2 && strcmp(e, "\xc3\xa9") == 0);
+    CHECK(esc_char("\xe2\x82", 2, ESC_JSON, e) == 1 && strcmp(e, "\\ufffd") == 0);
+    CHECK(esc_char("\xc0\x80", 2, ESC_JSON, e) == 1);       /* overlong */
+    CHECK(esc_char("\xed\xa0\x80", 3, ESC_JSON, e) == 1);  /* a surrogate */
+    CHECK(esc_char("\xf0\x9f\x98\x80", 4, ESC_JSON, e) == 4);
     *okp = ok;
 }
 
@@ -276,6 +327,27 @@ TEST(target_replication_not_poolable)
     *okp = ok;
 }
 
+/* A key of any length makes a target (the cap and the host limit must
+ * hold for it): long keys differ by their ends, and stay stable. */
+TEST(target_long_keys)
+{
+    bool ok = true;
+    static char pad[4000], a_info[4200], b_info[4200];
+    static struct target a, a2, b;
+    memset(pad, 'x', sizeof pad - 1);
+    snprintf(a_info, sizeof a_info, "host=/tmp dbname=app user=u options='-c x.pad=%sA'", pad);
+    snprintf(b_info, sizeof b_info, "host=/tmp dbname=app user=u options='-c x.pad=%sB'", pad);
+    CHECK(target_of_conninfo(&a, a_info));
+    CHECK(target_of_conninfo(&a2, a_info));
+    CHECK(target_of_conninfo(&b, b_info));
+    CHECK(a.poolable);
+    CHECK(strlen(a.key) < sizeof a.key);
+    CHECK(strcmp(a.key, a2.key) == 0);
+    CHECK(strcmp(a.key, b.key) != 0);
+    CHECK(strcmp(a.name, "u@/tmp:5432/app") == 0);
+    *okp = ok;
+}
+
 int main(void)
 {
     pq.PQconninfoParse = PQconninfoParse;
@@ -284,11 +356,14 @@ int main(void)
     RUN(config_defaults);
     RUN(config_valid_values);
     RUN(config_invalid_values_keep_defaults);
+    RUN(config_numbers_are_plain_digits);
     RUN(config_unknown_variable_warns);
     RUN(config_zero_cap_is_refused);
     RUN(log_text_line);
     RUN(log_json_line);
     RUN(log_line_is_bounded);
+    RUN(log_escapes_bad_bytes);
+    RUN(escape_styles);
     RUN(target_spellings_agree);
     RUN(target_differences_separate);
     RUN(target_libpq_copies_separate);
@@ -296,6 +371,7 @@ int main(void)
     RUN(target_environment_counts);
     RUN(target_rejects_bad_input);
     RUN(target_replication_not_poolable);
+    RUN(target_long_keys);
     printf("%d passed, %d failed\n", cases - failures, failures);
     return failures ? 1 : 0;
 }
