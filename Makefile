@@ -104,8 +104,8 @@ FUZZ_FLAGS := -std=gnu11 $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined
 # Every shim file but those that reach libpq or a server (the target stubs
 # what the rest needs from conn.c, hooks.c and real.c).
 FUZZ_SRC   := tests/fuzz/fuzz_request.c $(filter-out shim/conn.c shim/hooks.c shim/real.c \
-              shim/dlsym.c shim/gotpatch.c shim/lifecycle.c shim/init.c shim/retry.c \
-              shim/gate.c shim/settle.c shim/cancel.c,$(wildcard shim/*.c))
+              shim/dlsym.c shim/gotpatch.c shim/lifecycle.c shim/init.c shim/retry.c shim/gate.c \
+              shim/settle.c shim/cancel.c,$(wildcard shim/*.c))
 
 fuzz:
 	@if command -v $(FUZZ_CC) >/dev/null 2>&1; then \

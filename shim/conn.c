@@ -389,6 +389,8 @@ static void settle_reset(struct shim_conn *sc)
 
 void conn_close(struct shim_conn *sc, const char *reason)
 {
+    /* The janitor, exit and other threads close it with its own copy. */
+    const struct real_libpq *prev = real_use(sc->pq);
     /* From here on nothing of the server's may reach the program. */
     if (sc->state != CONN_SYNTHETIC && sc->state != CONN_CONNECTING)
         own_notices(sc);
@@ -401,8 +403,6 @@ void conn_close(struct shim_conn *sc, const char *reason)
         LOG_EVENT(LOG_LVL_INFO, "close", LF_S("target", sc->name),
                   LF_I("conn", (long long)sc->id), LF_S("reason", reason),
                   LF_D("age_s", now_monotonic() - sc->opened));
-    /* The janitor, exit and other threads close it with its own copy. */
-    const struct real_libpq *prev = real_use(sc->pq);
     if (sc->reset_pending)
         settle_reset(sc);
     real_libpq()->PQfinish(sc->pg);

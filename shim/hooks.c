@@ -304,7 +304,7 @@ static void hook_PQtrace(PGconn *conn, FILE *debug_port)
       (PGconn * a, PGEventProc p, const char *n, void *t), (a, p, n, t))     \
     X(c, char *, PQerrorMessage, (const PGconn *a), (a))                     \
     X(c, PGcancel *, PQgetCancel, (PGconn * a), (a))                         \
-    X(c, int, PQcancel, (PGcancel * a, char *b, int e), (a, b, e))           \
+    X(c, int, PQcancel, (PGcancel * a, char *b, int n), (a, b, n))           \
     X(c, int, PQexitPipelineMode, (PGconn * a), (a))
 #define VOID_HOOKS(X, c)                                                     \
     X(c, void, PQfinish, (PGconn * a), (a))                                  \

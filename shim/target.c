@@ -151,7 +151,7 @@ bool target_from_params(struct target *t, const PQconninfoOption *defaults,
     else
         full[0] = '\0';
     /* Connections of another libpq copy are that copy's objects. */
-    if (ok && pq->copy > 0)
+    if (full && pq->copy > 0)
         len = (size_t)snprintf(full, cap, "libpq#%d\n", pq->copy);
     for (int i = 0; ok && i < set.n; i++) {
         const char *v = set.value[i] ? set.value[i] : "";
