@@ -11,8 +11,8 @@
 export PSYCOPG_IMPL=python
 # Generous next to what a blocked loop shows (the whole wait: seconds),
 # yet room for a busy two-core machine (and more under a sanitizer).
-STALL_MAX_MS=300
-[ -z "${TEST_SANITIZER:-}" ] || STALL_MAX_MS=1000
+STALL_MAX_MS=500
+[ -z "${TEST_SANITIZER:-}" ] || STALL_MAX_MS=1500
 
 # async_tasks OUT ARGS...: tests/helpers/async_tasks.py under the shim.
 async_tasks() {
