@@ -362,6 +362,18 @@ pgbench_storm() {
     return $rc
 }
 
+# handed_on_in_status: a storm process's status shows hand-offs kept in
+# the process (saved in $T/status.json).
+handed_on_in_status() {
+    local sock
+    for sock in "$T"/ctl.*; do
+        [ -S "$sock" ] || continue
+        ctl "$sock" status >"$T/status.json" 2>/dev/null || continue
+        grep -q '"handoffs_total":[1-9]' "$T/status.json" && return 0
+    done
+    return 1
+}
+
 pgbench_sum() {  # NAME FIELD-REGEX: the sum of a number over the 6 outputs
     cat "$T/$1".[1-6].out | sed -nE "s/^$2[^0-9]*([0-9.]+).*/\\1/p" |
         awk '{ n += $1 } END { printf "%.0f", n }'
@@ -385,9 +397,22 @@ test_storm_pgbench_reuses_connections_under_host_limit() {
 
     pgbench_storm direct || fail "direct pgbench storm"
     sampler_start application_name
-    PQSHIM_HOST_LIMIT=8 PQSHIM_POOL_TIMEOUT=30 PQSHIM_CONTROL="$T/ctl.%p" \
-        pgbench_storm shim shimmed || fail "pgbench storm through the shim"
+    # (The subshell's own cleanup must not stop the sampler.)
+    (TRACKED_PIDS=(); PQSHIM_HOST_LIMIT=8 PQSHIM_POOL_TIMEOUT=30 PQSHIM_CONTROL="$T/ctl.%p" \
+        pgbench_storm shim shimmed) &
+    local storm=$!
+    track_pid $storm
+    # While it runs, a process's status shows what it kept and gave up.
+    wait_until 10 handed_on_in_status || fail "no status showed hand-offs during the storm"
+    wait_pid $storm 90 || fail "pgbench storm through the shim"
     sampler_stop
+    cat "$T/status.json"
+    "$PYTHON" - "$T/status.json" <<'PY' || fail "status host fields: $(cat "$T/status.json")"
+import json, sys
+h = json.load(open(sys.argv[1]))["pools"][0]["host"]
+assert h["limit"] == 8 and h["handoffs_total"] > 0, h
+assert h["yields_total"] >= 0 and 0 <= h["longest_wait_s"] < 30, h
+PY
 
     local i txns opened tps direct_tps aborted waited mean n
     txns=$(pgbench_sum shim "number of transactions actually processed:")
