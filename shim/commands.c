@@ -55,7 +55,10 @@ static void json_pool(struct buf *b, const struct pool_view *v)
     struct hostlimit_view h;
     if (v->pool && hostlimit_view(v->name, &h))
         buf_printf(b, ",\"host\":{\"limit\":%d,\"held\":%d,\"held_here\":%d,"
-                   "\"waiting\":%d}}", h.limit, h.held, h.held_here, h.waiting);
+                   "\"waiting\":%d,\"longest_wait_s\":%.3f,\"handoffs_total\":%llu,"
+                   "\"yields_total\":%llu}}", h.limit, h.held, h.held_here, h.waiting,
+                   h.longest_wait_s, (unsigned long long)s->host_handoffs_total,
+                   (unsigned long long)s->host_yields_total);
     else
         buf_printf(b, ",\"host\":null}");
 }
@@ -154,6 +157,9 @@ static void cmd_metrics(struct buf *b)
         {"pqshim_host_slots_held", "gauge", "Host-wide slots taken for the target, by every process."},
         {"pqshim_host_slots_held_here", "gauge", "Host-wide slots taken for the target by this process."},
         {"pqshim_host_waiting", "gauge", "Connect calls queued host-wide for a slot of the target."},
+        {"pqshim_host_longest_wait_seconds", "gauge", "The longest current wait host-wide for a slot of the target."},
+        {"pqshim_host_handoffs_total", "counter", "Checkins handed to another caller of this process, keeping their slot, while callers waited host-wide."},
+        {"pqshim_host_yields_total", "counter", "Connections closed to give their slot to a caller of another process."},
         {NULL, NULL, NULL},
     };
     struct pool_view *views = NULL;
@@ -187,7 +193,9 @@ static void cmd_metrics(struct buf *b)
                                (double)s->reuses_total, (double)s->waits_total,
                                (double)s->timeouts_total, s->wait_ms_total / 1000.0,
                                v->oldest_checkout_s, h->limit, h->held,
-                               h->held_here, h->waiting};
+                               h->held_here, h->waiting, h->longest_wait_s,
+                               (double)s->host_handoffs_total,
+                               (double)s->host_yields_total};
             if ((m == 4 && !v->capped) || (m >= 14 && !has_host[i]))
                 continue;
             buf_printf(b, "%s{pid=\"%d\",program=\"", metrics[m].name, (int)pqshim_pid);

@@ -63,7 +63,7 @@ struct hl_waiter {
     _Atomic uint32_t target;
     _Atomic int32_t pid;
     _Atomic uint32_t wake;   /* futex word */
-    uint32_t unused;
+    _Atomic uint32_t since_ms; /* CLOCK_MONOTONIC at joining, modulo 2^32 */
     _Atomic uint64_t beat_ms; /* CLOCK_MONOTONIC, refreshed while waiting */
 };
 
@@ -89,6 +89,13 @@ static atomic_bool hl_broken;
 static uint8_t held[HL_TARGETS][(HOST_LIMIT_MAX + 7) / 8];
 static uint8_t own_waiter[HL_WAITERS / 8];
 static bool watcher_started;
+/* Our own blocking waiters, per queue entry: the pool they will take a
+ * connection from, and the connection a checkin handed them (see
+ * hostlimit_give). Asynchronous waiters have no pool here: they can only
+ * take a slot. */
+static const void *entry_pool[HL_WAITERS];
+static struct shim_conn *_Atomic entry_gift[HL_WAITERS];
+static pthread_t entry_tid[HL_WAITERS];
 static atomic_bool target_table_full_said;
 
 static bool bit(const uint8_t *map, int i) { return map[i / 8] & (1u << (i % 8)); }
@@ -436,13 +443,16 @@ static int join_queue(int target, uint64_t *ticket)
         atomic_store(&e->target, (uint32_t)target);
         atomic_store(&e->pid, (int32_t)pqshim_pid);
         atomic_store(&e->beat_ms, now_ms());
+        atomic_store(&e->since_ms, (uint32_t)now_ms());
         atomic_store(&e->ticket, *ticket); /* visible last */
         wake(&hl->demand, INT32_MAX);
     }
     return found;
 }
 
-static void leave_queue(int w)
+/* Leave entry w; returns the connection handed to it meanwhile, if any
+ * (under hl_lock: a giver either sees the entry or it is gone). */
+static struct shim_conn *leave_queue(int w)
 {
     atomic_store(&hl->waiters[w].ticket, 0);
     bool ours = still_ours(); /* never unlock bytes of the program's file */
@@ -450,7 +460,10 @@ static void leave_queue(int w)
     if (ours)
         lock_byte(HL_WAITER_BYTE(w), F_UNLCK, F_SETLK);
     clear_bit(own_waiter, w);
+    struct shim_conn *gift = atomic_exchange(&entry_gift[w], NULL);
+    entry_pool[w] = NULL;
     pthread_mutex_unlock(&hl_lock);
+    return gift;
 }
 
 static int count_waiting(int target)
@@ -536,15 +549,23 @@ int hostlimit_poll(struct host_ticket *tk)
 void hostlimit_leave(struct host_ticket *tk)
 {
     if (tk->entry >= 0)
-        leave_queue(tk->entry);
+        (void)leave_queue(tk->entry); /* no pool: never handed anything */
     tk->entry = -1;
     wake_oldest(tk->target); /* the next in line may find a slot too */
 }
 
 int hostlimit_acquire(const struct target *t, double *wait_ms)
 {
+    return hostlimit_acquire_pooled(t, NULL, wait_ms, NULL);
+}
+
+int hostlimit_acquire_pooled(const struct target *t, const void *pool,
+                             double *wait_ms, struct shim_conn **gift)
+{
     const struct pqshim_config *c = config_get();
     *wait_ms = 0;
+    if (gift)
+        *gift = NULL;
     bool must_wait;
     int slot = hostlimit_try(t, &must_wait);
     if (!must_wait)
@@ -555,9 +576,17 @@ int hostlimit_acquire(const struct target *t, double *wait_ms)
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     struct host_ticket tk;
     hostlimit_enqueue(t, &tk, false);
+    if (tk.entry >= 0 && pool && gift) {
+        pthread_mutex_lock(&hl_lock);
+        entry_pool[tk.entry] = pool;
+        entry_tid[tk.entry] = pthread_self();
+        pthread_mutex_unlock(&hl_lock);
+    }
     double deadline = tk.start + c->pool_timeout;
     for (;;) {
         uint32_t seen = tk.entry >= 0 ? atomic_load(&hl->waiters[tk.entry].wake) : 0;
+        if (tk.entry >= 0 && atomic_load(&entry_gift[tk.entry]))
+            break; /* handed a connection by a checkin of this process */
         slot = hostlimit_poll(&tk);
         double now = now_monotonic();
         if (slot != HOST_SLOT_TIMEOUT || now >= deadline)
@@ -568,7 +597,16 @@ int hostlimit_acquire(const struct target *t, double *wait_ms)
         else
             wait_on(&hl->demand, atomic_load(&hl->demand), nap);
     }
+    struct shim_conn *given = tk.entry >= 0 ? leave_queue(tk.entry) : NULL;
+    tk.entry = -1;
     hostlimit_leave(&tk);
+    if (given) {
+        /* The connection keeps a slot of its own: give back any other. */
+        if (slot >= 0)
+            hostlimit_release(slot);
+        slot = HOST_SLOT_NONE;
+        *gift = given;
+    }
     *wait_ms = (now_monotonic() - tk.start) * 1000.0;
     pthread_setcancelstate(cancel_state, NULL);
     return slot;
@@ -622,6 +660,51 @@ void hostlimit_timeout_message(char *buf, size_t size, const struct target *t)
 bool hostlimit_contended(int slot)
 {
     return slot >= 0 && hl && anyone_waiting(slot / HOST_LIMIT_MAX);
+}
+
+int hostlimit_contention(int slot)
+{
+    if (slot < 0 || !hl)
+        return HOST_FREE;
+    int target = slot / HOST_LIMIT_MAX, r = HOST_FREE;
+    uint64_t now = now_ms();
+    for (int w = 0; w < HL_WAITERS && r != HOST_OTHERS; w++) {
+        uint64_t t = atomic_load(&hl->waiters[w].ticket);
+        if (t && atomic_load(&hl->waiters[w].target) == (uint32_t)target &&
+            fresh(&hl->waiters[w], now) && !remove_if_dead(w, t))
+            r = atomic_load(&hl->waiters[w].pid) == (int32_t)pqshim_pid
+                    ? HOST_OURS : HOST_OTHERS;
+    }
+    return r;
+}
+
+bool hostlimit_give(int slot, const void *pool, struct shim_conn *sc,
+                    pthread_t *tid)
+{
+    if (slot < 0 || !hl)
+        return false;
+    uint32_t target = (uint32_t)(slot / HOST_LIMIT_MAX);
+    int best = -1;
+    uint64_t best_ticket = UINT64_MAX;
+    pthread_mutex_lock(&hl_lock);
+    for (int w = 0; w < HL_WAITERS; w++) {
+        if (!bit(own_waiter, w) || entry_pool[w] != pool ||
+            atomic_load(&entry_gift[w]))
+            continue;
+        uint64_t t = atomic_load(&hl->waiters[w].ticket);
+        if (t && t < best_ticket && atomic_load(&hl->waiters[w].target) == target) {
+            best = w;
+            best_ticket = t;
+        }
+    }
+    if (best >= 0) {
+        *tid = entry_tid[best];
+        atomic_store(&entry_gift[best], sc);
+    }
+    pthread_mutex_unlock(&hl_lock);
+    if (best >= 0)
+        wake(&hl->waiters[best].wake, 1);
+    return best >= 0;
 }
 
 int hostlimit_waiters(int slot)
@@ -680,6 +763,18 @@ bool hostlimit_view(const char *name, struct hostlimit_view *v)
     }
     pthread_mutex_unlock(&hl_lock);
     v->waiting = count_waiting(target);
+    v->longest_wait_s = 0;
+    uint64_t now = now_ms();
+    for (int w = 0; w < HL_WAITERS; w++) {
+        struct hl_waiter *e = &hl->waiters[w];
+        if (!atomic_load(&e->ticket) ||
+            atomic_load(&e->target) != (uint32_t)target || !fresh(e, now))
+            continue;
+        /* Modulo 2^32 ms: right for waits under 49 days. */
+        double s = (uint32_t)((uint32_t)now - atomic_load(&e->since_ms)) / 1000.0;
+        if (s > v->longest_wait_s)
+            v->longest_wait_s = s;
+    }
     return true;
 }
 
@@ -699,6 +794,9 @@ void hostlimit_forget_after_fork(void)
      * queue entries are its own. */
     memset(held, 0, sizeof held);
     memset(own_waiter, 0, sizeof own_waiter);
+    memset(entry_pool, 0, sizeof entry_pool);
+    for (int w = 0; w < HL_WAITERS; w++)
+        atomic_store(&entry_gift[w], NULL);
     watcher_started = false;
     pthread_mutex_init(&hl_lock, NULL);
 }

@@ -19,6 +19,19 @@
  * log), or HOST_SLOT_TIMEOUT; *wait_ms gets the time spent waiting. */
 int hostlimit_acquire(const struct target *t, double *wait_ms);
 
+/* The same for a caller that will take its connection from pool: while it
+ * waits, a checkin of this process may hand it a connection instead
+ * (hostlimit_give), which keeps its own slot: then *gift gets it, already
+ * checked out to the caller, and the result is HOST_SLOT_NONE. */
+int hostlimit_acquire_pooled(const struct target *t, const void *pool,
+                             double *wait_ms, struct shim_conn **gift);
+
+/* Hand sc (reset, holding slot) to the oldest thread of this process
+ * waiting above for a slot of the same target and pool; *tid gets that
+ * thread. False when there is none. */
+bool hostlimit_give(int slot, const void *pool, struct shim_conn *sc,
+                    pthread_t *tid);
+
 /* The same in steps, for a caller that must not block (an asynchronous
  * connect, driven by gate.c's keeper thread):
  *   hostlimit_try: a free slot now, HOST_SLOT_NONE with *must_wait false
@@ -54,6 +67,12 @@ void hostlimit_release(int slot);
  * belongs to? Then an idle connection should close rather than wait. */
 bool hostlimit_contended(int slot);
 
+/* Who waits host-wide for the target of slot, as far as known. */
+#define HOST_FREE 0   /* nobody */
+#define HOST_OURS 1   /* only callers of this process */
+#define HOST_OTHERS 2 /* another process too */
+int hostlimit_contention(int slot);
+
 /* How many callers wait for the target of slot (0 for no slot). */
 int hostlimit_waiters(int slot);
 
@@ -71,6 +90,7 @@ struct hostlimit_view {
     int held;       /* slots taken host-wide */
     int held_here;  /* by this process */
     int waiting;    /* callers queued host-wide */
+    double longest_wait_s; /* the longest current wait among them */
 };
 
 /* The numbers for a target name (user@host:port/dbname); false when the

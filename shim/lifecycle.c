@@ -14,6 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Under host-wide contention, a slot serves at most this many more
+ * callers of its process while another process waits, then goes to the
+ * oldest waiter: a connection serves up to HOST_SHARE + 1 transactions,
+ * and another process's first waiter waits for at most that many. */
+#ifndef HOST_SHARE
+#define HOST_SHARE 8
+#endif
+
 PGconn *lifecycle_open_real(const struct connect_request *req)
 {
     const struct real_libpq *pq = real_libpq();
@@ -191,21 +199,37 @@ static PGconn *open_tracked_slot(const struct connect_request *req,
                                  struct pool *pool, const struct target *t,
                                  double wait_ms, int slot);
 
-static PGconn *open_tracked(const struct connect_request *req, struct pool *pool,
-                            const struct target *t, double wait_ms)
+/* With gift: a connection of pool may be handed over instead (then NULL
+ * is returned, *gift set and *wait_ms grown by the time waited). */
+static PGconn *open_tracked_gift(const struct connect_request *req,
+                                 struct pool *pool, const struct target *t,
+                                 double *wait_ms, struct shim_conn **gift)
 {
     int slot = HOST_SLOT_NONE;
     if (t) {
         double host_wait_ms;
-        slot = hostlimit_acquire(t, &host_wait_ms);
+        slot = hostlimit_acquire_pooled(t, gift ? pool : NULL, &host_wait_ms, gift);
+        if (gift && *gift) {
+            /* A checkin handed us its connection: the room we held under
+             * the cap for a new one is not needed. */
+            pool_release(pool, false, pthread_self(), false);
+            *wait_ms += host_wait_ms;
+            return NULL;
+        }
         if (slot == HOST_SLOT_TIMEOUT) {
             if (pool)
                 pool_release(pool, false, pthread_self(), true);
             return host_timeout(t, host_wait_ms);
         }
-        wait_ms += host_wait_ms;
+        *wait_ms += host_wait_ms;
     }
-    return open_tracked_slot(req, pool, t, wait_ms, slot);
+    return open_tracked_slot(req, pool, t, *wait_ms, slot);
+}
+
+static PGconn *open_tracked(const struct connect_request *req, struct pool *pool,
+                            const struct target *t, double wait_ms)
+{
+    return open_tracked_gift(req, pool, t, &wait_ms, NULL);
 }
 
 /* open_tracked() with the host-wide slot (or none) already settled. */
@@ -293,10 +317,17 @@ static PGconn *capped_connect(const struct connect_request *req,
                      "raise PQSHIM_MAX_OVERFLOW",
                      a.held, t->name, c->pool_size, c->max_overflow);
             return refuse("deadlock", t, msg, 0);
-        case ACQ_SLOT:
-            return open_tracked(req, a.pool, t, a.wait_ms);
         case ACQ_WOULD_WAIT: /* only for nowait */
             return open_tracked(req, a.pool, t, a.wait_ms);
+        case ACQ_SLOT: {
+            struct shim_conn *gift = NULL;
+            PGconn *pg = open_tracked_gift(req, a.pool, t, &a.wait_ms, &gift);
+            if (!gift)
+                return pg;
+            a.conn = gift; /* handed over while waiting: use it as idle */
+            a.handed = true;
+        }
+            __attribute__((fallthrough));
         case ACQ_IDLE: {
             struct shim_conn *sc = a.conn;
             const char *why = unusable(sc, a.handed);
@@ -720,11 +751,25 @@ void lifecycle_finish(PGconn *pg)
     const struct pqshim_config *c = config_get();
     const char *why = NULL;
     double t0 = now_monotonic();
+    int contention = hostlimit_contention(sc->host_slot);
+    if (contention != HOST_OTHERS)
+        sc->host_handoffs = 0; /* nobody else's turn is delayed */
     if (c->pool_recycle > 0 && t0 - sc->opened >= c->pool_recycle)
         why = "recycle";
-    else if (hostlimit_contended(sc->host_slot))
-        why = "host_demand"; /* its slot goes to the oldest waiter */
-    else if (!conn_reset(sc, &why))
+    else if (contention != HOST_FREE) {
+        /* Others wait for a slot of this target: keep this one for a
+         * caller of ours for a bounded share, then yield it to the
+         * oldest waiter (who may be ours too). */
+        why = "host_demand";
+        if (sc->host_handoffs < HOST_SHARE && conn_reset(sc, &why)) {
+            sc->host_handoffs += contention == HOST_OTHERS;
+            if (pool_hand_on(sc))
+                return; /* sc may already belong to another thread */
+            why = "host_demand";
+        }
+        if (!strcmp(why, "host_demand") && contention == HOST_OTHERS)
+            pool_count_yield(pool);
+    } else if (!conn_reset(sc, &why))
         ; /* why says what was wrong */
     else {
         LOG_EVENT(LOG_LVL_DEBUG, "checkin", LF_S("target", sc->name),

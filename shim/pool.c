@@ -455,6 +455,23 @@ void pool_count_reuse(struct pool *p)
     pthread_mutex_unlock(&pool_lock);
 }
 
+/* Give sc (checked out) to the first, blocking, waiter of p. Called with
+ * the lock held. */
+static void hand_to_waiter(struct pool *p, struct shim_conn *sc)
+{
+    struct waiter *w = p->wait_head;
+    p->wait_head = w->next;
+    if (!p->wait_head)
+        p->wait_tail = NULL;
+    p->waiting--;
+    p->checked_out--;
+    owner_remove(p, sc->owner);
+    mark_checked_out(p, sc, w->tid);
+    w->conn = sc;
+    w->done = true;
+    pthread_cond_signal(&w->cond);
+}
+
 bool pool_checkin(struct shim_conn *sc, const char **why)
 {
     struct pool *p = sc->pool;
@@ -468,17 +485,7 @@ bool pool_checkin(struct shim_conn *sc, const char **why)
         kept = false;
         *why = "handoff";
     } else if (p->wait_head && !paused && !stale) {
-        struct waiter *w = p->wait_head;
-        p->wait_head = w->next;
-        if (!p->wait_head)
-            p->wait_tail = NULL;
-        p->waiting--;
-        p->checked_out--;
-        owner_remove(p, sc->owner);
-        mark_checked_out(p, sc, w->tid);
-        w->conn = sc;
-        w->done = true;
-        pthread_cond_signal(&w->cond);
+        hand_to_waiter(p, sc);
     } else if (p->idle_count < cfg->pool_size && !stale) {
         p->checked_out--;
         owner_remove(p, sc->owner);
@@ -501,6 +508,39 @@ bool pool_checkin(struct shim_conn *sc, const char **why)
     }
     pthread_mutex_unlock(&pool_lock);
     return kept;
+}
+
+bool pool_hand_on(struct shim_conn *sc)
+{
+    struct pool *p = sc->pool;
+    bool given = false;
+    pthread_t tid;
+    pthread_mutex_lock(&pool_lock);
+    bool stale = p->disposing || sc->generation != p->generation;
+    if (paused || stale) {
+        ;
+    } else if (p->wait_head && !p->wait_head->async) {
+        hand_to_waiter(p, sc);
+        given = true;
+    } else if (hostlimit_give(sc->host_slot, p, sc, &tid)) {
+        /* The taker holds room under the cap for a new connection, which
+         * it gives back (pool_release) before it touches sc. */
+        p->checked_out--;
+        owner_remove(p, sc->owner);
+        mark_checked_out(p, sc, tid);
+        given = true;
+    }
+    if (given)
+        p->stats.host_handoffs_total++;
+    pthread_mutex_unlock(&pool_lock);
+    return given;
+}
+
+void pool_count_yield(struct pool *p)
+{
+    pthread_mutex_lock(&pool_lock);
+    p->stats.host_yields_total++;
+    pthread_mutex_unlock(&pool_lock);
 }
 
 /* Take the idle connection *link (a link of p's idle list) out for
@@ -646,6 +686,7 @@ int pool_close_contended(void)
                 continue;
             }
             (*left)--;
+            p->stats.host_yields_total++;
             take_for_close(p, pp, "host_demand", &list);
             n++;
         }

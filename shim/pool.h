@@ -16,6 +16,8 @@ struct pool_stats {
     uint64_t waits_total;
     uint64_t timeouts_total;
     uint64_t deadlocks_total;
+    uint64_t host_handoffs_total; /* kept in this process while callers wait host-wide */
+    uint64_t host_yields_total;   /* slots closed for another process */
     double wait_ms_total;
 };
 
@@ -101,6 +103,14 @@ void pool_release(struct pool *p, bool checked_out, pthread_t owner,
 bool pool_checkin(struct shim_conn *sc, const char **why);
 
 void pool_count_reuse(struct pool *p);
+
+/* Under host-wide contention: hand sc (reset, checked out) to a thread of
+ * this process that waits for it, at the cap or host-wide, keeping its
+ * slot. False when none waits: the caller closes it. */
+bool pool_hand_on(struct shim_conn *sc);
+
+/* A connection of p was closed so that another process gets its slot. */
+void pool_count_yield(struct pool *p);
 
 /* The error text of a connect that waited in vain at the cap. */
 void pool_timeout_message(char *buf, size_t size, const struct target *t);

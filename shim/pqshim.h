@@ -318,6 +318,7 @@ struct shim_conn {
     bool reused;
     bool ssl;
     int host_slot;           /* host-wide slot (hostlimit.h), or negative */
+    int host_handoffs;       /* kept in-process while others waited */
     bool reset_pending;      /* reset query sent, answer not read yet */
     bool ping_pending;       /* CONN_SETTLING: liveness ping sent */
     bool pinged;             /* CONN_SETTLING: liveness decided */

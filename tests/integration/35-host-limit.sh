@@ -256,7 +256,8 @@ d = json.load(open(sys.argv[1]))
 assert d["host_limit"] == {"limit": 3, "file": sys.argv[2]}, d["host_limit"]
 assert d["settings"]["PQSHIM_HOST_LIMIT"] == "3", d["settings"]
 h = d["pools"][0]["host"]
-assert h == {"limit": 3, "held": 2, "held_here": 1, "waiting": 0}, h
+assert h == {"limit": 3, "held": 2, "held_here": 1, "waiting": 0, "longest_wait_s": 0,
+             "handoffs_total": 0, "yields_total": 0}, h
 EOF
     "$BUILD/pqshimctl" ls -d "$T" >"$T/ls.out"
     cat "$T/ls.out"
@@ -335,3 +336,112 @@ test_stopped_waiter_passed_over() {
     assert_contains "$(cat "$T/b.out")" "connect 1 ok" "the resumed waiter connects"
 }
 
+
+# pgbench_storm NAME [shimmed]: 6 pgbench -C processes x 4 clients for 4 s
+# at once as role hlbench (the server admits 9 of its connections), each
+# transaction holding its connection 0.1 s; outputs in $T/NAME.N.out.
+# Fails on a hang or a crash only.
+pgbench_storm() {
+    local i pids=() run=()
+    [ $# -lt 2 ] || run=(shimmed)
+    for i in 1 2 3 4 5 6; do
+        PGUSER=hlbench PGDATABASE=hlbench PGAPPNAME=hl PQSHIM_POLICY=capped \
+            PQSHIM_POOL_SIZE=2 PQSHIM_MAX_OVERFLOW=2 PQSHIM_LOG_LEVEL=debug \
+            PQSHIM_LOG="$T/$1.$i.log" "${run[@]}" timeout 60 "$PGBENCH" -n -C \
+            -f "$T/txn.sql" -c 4 -j 4 -T 4 >"$T/$1.$i.out" 2>&1 &
+        pids+=($!)
+        track_pid $!
+    done
+    # pgbench exits 2 when clients were aborted (counted by the caller).
+    local rc=0 r
+    for i in "${pids[@]}"; do
+        r=0
+        wait_pid "$i" 60 || r=$?
+        [ "$r" -le 2 ] || rc=1
+    done
+    return $rc
+}
+
+# handed_on_in_status: a storm process's status shows hand-offs kept in
+# the process (saved in $T/status.json).
+handed_on_in_status() {
+    local sock
+    for sock in "$T"/ctl.*; do
+        [ -S "$sock" ] || continue
+        ctl "$sock" status >"$T/status.json" 2>/dev/null || continue
+        grep -q '"handoffs_total":[1-9]' "$T/status.json" && return 0
+    done
+    return 1
+}
+
+pgbench_sum() {  # NAME FIELD-REGEX: the sum of a number over the 6 outputs
+    cat "$T/$1".[1-6].out | sed -nE "s/^$2[^0-9]*([0-9.]+).*/\\1/p" |
+        awk '{ n += $1 } END { printf "%.0f", n }'
+}
+
+# The storm of make demo: under contention, a process hands a checked-in
+# connection to its own next caller (keeping the slot) for a bounded share,
+# then yields the slot to the oldest waiter of another process. So few
+# connections are opened, every process is served, and the limit holds.
+test_storm_pgbench_reuses_connections_under_host_limit() {
+    sql "drop database if exists hlbench" >/dev/null
+    sql "drop role if exists hlbench" >/dev/null
+    sql "create role hlbench login connection limit 9" >/dev/null
+    sql "create database hlbench owner hlbench" >/dev/null
+    on_exit "sql 'drop database if exists hlbench with (force)'; sql 'drop role if exists hlbench'"
+    PGUSER=hlbench "$PGBENCH" -i -q -s 1 hlbench >"$T/init.out" 2>&1 ||
+        fail "pgbench -i: $(cat "$T/init.out")"
+    printf '%s\n' '\set aid random(1, 100000)' \
+        'SELECT abalance FROM pgbench_accounts WHERE aid = :aid;' \
+        'SELECT pg_sleep(0.1);' >"$T/txn.sql"
+
+    pgbench_storm direct || fail "direct pgbench storm"
+    sampler_start application_name
+    # (The subshell's own cleanup must not stop the sampler.)
+    (TRACKED_PIDS=(); PQSHIM_HOST_LIMIT=8 PQSHIM_POOL_TIMEOUT=30 PQSHIM_CONTROL="$T/ctl.%p" \
+        pgbench_storm shim shimmed) &
+    local storm=$!
+    track_pid $storm
+    # While it runs, a process's status shows what it kept and gave up.
+    wait_until 10 handed_on_in_status || fail "no status showed hand-offs during the storm"
+    wait_pid $storm 90 || fail "pgbench storm through the shim"
+    sampler_stop
+    cat "$T/status.json"
+    "$PYTHON" - "$T/status.json" <<'PY' || fail "status host fields: $(cat "$T/status.json")"
+import json, sys
+h = json.load(open(sys.argv[1]))["pools"][0]["host"]
+assert h["limit"] == 8 and h["handoffs_total"] > 0, h
+assert h["yields_total"] >= 0 and 0 <= h["longest_wait_s"] < 30, h
+PY
+
+    local i txns opened tps direct_tps aborted waited mean n
+    txns=$(pgbench_sum shim "number of transactions actually processed:")
+    tps=$(pgbench_sum shim "tps =")
+    direct_tps=$(pgbench_sum direct "tps =")
+    aborted=$(cat "$T"/shim.[1-6].out | grep -c "aborted" || true)
+    cat "$T"/shim.[1-6].log >"$T/shim.log"
+    opened=$(count_events "$T/shim.log" connect)
+    waited=$(sed -nE 's/.* event=checkout .*wait_ms=([0-9]+).*/\1/p' "$T/shim.log" | sort -n | tail -n 1)
+    echo "pgbench storm 6x4, host limit 8: $txns transactions, $opened connections opened," \
+        "$tps tps (direct $direct_tps tps), longest wait ${waited:-0} ms"
+    for i in 1 2 3 4 5 6; do
+        echo "  process $i: $(sed -nE 's/^number of transactions actually processed: ([0-9]+).*/\1/p' "$T/shim.$i.out") transactions"
+    done
+    assert_eq 0 "$aborted" "clients aborted"
+    assert_eq 0 "$(count_events "$T/shim.log" host_timeout)" "host timeouts"
+    assert_eq 0 "$(count_events "$T/shim.log" connect_failed)" "failed connects"
+    assert_le 8 "$(sampler_peak hl)" "peak server connections across processes"
+    assert_ge 1 "$(sampler_peak hl)" "peak server connections (the sampler saw the run)"
+    assert_ge 50 "$txns" "transactions"
+    assert_le $((txns / 4)) "$opened" "connections opened (at most 25% of transactions)"
+    [ "$tps" -gt "$direct_tps" ] || fail "$tps tps is not above direct $direct_tps tps"
+    assert_ge 1 "$(grep -c 'reason=host_demand' "$T/shim.log")" "slots yielded to other processes"
+    # No process starved: each within half to twice the mean.
+    mean=$((txns / 6))
+    for i in 1 2 3 4 5 6; do
+        n=$(sed -nE 's/^number of transactions actually processed: ([0-9]+).*/\1/p' "$T/shim.$i.out")
+        assert_ge $((mean / 2)) "${n:-0}" "process $i's transactions (mean $mean)"
+        assert_le $((mean * 2)) "${n:-0}" "process $i's transactions (mean $mean)"
+    done
+    assert_le 3000 "${waited:-0}" "longest wait of a connect (ms)"
+}
