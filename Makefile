@@ -50,7 +50,7 @@ $(BUILD)/tools.cfg: FORCE | $(BUILD)
 	@echo 'VERSION=$(VERSION) LIBDIR=$(LIBDIR)' | cmp -s - $@ || \
 	    echo 'VERSION=$(VERSION) LIBDIR=$(LIBDIR)' >$@
 
-$(BUILD)/pqshim: tools/pqshim.c $(BUILD)/tools.cfg | $(BUILD)
+$(BUILD)/pqshim: tools/pqshim.c shim/strict_number.h $(BUILD)/tools.cfg | $(BUILD)
 	$(CC) -std=gnu11 $(WARN) $(CPPFLAGS) $(CFLAGS) $(SAN) $(TOOL_DEFS) $(LDFLAGS) -o $@ $<
 
 $(BUILD)/pqshimctl: tools/pqshimctl.c shim/control_path.c shim/control_path.h \

@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include "pqshim.h"
+#include "strict_number.h"
 
 #include <errno.h>
 #include <math.h>
@@ -36,45 +37,18 @@ static bool match_word(const char *value, const char *const *words, int *out)
     return false;
 }
 
-/* Numbers are plain decimal digits: no white space, no sign, no hex, no
- * exponent, so a typo never turns into a number nobody meant. */
-static bool all_digits(const char *s, size_t n)
-{
-    if (n == 0)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-    return true;
-}
-
 static bool parse_int(const char *value, long min, long max, int *out)
 {
-    if (!all_digits(value, strlen(value)) || strlen(value) > 9)
-        return false;
-    long v = strtol(value, NULL, 10);
-    if (v < min || v > max)
+    long v;
+    if (!strict_long(value, min, max, &v))
         return false;
     *out = (int)v;
     return true;
 }
 
-/* Seconds: digits, optionally a point and more digits ("1", "0.5", "2."
- * or ".5" are fine; " 5", "+7", "0x10", "1e3", "inf" are not). */
 static bool parse_seconds(const char *value, double max, double *out)
 {
-    const char *dot = strchr(value, '.');
-    size_t whole = dot ? (size_t)(dot - value) : strlen(value);
-    size_t frac = dot ? strlen(dot + 1) : 0;
-    if (whole + frac == 0 || (whole && !all_digits(value, whole)) ||
-        (frac && !all_digits(dot + 1, frac)) || whole > 15)
-        return false;
-    errno = 0;
-    double v = strtod(value, NULL);
-    if (errno || !isfinite(v) || v < 0 || v > max)
-        return false;
-    *out = v;
-    return true;
+    return strict_seconds(value, max, out);
 }
 
 static bool parse_policy(const char *v, struct pqshim_config *c)

@@ -387,13 +387,8 @@ static void settle_reset(struct shim_conn *sc)
                        PGRES_COMMAND_OK);
 }
 
-void conn_close(struct shim_conn *sc, const char *reason)
+void conn_log_close(const struct shim_conn *sc, const char *reason)
 {
-    /* The janitor, exit and other threads close it with its own copy. */
-    const struct real_libpq *prev = real_use(sc->pq);
-    /* From here on nothing of the server's may reach the program. */
-    if (sc->state != CONN_SYNTHETIC && sc->state != CONN_CONNECTING)
-        own_notices(sc);
     if (sc->said[0])
         LOG_EVENT(LOG_LVL_INFO, "close", LF_S("target", sc->name),
                   LF_I("conn", (long long)sc->id), LF_S("reason", reason),
@@ -403,6 +398,16 @@ void conn_close(struct shim_conn *sc, const char *reason)
         LOG_EVENT(LOG_LVL_INFO, "close", LF_S("target", sc->name),
                   LF_I("conn", (long long)sc->id), LF_S("reason", reason),
                   LF_D("age_s", now_monotonic() - sc->opened));
+}
+
+void conn_close(struct shim_conn *sc, const char *reason)
+{
+    /* The janitor, exit and other threads close it with its own copy. */
+    const struct real_libpq *prev = real_use(sc->pq);
+    /* From here on nothing of the server's may reach the program. */
+    if (sc->state != CONN_SYNTHETIC && sc->state != CONN_CONNECTING)
+        own_notices(sc);
+    conn_log_close(sc, reason);
     if (sc->reset_pending)
         settle_reset(sc);
     real_libpq()->PQfinish(sc->pg);

@@ -542,15 +542,7 @@ PGconn *lifecycle_connect(const struct connect_request *req)
 static PostgresPollingStatusType reconnect_in_place(struct shim_conn *sc)
 {
     const struct real_libpq *pq = real_libpq();
-    if (sc->said[0])
-        LOG_EVENT(LOG_LVL_INFO, "close", LF_S("target", sc->name),
-                  LF_I("conn", (long long)sc->id), LF_S("reason", "dead"),
-                  LF_D("age_s", now_monotonic() - sc->opened),
-                  LF_S("server_said", sc->said));
-    else
-        LOG_EVENT(LOG_LVL_INFO, "close", LF_S("target", sc->name),
-                  LF_I("conn", (long long)sc->id), LF_S("reason", "dead"),
-                  LF_D("age_s", now_monotonic() - sc->opened));
+    conn_log_close(sc, "dead");
     /* The new session is the program's: its notices go where a fresh
      * connection's would. */
     conn_give_to_program(sc);

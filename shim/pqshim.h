@@ -400,6 +400,8 @@ void cancel_free(PGcancel *c);
 /* Close for real, with a `close` line (and server_said= when the server
  * ended the session while the shim held it). */
 void conn_close(struct shim_conn *sc, const char *reason);
+/* The `close` line alone (a connection that reconnects in place). */
+void conn_log_close(const struct shim_conn *sc, const char *reason);
 
 /* A CONNECTION_BAD PGconn whose PQerrorMessage is `message`. */
 PGconn *conn_synthetic_error(const char *message);

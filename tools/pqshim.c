@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "../shim/strict_number.h"
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -63,23 +65,11 @@ static bool match_word(const char *value, const char *const *words)
     return false;
 }
 
-/* Plain decimal digits only, as the shim reads them. */
-static bool all_digits(const char *s, size_t n)
-{
-    if (n == 0)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-    return true;
-}
-
+/* Numbers as the shim reads them. */
 static bool valid_int(const char *value, long min, long max, long *out)
 {
-    if (!all_digits(value, strlen(value)) || strlen(value) > 9)
-        return false;
-    long v = strtol(value, NULL, 10);
-    if (v < min || v > max)
+    long v;
+    if (!strict_long(value, min, max, &v))
         return false;
     if (out)
         *out = v;
@@ -88,15 +78,8 @@ static bool valid_int(const char *value, long min, long max, long *out)
 
 static bool valid_seconds(const char *value, double max)
 {
-    const char *dot = strchr(value, '.');
-    size_t whole = dot ? (size_t)(dot - value) : strlen(value);
-    size_t frac = dot ? strlen(dot + 1) : 0;
-    if (whole + frac == 0 || (whole && !all_digits(value, whole)) ||
-        (frac && !all_digits(dot + 1, frac)) || whole > 15)
-        return false;
-    errno = 0;
-    double v = strtod(value, NULL);
-    return !(errno || !isfinite(v) || v < 0 || v > max);
+    double v;
+    return strict_seconds(value, max, &v);
 }
 
 static bool valid_policy(const char *v)
