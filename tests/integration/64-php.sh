@@ -110,12 +110,12 @@ need_fpm() {
         { skip_test "cgi-fcgi not installed (Debian package libfcgi-bin; make deps installs it)"; return 1; }
 }
 
-# fpm_start POLICY HOLD [HOST_LIMIT]: a PHP-FPM master with 8 static
+# fpm_start POLICY HOLD [HOST_LIMIT]: a PHP-FPM master with 8 static (or $FPM_WORKERS)
 # workers, the shim preloaded as a service would have it, its settings in
 # env[] lines of the pool. The page connects per request as a role the
 # server admits 6 times, holds the connection HOLD seconds, and closes it.
 fpm_start() {
-    local policy=$1 hold=$2 limit=${3:-}
+    local policy=$1 hold=$2 limit=${3:-} workers=${FPM_WORKERS:-8}
     sql "drop role if exists $FPM_ROLE" >/dev/null
     sql "create role $FPM_ROLE login connection limit 6" >/dev/null
     on_exit "sql 'drop role if exists $FPM_ROLE' >/dev/null 2>&1"
@@ -136,7 +136,7 @@ daemonize = no
 [www]
 listen = $T/fpm.sock
 pm = static
-pm.max_children = 8
+pm.max_children = $workers
 env[PQSHIM_POLICY] = "$policy"
 env[PQSHIM_LOG] = "$T/shim.log"
 env[PQSHIM_POOL_TIMEOUT] = 60
@@ -182,9 +182,13 @@ test_php_fpm_host_limit_holds_storm() {
     assert_ge 2 "$(grep -oE '^pqshim\[[0-9]+\]' "$T/shim.log" | sort -u | wc -l)" "worker processes in the log"
 }
 
+# Reuse under capped needs workers at or below the host limit (the README's
+# sizing rule): with more workers than slots, a worker's checkin always
+# finds another process waiting, and a single-threaded worker has no
+# caller of its own to hand its connection to.
 test_php_fpm_capped_host_limit_reuses() {
     need_fpm || return 0
-    fpm_start capped 0.05 5
+    FPM_WORKERS=5 fpm_start capped 0.05 5
     sampler_start usename
     local result
     result=$(fpm_storm 400 16)
