@@ -2,11 +2,11 @@
 # make compat: the compatibility matrix. Installs the clients (tests/lib/
 # compat-deps.sh), starts a throwaway cluster, runs every row under the null
 # and the capped policy (the quick rows of tests/integration/60-compat.sh and
-# the slower ones below), and writes the table into README.md between
+# the slower ones below), and writes the table into doc/compatibility.md between
 # <!-- compat-matrix:begin --> and <!-- compat-matrix:end -->.
 # Ends with "N passed, N failed, N skipped"; exits non-zero on a failure.
 #   tests/compat.sh [PATTERN]   only rows whose id contains PATTERN; the
-#                               README is then left alone
+#                               matrix is then left alone
 set -u
 cd "$(dirname "$0")/.." || exit 1
 tests/lib/compat-deps.sh || exit 1
@@ -208,14 +208,15 @@ if [ -z "$pattern" ]; then
         cat "$WORK/table.md"
         echo "<!-- compat-matrix:end -->"
     } >"$WORK/matrix.md"
-    if grep -q '^<!-- compat-matrix:begin -->$' README.md && grep -q '^<!-- compat-matrix:end -->$' README.md; then
+    doc=doc/compatibility.md
+    if grep -q '^<!-- compat-matrix:begin -->$' "$doc" && grep -q '^<!-- compat-matrix:end -->$' "$doc"; then
         awk -v gen="$WORK/matrix.md" '
             /^<!-- compat-matrix:begin -->$/ { while ((getline line < gen) > 0) print line; skip = 1; next }
             /^<!-- compat-matrix:end -->$/ { skip = 0; next }
-            !skip { print }' README.md >"$WORK/README.md" && cat "$WORK/README.md" >README.md
-        echo "README.md: compatibility matrix written"
+            !skip { print }' "$doc" >"$WORK/compatibility.md" && cat "$WORK/compatibility.md" >"$doc"
+        echo "$doc: compatibility matrix written"
     else
-        echo "README.md has no compat-matrix markers; the matrix is not written" >&2
+        echo "$doc has no compat-matrix markers; the matrix is not written" >&2
         failed=$((failed + 1))
     fi
 fi

@@ -4,7 +4,7 @@
 # user would: the output, the exit status, that the program went through the
 # shim, and under capped that connections were reused and came back clean.
 # A row whose program is not installed is skipped (make compat installs
-# them: tests/lib/compat-deps.sh). The slower rows, and the README matrix:
+# them: tests/lib/compat-deps.sh). The slower rows, and the matrix in doc/compatibility.md:
 # tests/compat.sh (make compat).
 
 . "$ROOT/tests/lib/compat.bash"

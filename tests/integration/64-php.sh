@@ -182,8 +182,8 @@ test_php_fpm_host_limit_holds_storm() {
     assert_ge 2 "$(grep -oE '^pqshim\[[0-9]+\]' "$T/shim.log" | sort -u | wc -l)" "worker processes in the log"
 }
 
-# Reuse under capped needs workers at or below the host limit (the README's
-# sizing rule): with more workers than slots, a worker's checkin always
+# Reuse under capped needs workers at or below the host limit (the PHP-FPM
+# recipe's sizing rule): with more workers than slots, a worker's checkin always
 # finds another process waiting, and a single-threaded worker has no
 # caller of its own to hand its connection to.
 test_php_fpm_capped_host_limit_reuses() {

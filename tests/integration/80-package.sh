@@ -1,8 +1,9 @@
 # shellcheck shell=bash
-# Packaging and documentation: the manual pages (and README) cover every
-# variable the shim reads, every launcher option and every pqshimctl command
-# and column; one version everywhere; make man passes; the Debian package
-# builds, installs, works, and removes cleanly.
+# Packaging and documentation: the manual pages cover every variable the
+# shim reads, every launcher option and every pqshimctl command and column;
+# the README and the guides in doc/ link only to what exists; one version
+# everywhere; make man passes; the Debian package builds, installs, works,
+# and removes cleanly.
 
 # man_headings FILE [SECTION]: the heading line of every .TP entry (of one
 # section), as plain text: macro, fonts, quotes and escapes removed.
@@ -34,9 +35,9 @@ shim_variables() {
 # ---- documentation drift ------------------------------------------------------------
 
 # Every variable in shim/config.c has an entry in pqshim(7)'s ENVIRONMENT
-# and a row in README's configuration table; every entry there is a
-# variable the shim reads; and each entry names what config.c accepts (its
-# words and bounds).
+# (the one reference: README.md and doc/ link to it); every entry there is
+# a variable the shim reads; and each entry names what config.c accepts
+# (its words and bounds).
 test_every_variable_documented() {
     local vars var n=0
     vars=$(shim_variables)
@@ -44,7 +45,6 @@ test_every_variable_documented() {
     for var in $vars; do
         n=$((n + 1))
         grep -qx "$var" "$T/env-headings" || fail "$var has no entry in man/pqshim.7 ENVIRONMENT"
-        grep -q "^| \`$var\` |" "$ROOT/README.md" || fail "$var has no row in README.md's configuration table"
     done
     assert_ge 13 "$n" "variables found in shim/config.c"
     # No entry for a variable the shim does not read.
@@ -177,6 +177,58 @@ test_every_pqshimctl_command_in_man() {
     done
 }
 
+# Every relative link in README.md, HACKING.md and doc/*.md leads to a file
+# that exists and, with a #fragment, to a heading of that file (GitHub's
+# anchors); the guides pqshim(7) names under FILES are the files in doc/;
+# the generated tables keep the markers their tools rewrite.
+test_doc_links_resolve() {
+    "$PYTHON" - "$ROOT" <<'EOF'
+import glob, os, re, sys
+root = sys.argv[1]
+def anchors(path):
+    out, fence = set(), False
+    for line in open(path, encoding="utf-8"):
+        if line.startswith("```"):
+            fence = not fence
+        m = None if fence else re.match(r"#+ +(.*)", line)
+        if m:
+            out.add(re.sub(r"[^\w\- ]", "", m.group(1).strip().lower()).replace(" ", "-"))
+    return out
+docs = [os.path.join(root, f) for f in ("README.md", "HACKING.md")] + \
+    sorted(glob.glob(os.path.join(root, "doc", "*.md")))
+bad, n = [], 0
+for doc in docs:
+    name = os.path.relpath(doc, root)
+    text = re.sub(r"```.*?```", "", open(doc, encoding="utf-8").read(), flags=re.S)
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+:", target):
+            continue
+        n += 1
+        path, _, frag = target.partition("#")
+        dest = os.path.normpath(os.path.join(os.path.dirname(doc), path)) if path else doc
+        if not os.path.isfile(dest):
+            bad.append("%s: link to %s: no such file" % (name, target))
+        elif frag and dest.endswith(".md") and frag not in anchors(dest):
+            bad.append("%s: link to %s: no such heading" % (name, target))
+if n < 20:
+    bad.append("only %d relative links found" % n)
+page = open(os.path.join(root, "man", "pqshim.7")).read()
+files = page.split("\n.SH FILES\n", 1)[1].split("\n.SH ", 1)[0]
+named = set(re.findall(r"^\.I ([a-z]+\.md)", files, flags=re.M))
+present = {os.path.basename(p) for p in glob.glob(os.path.join(root, "doc", "*.md"))}
+bad += ["man/pqshim.7 FILES names %s, which is not in doc/" % f for f in sorted(named - present)]
+bad += ["doc/%s is not named in man/pqshim.7 FILES" % f for f in sorted(present - named)]
+for f, marker in (("doc/compatibility.md", "compat-matrix"), ("doc/benchmarks.md", "bench")):
+    text = open(os.path.join(root, f), encoding="utf-8").read()
+    for end in ("begin", "end"):
+        if "\n<!-- %s:%s -->\n" % (marker, end) not in text:
+            bad.append("%s lacks the <!-- %s:%s --> marker its tool rewrites" % (f, marker, end))
+if bad:
+    sys.exit("\n".join(bad))
+print("%d links in %d files" % (n, len(docs)))
+EOF
+}
+
 # ---- version ---------------------------------------------------------------------------
 
 test_version_agrees() {
@@ -288,6 +340,9 @@ test_debian_package() {
         grep -qx "$f" "$T/contents" || fail "$f is not in the package"
     done
     grep -q '^/usr/share/doc/pqshim/README' "$T/contents" || fail "README is not in the package"
+    for f in "$ROOT"/doc/*.md; do
+        grep -q "^/usr/share/doc/pqshim/$(basename "$f")" "$T/contents" || fail "doc/$(basename "$f") is not in the package"
+    done
 
     # Install; removed again however the test ends.
     on_exit "dpkg --purge pqshim"

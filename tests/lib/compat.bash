@@ -2,7 +2,7 @@
 # Helpers for the compatibility matrix: unmodified real clients, each run
 # under both policies. Sourced (after common.sh) by tests/integration/
 # 60-compat.sh, whose rows make check runs, and by tests/compat.sh, which
-# runs those rows and the slower ones and writes the README's matrix.
+# runs those rows and the slower ones and writes doc/compatibility.md's matrix.
 #
 # A row is a function row_ID POLICY (null or capped) that runs in its own
 # subshell with set -e, cwd = $T. It fails through the assert_* helpers. It
