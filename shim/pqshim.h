@@ -29,6 +29,8 @@ extern __thread bool pqshim_oom __attribute__((tls_model("initial-exec")));
 #define uthash_nonfatal_oom(obj) (pqshim_oom = true)
 #include <uthash.h>
 
+#include "settings.h"
+
 #define PQSHIM_EXPORT __attribute__((visibility("default")))
 #define PQSHIM_TLS __thread __attribute__((tls_model("initial-exec")))
 
@@ -175,6 +177,8 @@ void hooks_enter_internal_thread(void);
 
 /* ---- config.c ---------------------------------------------------------- */
 
+/* Each in the order of its row's words in settings.def (LOG_TO_FILE: a
+ * path, one past the words). */
 enum pqshim_policy { POLICY_NULL, POLICY_CAPPED };
 enum pqshim_reset { RESET_DISCARD, RESET_ROLLBACK, RESET_NONE };
 enum pqshim_pre_ping { PRE_PING_OFF, PRE_PING_ON, PRE_PING_ALWAYS };
@@ -182,24 +186,12 @@ enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 enum log_dest { LOG_TO_STDERR, LOG_TO_SYSLOG, LOG_TO_NONE, LOG_TO_FILE };
 enum log_format { LOG_FMT_TEXT, LOG_FMT_JSON };
 
+/* One member per row of settings.def (a DEST row: field_dest and
+ * field_path). */
 struct pqshim_config {
-    enum pqshim_policy policy;
-    enum log_dest log_dest;
-    char log_path[4096];
-    enum log_level log_level;
-    enum log_format log_format;
-    int pool_size;
-    int max_overflow;
-    double pool_timeout;  /* seconds */
-    enum pqshim_reset reset;
-    enum pqshim_pre_ping pre_ping;
-    double pool_recycle;  /* seconds, 0 = never */
-    double idle_timeout;  /* seconds, 0 = never */
-    char control_path[4096]; /* pattern; empty = no control socket */
-    bool retry_full;         /* retry while the server is full */
-    int host_limit;          /* per target across processes; 0 = off */
-    char host_limit_file[4096]; /* empty: the per-uid default */
-    bool host_limit_shared;  /* the file's owner and group are trusted */
+#define SETTING(KIND, field, ctype, ...) SETTING_FIELD_##KIND(ctype, field)
+#include "settings.def"
+#undef SETTING
 };
 
 /* The configuration, read from the environment once (thread-safe). */
@@ -212,6 +204,9 @@ void config_parse(char **envp, struct pqshim_config *cfg,
                                  const char *value, const char *accepted));
 
 const char *config_policy_name(enum pqshim_policy p);
+
+/* The settings, in settings.def's order, ending with a NULL name. */
+const struct setting *config_settings(void);
 
 /* Log what config_get() found wrong, once per process (init.c calls it). */
 void config_report_problems(void);
