@@ -5,8 +5,11 @@
  *
  * Each option sets one PQSHIM_* variable, after checking the value exactly
  * as the shim would (a value the shim would refuse is refused here, before
- * the command starts). The library is found next to this executable (the
- * build directory), under its install prefix (<prefix>/lib/pqshim), or in
+ * the command starts): the options are the shim's table of settings
+ * (shim/settings.def), checked by the same code (shim/settings.h).
+ *
+ * The library is found next to this executable (the build directory),
+ * under its install prefix (<prefix>/lib/pqshim), or in
  * the directory compiled in as PQSHIM_LIBDIR (a distribution package's
  * /usr/lib/<multiarch>/pqshim), by absolute path only: never in the
  * current directory. It is put first in LD_PRELOAD (after any sanitizer
@@ -17,13 +20,11 @@
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "../shim/settings.h"
 #include <sys/stat.h>
