@@ -26,7 +26,7 @@ SHIM_LIBS := -ldl -lpthread
 
 SHIM_SRC := $(filter-out shim/dlsym.c,$(wildcard shim/*.c))
 SHIM_OBJ := $(patsubst shim/%.c,$(BUILD)/obj/%.o,$(SHIM_SRC)) $(BUILD)/obj/dlsym.o
-HEADERS  := $(wildcard shim/*.h)
+HEADERS  := $(wildcard shim/*.h shim/*.def)
 
 all: $(BUILD)/libpqshim.so $(BUILD)/pqshim $(BUILD)/pqshimctl
 
@@ -50,7 +50,8 @@ $(BUILD)/tools.cfg: FORCE | $(BUILD)
 	@echo 'VERSION=$(VERSION) LIBDIR=$(LIBDIR)' | cmp -s - $@ || \
 	    echo 'VERSION=$(VERSION) LIBDIR=$(LIBDIR)' >$@
 
-$(BUILD)/pqshim: tools/pqshim.c shim/strict_number.h $(BUILD)/tools.cfg | $(BUILD)
+$(BUILD)/pqshim: tools/pqshim.c shim/settings.h shim/settings.def shim/strict_number.h \
+                 $(BUILD)/tools.cfg | $(BUILD)
 	$(CC) -std=gnu11 $(WARN) $(CPPFLAGS) $(CFLAGS) $(SAN) $(TOOL_DEFS) $(LDFLAGS) -o $@ $<
 
 $(BUILD)/pqshimctl: tools/pqshimctl.c shim/control_path.c shim/control_path.h \

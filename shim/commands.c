@@ -12,14 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const settings[] = {
-    "PQSHIM_POLICY", "PQSHIM_POOL_SIZE", "PQSHIM_MAX_OVERFLOW",
-    "PQSHIM_POOL_TIMEOUT", "PQSHIM_RESET", "PQSHIM_PRE_PING",
-    "PQSHIM_POOL_RECYCLE", "PQSHIM_IDLE_TIMEOUT", "PQSHIM_LOG",
-    "PQSHIM_LOG_LEVEL", "PQSHIM_LOG_FORMAT", "PQSHIM_RETRY_FULL",
-    "PQSHIM_HOST_LIMIT", "PQSHIM_HOST_LIMIT_FILE", "PQSHIM_HOST_LIMIT_SHARED",
-    "PQSHIM_CONTROL", NULL};
-
 static int cap(void)
 {
     const struct pqshim_config *c = config_get();
@@ -88,10 +80,10 @@ static void cmd_status(struct buf *b)
         buf_printf(b, "null");
     }
     buf_printf(b, ",\"settings\":{");
-    for (int i = 0; settings[i]; i++) {
-        char value[4096];
-        config_value_string(c, settings[i], value, sizeof value);
-        buf_printf(b, "%s\"%s\":", i ? "," : "", settings[i]);
+    for (const struct setting *s = config_settings(); s->name; s++) {
+        char value[SETTING_PATH_MAX];
+        config_value_string(c, s->name, value, sizeof value);
+        buf_printf(b, "%s\"%s\":", s == config_settings() ? "" : ",", s->name);
         buf_json_string(b, value);
     }
     struct pool_view total = {.capped = false};

@@ -1,227 +1,93 @@
 /*
  * config.c — PQSHIM_* environment variables, read once on first use.
+ * What they are (names, values, defaults) is the table in settings.def.
  *
  * A bad value never stops the host: it is reported once (variable, value,
  * what is accepted) and the default is used instead.
  */
 #define _GNU_SOURCE
 #include "pqshim.h"
-#include "strict_number.h"
 
-#include <errno.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 extern char **environ;
 
-typedef bool (*parse_fn)(const char *value, struct pqshim_config *cfg);
-
-struct variable {
-    const char *name;
-    parse_fn parse;
-    const char *accepted;
+/* Rows of the table, by field name. */
+enum {
+#define SETTING(KIND, field, ...) ROW_##field,
+#include "settings.def"
+#undef SETTING
+    N_SETTINGS
 };
 
-static bool match_word(const char *value, const char *const *words, int *out)
-{
-    for (int i = 0; words[i]; i++) {
-        if (strcasecmp(value, words[i]) == 0) {
-            *out = i;
-            return true;
-        }
-    }
-    return false;
-}
-
-static bool parse_int(const char *value, long min, long max, int *out)
-{
-    long v;
-    if (!strict_long(value, min, max, &v))
-        return false;
-    *out = (int)v;
-    return true;
-}
-
-static bool parse_seconds(const char *value, double max, double *out)
-{
-    return strict_seconds(value, max, out);
-}
-
-static bool parse_policy(const char *v, struct pqshim_config *c)
-{
-    static const char *const words[] = {"null", "capped", NULL};
-    int i;
-    if (!match_word(v, words, &i))
-        return false;
-    c->policy = (enum pqshim_policy)i;
-    return true;
-}
-
-static bool parse_log(const char *v, struct pqshim_config *c)
-{
-    static const char *const words[] = {"stderr", "syslog", "none", NULL};
-    int i;
-    if (match_word(v, words, &i)) {
-        c->log_dest = (enum log_dest)i;
-        return true;
-    }
-    if (v[0] != '/' || strlen(v) >= sizeof c->log_path)
-        return false;
-    c->log_dest = LOG_TO_FILE;
-    snprintf(c->log_path, sizeof c->log_path, "%s", v);
-    return true;
-}
-
-static bool parse_log_level(const char *v, struct pqshim_config *c)
-{
-    static const char *const words[] = {"error", "warn", "info", "debug", NULL};
-    int i;
-    if (!match_word(v, words, &i))
-        return false;
-    c->log_level = (enum log_level)i;
-    return true;
-}
-
-static bool parse_log_format(const char *v, struct pqshim_config *c)
-{
-    static const char *const words[] = {"text", "json", NULL};
-    int i;
-    if (!match_word(v, words, &i))
-        return false;
-    c->log_format = (enum log_format)i;
-    return true;
-}
-
-static bool parse_pool_size(const char *v, struct pqshim_config *c)
-{
-    return parse_int(v, 0, 10000, &c->pool_size);
-}
-
-static bool parse_max_overflow(const char *v, struct pqshim_config *c)
-{
-    return parse_int(v, 0, 10000, &c->max_overflow);
-}
-
-static bool parse_pool_timeout(const char *v, struct pqshim_config *c)
-{
-    return parse_seconds(v, 86400, &c->pool_timeout);
-}
-
-static bool parse_reset(const char *v, struct pqshim_config *c)
-{
-    static const char *const words[] = {"discard", "rollback", "none", NULL};
-    int i;
-    if (!match_word(v, words, &i))
-        return false;
-    c->reset = (enum pqshim_reset)i;
-    return true;
-}
-
-static bool parse_pre_ping(const char *v, struct pqshim_config *c)
-{
-    static const char *const words[] = {"off", "on", "always", "0", "1",
-                                        "false", "true", "no", "yes", NULL};
-    static const enum pqshim_pre_ping meaning[] = {
-        PRE_PING_OFF, PRE_PING_ON, PRE_PING_ALWAYS, PRE_PING_OFF, PRE_PING_ON,
-        PRE_PING_OFF, PRE_PING_ON, PRE_PING_OFF, PRE_PING_ON};
-    int i;
-    if (!match_word(v, words, &i))
-        return false;
-    c->pre_ping = meaning[i];
-    return true;
-}
-
-static bool parse_recycle(const char *v, struct pqshim_config *c)
-{
-    return parse_seconds(v, 1e9, &c->pool_recycle);
-}
-
-static bool parse_idle_timeout(const char *v, struct pqshim_config *c)
-{
-    return parse_seconds(v, 1e9, &c->idle_timeout);
-}
-
-static bool parse_retry_full(const char *v, struct pqshim_config *c)
-{
-    static const char *const words[] = {"off", "on", "0", "1", "false",
-                                        "true", "no", "yes", NULL};
-    int i;
-    if (!match_word(v, words, &i))
-        return false;
-    c->retry_full = i % 2 == 1;
-    return true;
-}
-
-static bool parse_host_limit(const char *v, struct pqshim_config *c)
-{
-    return parse_int(v, 0, 1000, &c->host_limit);
-}
-
-static bool parse_host_limit_file(const char *v, struct pqshim_config *c)
-{
-    if (v[0] != '/' || strlen(v) >= sizeof c->host_limit_file)
-        return false;
-    snprintf(c->host_limit_file, sizeof c->host_limit_file, "%s", v);
-    return true;
-}
-
-static bool parse_host_limit_shared(const char *v, struct pqshim_config *c)
-{
-    static const char *const words[] = {"off", "group", NULL};
-    int i;
-    if (!match_word(v, words, &i))
-        return false;
-    c->host_limit_shared = i == 1;
-    return true;
-}
-
-static bool parse_control(const char *v, struct pqshim_config *c)
-{
-    if (v[0] != '/' || strlen(v) >= sizeof c->control_path)
-        return false;
-    snprintf(c->control_path, sizeof c->control_path, "%s", v);
-    return true;
-}
-
-static const struct variable variables[] = {
-    {"PQSHIM_POLICY", parse_policy, "null or capped"},
-    {"PQSHIM_LOG", parse_log, "stderr, syslog, none or an absolute file path"},
-    {"PQSHIM_LOG_LEVEL", parse_log_level, "error, warn, info or debug"},
-    {"PQSHIM_LOG_FORMAT", parse_log_format, "text or json"},
-    {"PQSHIM_POOL_SIZE", parse_pool_size, "an integer from 0 to 10000"},
-    {"PQSHIM_MAX_OVERFLOW", parse_max_overflow, "an integer from 0 to 10000"},
-    {"PQSHIM_POOL_TIMEOUT", parse_pool_timeout, "seconds from 0 to 86400, decimals allowed"},
-    {"PQSHIM_RESET", parse_reset, "discard, rollback or none"},
-    {"PQSHIM_PRE_PING", parse_pre_ping, "on, off or always"},
-    {"PQSHIM_POOL_RECYCLE", parse_recycle, "seconds, 0 for never"},
-    {"PQSHIM_IDLE_TIMEOUT", parse_idle_timeout, "seconds, 0 for never"},
-    {"PQSHIM_RETRY_FULL", parse_retry_full, "on or off"},
-    {"PQSHIM_HOST_LIMIT", parse_host_limit, "an integer from 1 to 1000, or 0 for no limit"},
-    {"PQSHIM_HOST_LIMIT_FILE", parse_host_limit_file, "an absolute path"},
-    {"PQSHIM_HOST_LIMIT_SHARED", parse_host_limit_shared, "off or group"},
-    {"PQSHIM_CONTROL", parse_control, "an absolute path (%p pid, %u uid, %% a percent sign)"},
-    {NULL, NULL, NULL},
+static const struct setting settings[] = {
+#define SETTING(KIND, field, ctype, ...) \
+    [ROW_##field] = {.kind = SETTING_##KIND, __VA_ARGS__},
+#include "settings.def"
+#undef SETTING
+    [N_SETTINGS] = {.name = NULL},
 };
 
+const struct setting *config_settings(void)
+{
+    return settings;
+}
+
+/* Moving a parsed value into its field and back: the only code that
+ * knows the fields' types, generated from the same rows. */
+#define STORE_WORDS(f, ctype) c->f = (ctype)number
+#define STORE_INT STORE_WORDS
+#define STORE_SECONDS STORE_WORDS
+#define STORE_PATH(f, ctype) snprintf(c->f, sizeof c->f, "%s", text)
+#define STORE_DEST(f, ctype)                                          \
+    do {                                                              \
+        c->f##_dest = (ctype)number;                                  \
+        if (text[0] == '/')                                           \
+            snprintf(c->f##_path, sizeof c->f##_path, "%s", text);    \
+    } while (0)
+
+static void store(struct pqshim_config *c, int row, double number,
+                  const char *text)
+{
+    switch (row) {
+#define SETTING(KIND, field, ctype, ...) \
+    case ROW_##field: STORE_##KIND(field, ctype); break;
+#include "settings.def"
+#undef SETTING
+    }
+}
+
+#define LOAD_WORDS(f) *number = c->f
+#define LOAD_INT LOAD_WORDS
+#define LOAD_SECONDS LOAD_WORDS
+#define LOAD_PATH(f) *text = c->f
+#define LOAD_DEST(f) (*number = c->f##_dest, *text = c->f##_path)
+
+static void load(const struct pqshim_config *c, int row, double *number,
+                 const char **text)
+{
+    *number = 0;
+    *text = "";
+    switch (row) {
+#define SETTING(KIND, field, ...) \
+    case ROW_##field: LOAD_##KIND(field); break;
+#include "settings.def"
+#undef SETTING
+    }
+}
+
+/* Every setting at its default (the defaults are values of the table,
+ * parsed like any other; "" leaves a path unset). */
 static void set_defaults(struct pqshim_config *c)
 {
     memset(c, 0, sizeof *c);
-    c->policy = POLICY_NULL;
-    c->log_dest = LOG_TO_STDERR;
-    c->log_level = LOG_LVL_INFO;
-    c->log_format = LOG_FMT_TEXT;
-    c->pool_size = 5;
-    c->max_overflow = 10;
-    c->pool_timeout = 30;
-    c->reset = RESET_DISCARD;
-    c->pre_ping = PRE_PING_ON;
-    c->pool_recycle = 3600;
-    c->idle_timeout = 600;
-    c->retry_full = true;
+    for (int row = 0; row < N_SETTINGS; row++) {
+        double number;
+        if (settings[row].def[0] && setting_parse(&settings[row], settings[row].def, &number))
+            store(c, row, number, settings[row].def);
+    }
 }
 
 void config_parse(char **envp, struct pqshim_config *cfg,
@@ -236,22 +102,22 @@ void config_parse(char **envp, struct pqshim_config *cfg,
         if (!eq)
             continue;
         size_t len = (size_t)(eq - *e);
-        const struct variable *var = variables;
-        while (var->name && (strlen(var->name) != len ||
-                             strncmp(var->name, *e, len) != 0))
-            var++;
+        int row = 0;
+        while (row < N_SETTINGS && (strlen(settings[row].name) != len ||
+                                    strncmp(settings[row].name, *e, len) != 0))
+            row++;
         char name[64];
         snprintf(name, sizeof name, "%.*s", (int)len, *e);
-        if (!var->name) {
+        if (row == N_SETTINGS) {
             report(LOG_LVL_WARN, name, NULL, NULL);
             continue;
         }
-        /* Parse into a scratch copy so a bad value leaves the default. */
-        struct pqshim_config scratch = *cfg;
-        if (var->parse(eq + 1, &scratch))
-            *cfg = scratch;
+        /* A bad value leaves the default. */
+        double number;
+        if (setting_parse(&settings[row], eq + 1, &number))
+            store(cfg, row, number, eq + 1);
         else
-            report(LOG_LVL_ERROR, name, eq + 1, var->accepted);
+            report(LOG_LVL_ERROR, name, eq + 1, settings[row].accepted);
     }
     if (cfg->pool_size + cfg->max_overflow < 1) {
         report(LOG_LVL_ERROR, "PQSHIM_MAX_OVERFLOW", "0",
@@ -330,44 +196,36 @@ void config_report_problems(void)
 void config_value_string(const struct pqshim_config *c, const char *variable,
                          char *buf, size_t size)
 {
-    static const char *const policies[] = {"null", "capped"};
-    static const char *const dests[] = {"stderr", "syslog", "none", "file"};
-    static const char *const levels[] = {"error", "warn", "info", "debug"};
-    static const char *const formats[] = {"text", "json"};
-    static const char *const resets[] = {"discard", "rollback", "none"};
-    static const char *const pings[] = {"off", "on", "always"};
-    if (!strcmp(variable, "PQSHIM_POLICY"))
-        snprintf(buf, size, "%s", policies[c->policy]);
-    else if (!strcmp(variable, "PQSHIM_LOG"))
-        snprintf(buf, size, "%s", c->log_dest == LOG_TO_FILE ? c->log_path : dests[c->log_dest]);
-    else if (!strcmp(variable, "PQSHIM_LOG_LEVEL"))
-        snprintf(buf, size, "%s", levels[c->log_level]);
-    else if (!strcmp(variable, "PQSHIM_LOG_FORMAT"))
-        snprintf(buf, size, "%s", formats[c->log_format]);
-    else if (!strcmp(variable, "PQSHIM_POOL_SIZE"))
-        snprintf(buf, size, "%d", c->pool_size);
-    else if (!strcmp(variable, "PQSHIM_MAX_OVERFLOW"))
-        snprintf(buf, size, "%d", c->max_overflow);
-    else if (!strcmp(variable, "PQSHIM_POOL_TIMEOUT"))
-        snprintf(buf, size, "%g", c->pool_timeout);
-    else if (!strcmp(variable, "PQSHIM_RESET"))
-        snprintf(buf, size, "%s", resets[c->reset]);
-    else if (!strcmp(variable, "PQSHIM_PRE_PING"))
-        snprintf(buf, size, "%s", pings[c->pre_ping]);
-    else if (!strcmp(variable, "PQSHIM_POOL_RECYCLE"))
-        snprintf(buf, size, "%g", c->pool_recycle);
-    else if (!strcmp(variable, "PQSHIM_IDLE_TIMEOUT"))
-        snprintf(buf, size, "%g", c->idle_timeout);
-    else if (!strcmp(variable, "PQSHIM_RETRY_FULL"))
-        snprintf(buf, size, "%s", c->retry_full ? "on" : "off");
-    else if (!strcmp(variable, "PQSHIM_HOST_LIMIT"))
-        snprintf(buf, size, "%d", c->host_limit);
-    else if (!strcmp(variable, "PQSHIM_HOST_LIMIT_FILE"))
-        snprintf(buf, size, "%s", c->host_limit_file[0] ? c->host_limit_file : "default");
-    else if (!strcmp(variable, "PQSHIM_HOST_LIMIT_SHARED"))
-        snprintf(buf, size, "%s", c->host_limit_shared ? "group" : "off");
-    else if (!strcmp(variable, "PQSHIM_CONTROL"))
-        snprintf(buf, size, "%s", c->control_path[0] ? c->control_path : "unset");
-    else
+    int row = 0;
+    while (row < N_SETTINGS && strcmp(settings[row].name, variable) != 0)
+        row++;
+    if (row == N_SETTINGS) {
         snprintf(buf, size, "?");
+        return;
+    }
+    const struct setting *s = &settings[row];
+    double number;
+    const char *text;
+    load(c, row, &number, &text);
+    int words = setting_word_count(s);
+    switch (s->kind) {
+    case SETTING_DEST:
+        if ((int)number == words) {
+            snprintf(buf, size, "%s", text);
+            break;
+        }
+        /* fall through */
+    case SETTING_WORDS:
+        snprintf(buf, size, "%s", number >= 0 && number < words ? s->words[(int)number] : "?");
+        break;
+    case SETTING_INT:
+        snprintf(buf, size, "%d", (int)number);
+        break;
+    case SETTING_SECONDS:
+        snprintf(buf, size, "%g", number);
+        break;
+    case SETTING_PATH:
+        snprintf(buf, size, "%s", text[0] ? text : s->unset);
+        break;
+    }
 }

@@ -18,8 +18,10 @@ void hooks_enter_internal_thread(void)
     depth = 1; /* everything this thread calls is the shim's own doing */
 }
 
-/* The real function, or a safe failure value when libpq lacks it. */
+/* The current copy's function, or NULL when libpq (or the symbol) is
+ * missing: the hook then returns a safe failure value. */
 #define REAL(fn) (real_libpq() ? real_libpq()->fn : NULL)
+#define REAL_FN(fn) __typeof__(((struct real_libpq *)0)->fn)
 
 static PGconn *hook_connect(const struct connect_request *req)
 {
@@ -85,7 +87,7 @@ static PGconn *hook_PQsetdbLogin(const char *pghost, const char *pgport,
 
 static PostgresPollingStatusType hook_PQconnectPoll(PGconn *conn)
 {
-    PostgresPollingStatusType (*real)(PGconn *) = REAL(PQconnectPoll);
+    REAL_FN(PQconnectPoll) real = REAL(PQconnectPoll);
     if (!real)
         return PGRES_POLLING_FAILED;
     if (depth > 0 || !conn || !shim_active())
@@ -100,7 +102,7 @@ static PostgresPollingStatusType hook_PQconnectPoll(PGconn *conn)
 
 static void hook_PQfinish(PGconn *conn)
 {
-    void (*real)(PGconn *) = REAL(PQfinish);
+    REAL_FN(PQfinish) real = REAL(PQfinish);
     if (!real)
         return;
     if (depth > 0 || !conn || !shim_active()) {
@@ -116,7 +118,7 @@ static void hook_PQfinish(PGconn *conn)
 
 static void hook_PQreset(PGconn *conn)
 {
-    void (*real)(PGconn *) = REAL(PQreset);
+    REAL_FN(PQreset) real = REAL(PQreset);
     if (!real)
         return;
     if (depth > 0 || !conn || !shim_active()) {
@@ -130,7 +132,7 @@ static void hook_PQreset(PGconn *conn)
 
 static int hook_PQresetStart(PGconn *conn)
 {
-    int (*real)(PGconn *) = REAL(PQresetStart);
+    REAL_FN(PQresetStart) real = REAL(PQresetStart);
     if (!real)
         return 0;
     if (depth > 0 || !conn || !shim_active())
@@ -145,7 +147,7 @@ static int hook_PQresetStart(PGconn *conn)
 
 static PostgresPollingStatusType hook_PQresetPoll(PGconn *conn)
 {
-    PostgresPollingStatusType (*real)(PGconn *) = REAL(PQresetPoll);
+    REAL_FN(PQresetPoll) real = REAL(PQresetPoll);
     if (!real)
         return PGRES_POLLING_FAILED;
     if (depth > 0 || !conn || !shim_active())
@@ -162,7 +164,7 @@ static PostgresPollingStatusType hook_PQresetPoll(PGconn *conn)
  * counted nor pooled, only (at debug level) logged. */
 static PGPing hook_PQping(const char *conninfo)
 {
-    PGPing (*real)(const char *) = REAL(PQping);
+    REAL_FN(PQping) real = REAL(PQping);
     if (!real)
         return PQPING_NO_ATTEMPT;
     depth++;
@@ -176,8 +178,7 @@ static PGPing hook_PQping(const char *conninfo)
 static PGPing hook_PQpingParams(const char *const *keywords,
                                   const char *const *values, int expand_dbname)
 {
-    PGPing (*real)(const char *const *, const char *const *, int) =
-        REAL(PQpingParams);
+    REAL_FN(PQpingParams) real = REAL(PQpingParams);
     if (!real)
         return PQPING_NO_ATTEMPT;
     depth++;
@@ -193,8 +194,7 @@ static PGPing hook_PQpingParams(const char *const *keywords,
 static int hook_PQregisterEventProc(PGconn *conn, PGEventProc proc,
                                       const char *name, void *passThrough)
 {
-    int (*real)(PGconn *, PGEventProc, const char *, void *) =
-        REAL(PQregisterEventProc);
+    REAL_FN(PQregisterEventProc) real = REAL(PQregisterEventProc);
     if (!real)
         return 0;
     if (depth == 0 && conn && shim_active()) {
@@ -208,7 +208,7 @@ static int hook_PQregisterEventProc(PGconn *conn, PGEventProc proc,
 /* Our own failed connections (pool timeout, self-deadlock) carry our text. */
 static char *hook_PQerrorMessage(const PGconn *conn)
 {
-    char *(*real)(const PGconn *) = REAL(PQerrorMessage);
+    REAL_FN(PQerrorMessage) real = REAL(PQerrorMessage);
     const char *ours = depth == 0 && conn ? lifecycle_error_message(conn) : NULL;
     if (ours)
         return (char *)ours;
@@ -220,7 +220,7 @@ static char *hook_PQerrorMessage(const PGconn *conn)
  * activates anything. */
 static PGcancel *hook_PQgetCancel(PGconn *conn)
 {
-    PGcancel *(*real)(PGconn *) = REAL(PQgetCancel);
+    REAL_FN(PQgetCancel) real = REAL(PQgetCancel);
     if (!real)
         return NULL;
     if (depth > 0 || !conn || !shim_active())
@@ -246,12 +246,12 @@ static void hook_PQfreeCancel(PGcancel *cancel)
  * be reset, only closed. */
 static int hook_PQexitPipelineMode(PGconn *conn)
 {
-    int (*real)(PGconn *) = REAL(PQexitPipelineMode);
+    REAL_FN(PQexitPipelineMode) real = REAL(PQexitPipelineMode);
     if (!real)
         return 0;
     if (depth > 0 || !conn || !shim_active())
         return real(conn);
-    bool aborted = real_libpq()->PQpipelineStatus(conn) == PQ_PIPELINE_ABORTED;
+    bool aborted = real_PQpipelineStatus(conn) == PQ_PIPELINE_ABORTED;
     int r = real(conn);
     if (r && aborted) {
         struct shim_conn *sc = registry_find(conn);
@@ -265,7 +265,7 @@ static int hook_PQexitPipelineMode(PGconn *conn)
  * session's Terminate, as a fresh connection's would. */
 static void hook_PQtrace(PGconn *conn, FILE *debug_port)
 {
-    void (*real)(PGconn *, FILE *) = REAL(PQtrace);
+    REAL_FN(PQtrace) real = REAL(PQtrace);
     if (!real)
         return;
     if (depth == 0 && conn && shim_active()) {
@@ -277,40 +277,13 @@ static void hook_PQtrace(PGconn *conn, FILE *debug_port)
 }
 
 /*
- * The entry points. Each libpq copy in the process has its own set, so a
- * call knows which copy it belongs to without a lookup: the exported names
- * serve copy 0 (the libpq the global scope finds) and keep the copy of an
- * outer call (libpq calling its own exported functions); gotpatch.c and
- * the dlsym wrapper hand a module the set of the copy it binds to.
+ * The entry points, one per hooked row of libpq_functions.h. Each libpq
+ * copy in the process has its own set, so a call knows which copy it
+ * belongs to without a lookup: the exported names serve copy 0 (the libpq
+ * the global scope finds) and keep the copy of an outer call (libpq
+ * calling its own exported functions); gotpatch.c and the dlsym wrapper
+ * hand a module the set of the copy it binds to.
  */
-#define RET_HOOKS(X, c)                                                      \
-    X(c, PGconn *, PQconnectdb, (const char *a), (a))                        \
-    X(c, PGconn *, PQconnectdbParams,                                        \
-      (const char *const *a, const char *const *b, int e), (a, b, e))        \
-    X(c, PGconn *, PQsetdbLogin,                                             \
-      (const char *a, const char *b, const char *o, const char *t,           \
-       const char *d, const char *l, const char *p),                         \
-      (a, b, o, t, d, l, p))                                                 \
-    X(c, PGconn *, PQconnectStart, (const char *a), (a))                     \
-    X(c, PGconn *, PQconnectStartParams,                                     \
-      (const char *const *a, const char *const *b, int e), (a, b, e))        \
-    X(c, PostgresPollingStatusType, PQconnectPoll, (PGconn * a), (a))        \
-    X(c, int, PQresetStart, (PGconn * a), (a))                               \
-    X(c, PostgresPollingStatusType, PQresetPoll, (PGconn * a), (a))          \
-    X(c, PGPing, PQping, (const char *a), (a))                               \
-    X(c, PGPing, PQpingParams,                                               \
-      (const char *const *a, const char *const *b, int e), (a, b, e))        \
-    X(c, int, PQregisterEventProc,                                           \
-      (PGconn * a, PGEventProc p, const char *n, void *t), (a, p, n, t))     \
-    X(c, char *, PQerrorMessage, (const PGconn *a), (a))                     \
-    X(c, PGcancel *, PQgetCancel, (PGconn * a), (a))                         \
-    X(c, int, PQcancel, (PGcancel * a, char *b, int n), (a, b, n))           \
-    X(c, int, PQexitPipelineMode, (PGconn * a), (a))
-#define VOID_HOOKS(X, c)                                                     \
-    X(c, void, PQfinish, (PGconn * a), (a))                                  \
-    X(c, void, PQreset, (PGconn * a), (a))                                   \
-    X(c, void, PQfreeCancel, (PGcancel * a), (a))                            \
-    X(c, void, PQtrace, (PGconn * a, FILE *f), (a, f))
 
 /* The copy a call belongs to: a copy's own entry names it; an exported
  * one means copy 0 for the program's call and "unchanged" inside ours. */
@@ -339,7 +312,7 @@ static inline const struct real_libpq *enter_connect(const void *caller)
              strcmp(#name, "PQsetdbLogin") == 0                              \
          ? enter_connect(__builtin_return_address(0))                        \
          : enter_copy(0))
-#define EXPORTED_RET(c, ret, name, params, args)                             \
+#define EXPORTED_R(c, ret, name, params, args)                               \
     PQSHIM_EXPORT ret name params                                            \
     {                                                                        \
         const struct real_libpq *prev = ENTER_EXPORTED(name);                \
@@ -347,14 +320,14 @@ static inline const struct real_libpq *enter_connect(const void *caller)
         real_use(prev);                                                      \
         return r;                                                            \
     }
-#define EXPORTED_VOID(c, ret, name, params, args)                            \
+#define EXPORTED_V(c, ret, name, params, args)                               \
     PQSHIM_EXPORT ret name params                                            \
     {                                                                        \
         const struct real_libpq *prev = enter_copy(0);                       \
         hook_##name args;                                                    \
         real_use(prev);                                                      \
     }
-#define COPY_RET(c, ret, name, params, args)                                 \
+#define COPY_R(c, ret, name, params, args)                                   \
     static ret name##_copy##c params                                         \
     {                                                                        \
         const struct real_libpq *prev = enter_copy(c);                       \
@@ -362,7 +335,7 @@ static inline const struct real_libpq *enter_connect(const void *caller)
         real_use(prev);                                                      \
         return r;                                                            \
     }
-#define COPY_VOID(c, ret, name, params, args)                                \
+#define COPY_V(c, ret, name, params, args)                                   \
     static ret name##_copy##c params                                         \
     {                                                                        \
         const struct real_libpq *prev = enter_copy(c);                       \
@@ -370,24 +343,27 @@ static inline const struct real_libpq *enter_connect(const void *caller)
         real_use(prev);                                                      \
     }
 
-RET_HOOKS(EXPORTED_RET, 0)
-VOID_HOOKS(EXPORTED_VOID, 0)
+/* The hooked rows of libpq_functions.h, by kind (R returns, V is void). */
+#define EXPORTED(c, kind, ret, name, params, args) EXPORTED_##kind(c, ret, name, params, args)
+#define COPY(c, kind, ret, name, params, args) COPY_##kind(c, ret, name, params, args)
+
+LIBPQ_HOOKED(EXPORTED, 0)
 
 /* Copies 1 .. REAL_MAX_COPIES - 1. */
 #define EACH_COPY(X) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 _Static_assert(REAL_MAX_COPIES == 8, "EACH_COPY lists copies 1 to 7");
-#define COPY_ENTRIES(c) RET_HOOKS(COPY_RET, c) VOID_HOOKS(COPY_VOID, c)
+#define COPY_ENTRIES(c) LIBPQ_HOOKED(COPY, c)
 EACH_COPY(COPY_ENTRIES)
 
-#define NAME(c, ret, name, params, args) #name,
-#define EXPORTED_FN(c, ret, name, params, args) (void *)name,
-#define COPY_FN(c, ret, name, params, args) (void *)name##_copy##c,
-#define COPY_ROW(c) {RET_HOOKS(COPY_FN, c) VOID_HOOKS(COPY_FN, c)},
+#define NAME(c, kind, ret, name, params, args) #name,
+#define EXPORTED_FN(c, kind, ret, name, params, args) (void *)name,
+#define COPY_FN(c, kind, ret, name, params, args) (void *)name##_copy##c,
+#define COPY_ROW(c) {LIBPQ_HOOKED(COPY_FN, c)},
 
-static const char *const hook_names[] = {RET_HOOKS(NAME, 0) VOID_HOOKS(NAME, 0)};
+static const char *const hook_names[] = {LIBPQ_HOOKED(NAME, 0)};
 #define NHOOKS (sizeof hook_names / sizeof hook_names[0])
 static void *const hook_fns[REAL_MAX_COPIES][NHOOKS] = {
-    {RET_HOOKS(EXPORTED_FN, 0) VOID_HOOKS(EXPORTED_FN, 0)},
+    {LIBPQ_HOOKED(EXPORTED_FN, 0)},
     EACH_COPY(COPY_ROW)
 };
 

@@ -29,68 +29,20 @@ extern __thread bool pqshim_oom __attribute__((tls_model("initial-exec")));
 #define uthash_nonfatal_oom(obj) (pqshim_oom = true)
 #include <uthash.h>
 
+#include "libpq_functions.h"
+#include "settings.h"
+
 #define PQSHIM_EXPORT __attribute__((visibility("default")))
 #define PQSHIM_TLS __thread __attribute__((tls_model("initial-exec")))
 
 /* ---- real.c: the libpq functions we call, bound lazily ---------------- */
 
+/* The functions of one libpq copy, as bound (libpq_functions.h lists
+ * them; a pointer is NULL when that libpq lacks the symbol). */
 struct real_libpq {
-    PGconn *(*PQconnectdb)(const char *);
-    PGconn *(*PQconnectdbParams)(const char *const *, const char *const *, int);
-    PGconn *(*PQsetdbLogin)(const char *, const char *, const char *,
-                            const char *, const char *, const char *,
-                            const char *);
-    PGconn *(*PQconnectStart)(const char *);
-    PGconn *(*PQconnectStartParams)(const char *const *, const char *const *,
-                                    int);
-    PostgresPollingStatusType (*PQconnectPoll)(PGconn *);
-    void (*PQfinish)(PGconn *);
-    void (*PQreset)(PGconn *);
-    int (*PQresetStart)(PGconn *);
-    PostgresPollingStatusType (*PQresetPoll)(PGconn *);
-    PGPing (*PQping)(const char *);
-    PGPing (*PQpingParams)(const char *const *, const char *const *, int);
-    int (*PQregisterEventProc)(PGconn *, PGEventProc, const char *, void *);
-    char *(*PQerrorMessage)(const PGconn *);
-
-    /* Not intercepted, only called. */
-    ConnStatusType (*PQstatus)(const PGconn *);
-    PGTransactionStatusType (*PQtransactionStatus)(const PGconn *);
-    PGpipelineStatus (*PQpipelineStatus)(const PGconn *);
-    int (*PQbackendPID)(const PGconn *);
-    int (*PQsocket)(const PGconn *);
-    int (*PQsslInUse)(PGconn *);
-    int (*PQisBusy)(PGconn *);
-    int (*PQconsumeInput)(PGconn *);
-    char *(*PQuser)(const PGconn *);
-    char *(*PQhost)(const PGconn *);
-    char *(*PQport)(const PGconn *);
-    char *(*PQdb)(const PGconn *);
-    PQconninfoOption *(*PQconndefaults)(void);
-    PQconninfoOption *(*PQconninfoParse)(const char *, char **);
-    void (*PQconninfoFree)(PQconninfoOption *);
-    void (*PQfreemem)(void *);
-    PGresult *(*PQexec)(PGconn *, const char *);
-    int (*PQsendQuery)(PGconn *, const char *);
-    PGresult *(*PQgetResult)(PGconn *);
-    ExecStatusType (*PQresultStatus)(const PGresult *);
-    void (*PQclear)(PGresult *);
-    int (*PQsetnonblocking)(PGconn *, int);
-    PQnoticeProcessor (*PQsetNoticeProcessor)(PGconn *, PQnoticeProcessor,
-                                              void *);
-    PQnoticeReceiver (*PQsetNoticeReceiver)(PGconn *, PQnoticeReceiver,
-                                            void *);
-    void (*PQuntrace)(PGconn *);
-    PGnotify *(*PQnotifies)(PGconn *);
-    PGVerbosity (*PQsetErrorVerbosity)(PGconn *, PGVerbosity);
-    PGContextVisibility (*PQsetErrorContextVisibility)(PGconn *,
-                                                       PGContextVisibility);
-    char *(*PQresultErrorField)(const PGresult *, int);
-    PGcancel *(*PQgetCancel)(PGconn *);
-    int (*PQcancel)(PGcancel *, char *, int);
-    void (*PQfreeCancel)(PGcancel *);
-    int (*PQexitPipelineMode)(PGconn *);
-    void (*PQtrace)(PGconn *, FILE *);
+#define REAL_FIELD(ctx, kind, ret, name, params, args) ret (*name) params;
+    LIBPQ_FUNCTIONS(REAL_FIELD, _)
+#undef REAL_FIELD
 
     int copy;      /* which libpq copy: 0 is the one the global scope finds */
     bool complete; /* every function bound: the shim may act */
@@ -105,6 +57,19 @@ struct real_libpq {
  * then impossible; callers fail the call cleanly). Binds on first use.
  * A pointer is NULL when that symbol is missing from that libpq. */
 const struct real_libpq *real_libpq(void);
+
+/* real_PQxxx(...): PQxxx of the current copy (real_libpq()), for code
+ * that runs only while the shim acts, when every function is bound. */
+#define REAL_CALL_R(ret, name, params, args) \
+    static inline ret real_##name params { return real_libpq()->name args; }
+#define REAL_CALL_V(ret, name, params, args) \
+    static inline void real_##name params { real_libpq()->name args; }
+#define REAL_CALL(ctx, kind, ret, name, params, args) \
+    REAL_CALL_##kind(ret, name, params, args)
+LIBPQ_FUNCTIONS(REAL_CALL, _)
+#undef REAL_CALL
+#undef REAL_CALL_R
+#undef REAL_CALL_V
 
 /* Make pq (NULL: the default copy) current for this thread's calls to
  * real_libpq(); returns what was current before, to hand back later. */
@@ -175,6 +140,8 @@ void hooks_enter_internal_thread(void);
 
 /* ---- config.c ---------------------------------------------------------- */
 
+/* Each in the order of its row's words in settings.def (LOG_TO_FILE: a
+ * path, one past the words). */
 enum pqshim_policy { POLICY_NULL, POLICY_CAPPED };
 enum pqshim_reset { RESET_DISCARD, RESET_ROLLBACK, RESET_NONE };
 enum pqshim_pre_ping { PRE_PING_OFF, PRE_PING_ON, PRE_PING_ALWAYS };
@@ -182,24 +149,12 @@ enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 enum log_dest { LOG_TO_STDERR, LOG_TO_SYSLOG, LOG_TO_NONE, LOG_TO_FILE };
 enum log_format { LOG_FMT_TEXT, LOG_FMT_JSON };
 
+/* One member per row of settings.def (a DEST row: field_dest and
+ * field_path). */
 struct pqshim_config {
-    enum pqshim_policy policy;
-    enum log_dest log_dest;
-    char log_path[4096];
-    enum log_level log_level;
-    enum log_format log_format;
-    int pool_size;
-    int max_overflow;
-    double pool_timeout;  /* seconds */
-    enum pqshim_reset reset;
-    enum pqshim_pre_ping pre_ping;
-    double pool_recycle;  /* seconds, 0 = never */
-    double idle_timeout;  /* seconds, 0 = never */
-    char control_path[4096]; /* pattern; empty = no control socket */
-    bool retry_full;         /* retry while the server is full */
-    int host_limit;          /* per target across processes; 0 = off */
-    char host_limit_file[4096]; /* empty: the per-uid default */
-    bool host_limit_shared;  /* the file's owner and group are trusted */
+#define SETTING(KIND, field, ctype, ...) SETTING_FIELD_##KIND(ctype, field)
+#include "settings.def"
+#undef SETTING
 };
 
 /* The configuration, read from the environment once (thread-safe). */
@@ -212,6 +167,9 @@ void config_parse(char **envp, struct pqshim_config *cfg,
                                  const char *value, const char *accepted));
 
 const char *config_policy_name(enum pqshim_policy p);
+
+/* The settings, in settings.def's order, ending with a NULL name. */
+const struct setting *config_settings(void);
 
 /* Log what config_get() found wrong, once per process (init.c calls it). */
 void config_report_problems(void);

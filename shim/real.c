@@ -40,24 +40,9 @@ struct binding {
     size_t offset;
 };
 
-#define BIND(fn) {#fn, offsetof(struct real_libpq, fn)}
-static const struct binding bindings[] = {
-    BIND(PQconnectdb), BIND(PQconnectdbParams), BIND(PQsetdbLogin),
-    BIND(PQconnectStart), BIND(PQconnectStartParams), BIND(PQconnectPoll),
-    BIND(PQfinish), BIND(PQreset), BIND(PQresetStart), BIND(PQresetPoll),
-    BIND(PQping), BIND(PQpingParams), BIND(PQregisterEventProc),
-    BIND(PQerrorMessage), BIND(PQstatus), BIND(PQtransactionStatus),
-    BIND(PQpipelineStatus), BIND(PQbackendPID), BIND(PQsocket),
-    BIND(PQsslInUse), BIND(PQisBusy), BIND(PQconsumeInput), BIND(PQuser),
-    BIND(PQhost), BIND(PQport), BIND(PQdb), BIND(PQconndefaults),
-    BIND(PQconninfoParse), BIND(PQconninfoFree), BIND(PQfreemem),
-    BIND(PQexec), BIND(PQsendQuery), BIND(PQgetResult), BIND(PQresultStatus), BIND(PQclear),
-    BIND(PQsetnonblocking), BIND(PQsetNoticeProcessor),
-    BIND(PQsetNoticeReceiver), BIND(PQuntrace), BIND(PQnotifies),
-    BIND(PQsetErrorVerbosity), BIND(PQsetErrorContextVisibility),
-    BIND(PQresultErrorField), BIND(PQgetCancel), BIND(PQcancel),
-    BIND(PQfreeCancel), BIND(PQexitPipelineMode), BIND(PQtrace),
-};
+#define BIND(ctx, kind, ret, name, params, args) \
+    {#name, offsetof(struct real_libpq, name)},
+static const struct binding bindings[] = {LIBPQ_FUNCTIONS(BIND, _)};
 #undef BIND
 
 void *real_dlsym(void *handle, const char *name)

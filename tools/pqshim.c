@@ -5,8 +5,11 @@
  *
  * Each option sets one PQSHIM_* variable, after checking the value exactly
  * as the shim would (a value the shim would refuse is refused here, before
- * the command starts). The library is found next to this executable (the
- * build directory), under its install prefix (<prefix>/lib/pqshim), or in
+ * the command starts): the options are the shim's table of settings
+ * (shim/settings.def), checked by the same code (shim/settings.h).
+ *
+ * The library is found next to this executable (the build directory),
+ * under its install prefix (<prefix>/lib/pqshim), or in
  * the directory compiled in as PQSHIM_LIBDIR (a distribution package's
  * /usr/lib/<multiarch>/pqshim), by absolute path only: never in the
  * current directory. It is put first in LD_PRELOAD (after any sanitizer
@@ -17,15 +20,13 @@
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-#include "../shim/strict_number.h"
+#include "../shim/settings.h"
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -44,7 +45,6 @@
 #endif
 
 #define LIB_NAME "libpqshim.so"
-#define PATH_LIMIT 4096 /* the shim's buffer for paths, with the NUL */
 
 enum {
     EXIT_USAGE = 2,       /* bad option or value */
@@ -55,193 +55,39 @@ enum {
 
 static const char *progname = "pqshim";
 
-/* ---- values, checked as the shim checks them (shim/config.c) ---------- */
+/* ---- the settings: one option each, checked as the shim checks them --- */
 
-static bool match_word(const char *value, const char *const *words)
-{
-    for (int i = 0; words[i]; i++)
-        if (strcasecmp(value, words[i]) == 0)
-            return true;
-    return false;
-}
-
-/* Numbers as the shim reads them. */
-static bool valid_int(const char *value, long min, long max, long *out)
-{
-    long v;
-    if (!strict_long(value, min, max, &v))
-        return false;
-    if (out)
-        *out = v;
-    return true;
-}
-
-static bool valid_seconds(const char *value, double max)
-{
-    double v;
-    return strict_seconds(value, max, &v);
-}
-
-static bool valid_policy(const char *v)
-{
-    static const char *const words[] = {"null", "capped", NULL};
-    return match_word(v, words);
-}
-
-static bool valid_log(const char *v)
-{
-    static const char *const words[] = {"stderr", "syslog", "none", NULL};
-    return match_word(v, words) || (v[0] == '/' && strlen(v) < PATH_LIMIT);
-}
-
-static bool valid_log_level(const char *v)
-{
-    static const char *const words[] = {"error", "warn", "info", "debug", NULL};
-    return match_word(v, words);
-}
-
-static bool valid_log_format(const char *v)
-{
-    static const char *const words[] = {"text", "json", NULL};
-    return match_word(v, words);
-}
-
-static bool valid_count(const char *v)
-{
-    return valid_int(v, 0, 10000, NULL);
-}
-
-static bool valid_pool_timeout(const char *v)
-{
-    return valid_seconds(v, 86400);
-}
-
-static bool valid_reset(const char *v)
-{
-    static const char *const words[] = {"discard", "rollback", "none", NULL};
-    return match_word(v, words);
-}
-
-static bool valid_pre_ping(const char *v)
-{
-    static const char *const words[] = {"off", "on", "always", "0", "1",
-                                        "false", "true", "no", "yes", NULL};
-    return match_word(v, words);
-}
-
-static bool valid_interval(const char *v)
-{
-    return valid_seconds(v, 1e9);
-}
-
-static bool valid_retry_full(const char *v)
-{
-    static const char *const words[] = {"off", "on", "0", "1", "false",
-                                        "true", "no", "yes", NULL};
-    return match_word(v, words);
-}
-
-static bool valid_host_limit(const char *v)
-{
-    return valid_int(v, 0, 1000, NULL);
-}
-
-static bool valid_host_limit_shared(const char *v)
-{
-    static const char *const words[] = {"off", "group", NULL};
-    return match_word(v, words);
-}
-
-static bool valid_path(const char *v)
-{
-    return v[0] == '/' && strlen(v) < PATH_LIMIT;
-}
-
-struct option_def {
-    const char *name;      /* without the leading -- */
-    const char *variable;  /* NULL: handled by the launcher itself */
-    bool (*valid)(const char *value);
-    const char *accepted;  /* the shim's wording */
-    const char *meta;
-    const char *help;
+static const struct setting settings[] = {
+#define SETTING(KIND, field, ctype, ...) {.kind = SETTING_##KIND, __VA_ARGS__},
+#include "../shim/settings.def"
+#undef SETTING
+    {.name = NULL},
 };
 
-static const struct option_def options[] = {
-    {"policy", "PQSHIM_POLICY", valid_policy, "null or capped", "P",
-     "null (log connections, change nothing) or capped\n"
-     "(pool them; at most size + overflow per target).\n"
-     "Default null."},
-    {"log", "PQSHIM_LOG", valid_log,
-     "stderr, syslog, none or an absolute file path", "DEST",
-     "stderr, syslog, none, or an absolute file path\n"
-     "(appended to). Default stderr."},
-    {"log-level", "PQSHIM_LOG_LEVEL", valid_log_level,
-     "error, warn, info or debug", "L",
-     "error, warn, info, or debug (adds checkout and\n"
-     "checkin lines). Default info."},
-    {"log-format", "PQSHIM_LOG_FORMAT", valid_log_format, "text or json", "F",
-     "text or json (one object per line). Default text."},
-    {"pool-size", "PQSHIM_POOL_SIZE", valid_count, "an integer from 0 to 10000",
-     "N", "Idle connections kept per target, 0..10000.\n"
-     "Default 5."},
-    {"max-overflow", "PQSHIM_MAX_OVERFLOW", valid_count,
-     "an integer from 0 to 10000", "N",
-     "Connections allowed beyond the pool size,\n"
-     "0..10000. Default 10."},
-    {"pool-timeout", "PQSHIM_POOL_TIMEOUT", valid_pool_timeout,
-     "seconds from 0 to 86400, decimals allowed", "S",
-     "Seconds a connect waits at the cap before it\n"
-     "fails, 0..86400, decimals allowed; 0 fails at\n"
-     "once. Default 30."},
-    {"reset", "PQSHIM_RESET", valid_reset, "discard, rollback or none", "M",
-     "How a returned connection is cleaned: discard\n"
-     "(ROLLBACK if needed, then DISCARD ALL), rollback,\n"
-     "or none. Default discard."},
-    {"pre-ping", "PQSHIM_PRE_PING", valid_pre_ping, "on, off or always", "M",
-     "Check an idle connection before reuse: on (a\n"
-     "socket check on local connections, a real ping\n"
-     "otherwise), always (a real ping), or off.\n"
-     "Default on."},
-    {"recycle", "PQSHIM_POOL_RECYCLE", valid_interval, "seconds, 0 for never",
-     "S", "Close connections older than S seconds instead\n"
-     "of reusing them; 0 never. Default 3600."},
-    {"idle-timeout", "PQSHIM_IDLE_TIMEOUT", valid_interval,
-     "seconds, 0 for never", "S",
-     "Close connections idle in the pool longer than\n"
-     "S seconds; 0 never. Default 600."},
-    {"retry-full", "PQSHIM_RETRY_FULL", valid_retry_full, "on or off", "M",
-     "on: when the server (or a pooler) refuses a\n"
-     "blocking connect as full, retry it with jittered\n"
-     "backoff for up to the pool timeout; off: fail at\n"
-     "once. Default on."},
-    {"host-limit", "PQSHIM_HOST_LIMIT", valid_host_limit,
-     "an integer from 1 to 1000, or 0 for no limit", "N",
-     "At most N server connections per target across\n"
-     "every shimmed process sharing the host limit\n"
-     "file; callers beyond it wait in arrival order up\n"
-     "to the pool timeout. 0 or unset: no limit."},
-    {"host-limit-file", "PQSHIM_HOST_LIMIT_FILE", valid_path,
-     "an absolute path", "PATH",
-     "The file the processes share for the host limit.\n"
-     "Default /tmp/pqshim-hostlimit-UID."},
-    {"host-limit-shared", "PQSHIM_HOST_LIMIT_SHARED", valid_host_limit_shared,
-     "off or group", "M",
-     "group: use a host limit file that other users\n"
-     "can open too (its owner and group, never every\n"
-     "user), trusting them with the limit. Default off:\n"
-     "such a file is refused."},
-    {"control", "PQSHIM_CONTROL", valid_path,
-     "an absolute path (%p pid, %u uid, %% a percent sign)", "PATH",
-     "Absolute path of the control socket; %p stands\n"
-     "for the pid, %u the uid, %% a percent sign.\n"
-     "Default unset."},
-    {"lib", NULL, NULL, NULL, "PATH",
-     "Preload this library instead of the one found\n"
-     "next to the launcher or under its prefix."},
-    {NULL, NULL, NULL, NULL, NULL, NULL},
-};
+/* The one option that is not a setting. */
+static const char lib_option[] = "lib", lib_meta[] = "PATH",
+                  lib_help[] = "Preload this library instead of the one found\n"
+                               "next to the launcher or under its prefix.";
 
 /* ---- messages ---------------------------------------------------------- */
+
+/* One option in --help: the help's lines indented under the option,
+ * then the variable it sets. */
+static void print_option(FILE *out, const char *name, const char *meta,
+                         const char *help, const char *variable)
+{
+    char head[64];
+    snprintf(head, sizeof head, "--%s %s", name, meta);
+    fprintf(out, "  %-22s ", head);
+    for (const char *p = help; *p; p++) {
+        fputc(*p, out);
+        if (*p == '\n')
+            fprintf(out, "  %-22s ", "");
+    }
+    fputc('\n', out);
+    if (variable)
+        fprintf(out, "  %-22s [sets %s]\n", "", variable);
+}
 
 static void usage(FILE *out)
 {
@@ -257,22 +103,15 @@ static void usage(FILE *out)
             "\n"
             "Options:\n",
             progname);
-    for (const struct option_def *o = options; o->name; o++) {
-        char head[64];
-        snprintf(head, sizeof head, "--%s %s", o->name, o->meta);
-        fprintf(out, "  %-22s ", head);
-        for (const char *p = o->help; *p; p++) {
-            fputc(*p, out);
-            if (*p == '\n')
-                fprintf(out, "  %-22s ", "");
-        }
-        fputc('\n', out);
-        if (o->variable)
-            fprintf(out, "  %-22s [sets %s]\n", "", o->variable);
-    }
+    for (const struct setting *o = settings; o->name; o++)
+        print_option(out, o->option, o->meta, o->help, o->name);
+    print_option(out, lib_option, lib_meta, lib_help, NULL);
     fprintf(out,
             "  %-22s Show this help and exit.\n"
             "  %-22s Show the version and exit.\n"
+            "  %-22s List the settings, one line each (tab-separated:\n"
+            "  %-22s variable, option, default, accepted values,\n"
+            "  %-22s description), and exit.\n"
             "\n"
             "The library is looked for next to the launcher (a build\n"
             "directory), then under its install prefix\n"
@@ -295,7 +134,7 @@ static void usage(FILE *out)
             "Exit status: the command's; %d for a usage error; %d when the\n"
             "library cannot be found; %d when the command cannot be executed;\n"
             "%d when it is not found.\n",
-            "-h, --help", "-V, --version", LIB_NAME, LIBDIR_HELP, progname,
+            "-h, --help", "-V, --version", "--list-settings", "", "", LIB_NAME, LIBDIR_HELP, progname,
             progname, progname, EXIT_USAGE, EXIT_SETUP, EXIT_NOEXEC,
             EXIT_NOTFOUND);
 }
@@ -468,21 +307,41 @@ static void set_preload(const char *lib)
 
 /* ---- main ---------------------------------------------------------------- */
 
-static const struct option_def *lookup(const char *name, size_t len)
+static const struct setting *lookup(const char *name, size_t len)
 {
-    for (const struct option_def *o = options; o->name; o++)
-        if (strlen(o->name) == len && strncmp(o->name, name, len) == 0)
+    for (const struct setting *o = settings; o->name; o++)
+        if (strlen(o->option) == len && strncmp(o->option, name, len) == 0)
             return o;
     return NULL;
 }
 
-/* The pool size or overflow the shim will use: ours, else the
- * environment's when valid, else the default. */
-static long effective_count(const char *variable, long fallback)
+/* The number the shim will use for variable: the environment's (ours
+ * included) when valid, else the default. */
+static double effective_number(const char *variable)
 {
+    const struct setting *s = settings;
+    while (strcmp(s->name, variable) != 0)
+        s++;
     const char *v = getenv(variable);
-    long n;
-    return v && valid_int(v, 0, 10000, &n) ? n : fallback;
+    double n = 0;
+    if (!v || !setting_parse(s, v, &n))
+        setting_parse(s, s->def, &n);
+    return n;
+}
+
+/* --list-settings: one line per setting, fields separated by tabs:
+ * variable, option, default (as the control socket's status shows it),
+ * accepted values, what it does. For scripts and the documentation
+ * checks. */
+static void list_settings(void)
+{
+    for (const struct setting *s = settings; s->name; s++) {
+        printf("%s\t--%s\t%s\t%s\t", s->name, s->option,
+               s->def[0] ? s->def : s->unset, s->accepted);
+        for (const char *p = s->help; *p; p++)
+            putchar(*p == '\n' ? ' ' : *p);
+        putchar('\n');
+    }
 }
 
 int main(int argc, char **argv)
@@ -506,14 +365,19 @@ int main(int argc, char **argv)
             printf("pqshim %s\n", PQSHIM_VERSION);
             return 0;
         }
+        if (strcmp(arg, "--list-settings") == 0) {
+            list_settings();
+            return 0;
+        }
         if (arg[1] != '-')
             die(EXIT_USAGE, "unknown option '%s' (see %s --help)", arg, progname);
 
         const char *name = arg + 2;
         const char *eq = strchr(name, '=');
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
-        const struct option_def *o = lookup(name, len);
-        if (!o)
+        const struct setting *o = lookup(name, len);
+        bool lib = len == strlen(lib_option) && strncmp(name, lib_option, len) == 0;
+        if (!o && !lib)
             die(EXIT_USAGE, "unknown option '--%.*s' (see %s --help)", (int)len,
                 name, progname);
         const char *value;
@@ -522,24 +386,26 @@ int main(int argc, char **argv)
         else if (i + 1 < argc)
             value = argv[++i];
         else
-            die(EXIT_USAGE, "option --%s needs a value (%s)", o->name, o->meta);
+            die(EXIT_USAGE, "option --%s needs a value (%s)",
+                lib ? lib_option : o->option, lib ? lib_meta : o->meta);
 
-        if (!o->variable) {
+        if (lib) {
             lib_override = value;
             continue;
         }
-        if (!o->valid(value))
+        double number;
+        if (!setting_parse(o, value, &number))
             die(EXIT_USAGE, "invalid value '%.200s%s' for --%s (%s): "
                 "accepted: %s", value, strlen(value) > 200 ? "..." : "",
-                o->name, o->variable, o->accepted);
-        if (setenv(o->variable, value, 1) != 0)
-            die(EXIT_SETUP, "cannot set %s: %s", o->variable, strerror(errno));
+                o->option, o->name, o->accepted);
+        if (setenv(o->name, value, 1) != 0)
+            die(EXIT_SETUP, "cannot set %s: %s", o->name, strerror(errno));
     }
     if (i >= argc)
         die(EXIT_USAGE, "no command given (see %s --help)", progname);
 
-    if (effective_count("PQSHIM_POOL_SIZE", 5) +
-            effective_count("PQSHIM_MAX_OVERFLOW", 10) < 1)
+    if (effective_number("PQSHIM_POOL_SIZE") +
+            effective_number("PQSHIM_MAX_OVERFLOW") < 1)
         die(EXIT_USAGE, "pool size and overflow are both 0 "
             "(--pool-size, --max-overflow, or PQSHIM_POOL_SIZE and "
             "PQSHIM_MAX_OVERFLOW): the overflow must be at least 1 when "

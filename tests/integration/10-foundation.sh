@@ -415,6 +415,11 @@ test_exported_symbols_allowlist() {
         PQfreeCancel PQexitPipelineMode PQtrace dlsym dlopen | sort)
     got=$(nm -D --defined-only "$SHIM" | awk 'NF == 3 { print $3 }' | sed 's/@.*//' | sort)
     assert_eq "$want" "$got" "symbols exported by $SHIM"
+    # The hooked rows of the list of libpq functions are what is exported.
+    local hooked
+    hooked=$(printf '#include "libpq_functions.h"\n#define ROW(c, k, r, name, p, a) HOOKED=name\nLIBPQ_HOOKED(ROW, _)\n' |
+        cc -E -P -I"$(pg_config --includedir)" -I"$ROOT/shim" -x c - | grep -o 'HOOKED=PQ[A-Za-z]*' | sed 's/HOOKED=//')
+    assert_eq "$want" "$(printf '%s\n' $hooked dlsym dlopen | sort)" "the hooked rows of shim/libpq_functions.h"
     ! readelf -d "$SHIM" | grep NEEDED | grep -q 'libpq' ||
         fail "$SHIM depends on libpq: $(readelf -d "$SHIM" | grep NEEDED)"
 }

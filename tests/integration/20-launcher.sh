@@ -54,25 +54,36 @@ test_help_lists_every_option() {
     assert_eq 1 "$(echo "$version" | wc -l)" "--version lines"
 }
 
-# Every variable the shim reads has an option, refused with the shim's
-# own wording of what is accepted.
+# Every setting (pqshim --list-settings: the shim's table) has an option,
+# refused with the same wording of what is accepted as the shim's own
+# config_invalid line for that value.
 test_every_shim_variable_has_an_option() {
-    local help map var accepted opt err rc n=0
+    local help map var opt def accepted doc err rc n=0 env=()
     help=$("$LAUNCHER" --help)
     map=$(printf '%s\n' "$help" | awk '$1 ~ /^--/ { opt = $1 }
         /\[sets PQSHIM_/ { v = $0; sub(/.*\[sets /, "", v); sub(/\].*/, "", v); print v, opt }')
-    while IFS='|' read -r var accepted; do
+    "$LAUNCHER" --list-settings >"$T/settings"
+    while IFS=$'\t' read -r var opt def accepted doc; do
         n=$((n + 1))
-        opt=$(printf '%s\n' "$map" | awk -v v="$var" '$1 == v { print $2 }')
-        [ -n "$opt" ] || fail "no launcher option sets $var"
+        [ -n "$doc" ] || fail "$var: no description in --list-settings"
+        assert_eq "$opt" "$(printf '%s\n' "$map" | awk -v v="$var" '$1 == v { print $2 }')" \
+            "the option --help names for $var"
         rc=0
         err=$("$LAUNCHER" "$opt" not-valid -- touch "$T/ran" 2>&1) || rc=$?
         assert_eq 2 "$rc" "exit status for $opt not-valid"
         assert_contains "$err" "($var): accepted: $accepted" "accepted values of $opt"
-    done < <(sed -n 's/^ *{"\(PQSHIM_[A-Z_]*\)", *parse_[a-z_]*, *"\(.*\)"},$/\1|\2/p' \
-        "$ROOT/shim/config.c")
-    assert_ge 13 "$n" "variables found in shim/config.c"
+        env+=("$var=not-valid")
+    done <"$T/settings"
+    assert_ge 13 "$n" "settings in pqshim --list-settings"
     [ ! -e "$T/ran" ] || fail "a command ran despite a bad value"
+    # The shim says the same, one line per variable.
+    env "${env[@]}" LD_PRELOAD="$SHIM_PRELOAD" "$PSQL" -X -A -t \
+        -c 'select 1' >"$T/out" 2>"$T/err" || fail "psql failed: $(cat "$T/err")"
+    assert_eq 1 "$(cat "$T/out")" "psql output"
+    while IFS=$'\t' read -r var opt def accepted doc; do
+        assert_eq 1 "$(grep -cF " event=config_invalid variable=$var value=not-valid accepted=\"$accepted\" " "$T/err")" \
+            "the shim's line for $var=not-valid"
+    done <"$T/settings"
 }
 
 test_bad_values_refused() {

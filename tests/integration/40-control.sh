@@ -609,6 +609,19 @@ test_null_policy_status() {
     assert_eq None "$($get 'd["pools"][0]["cap"]')" "no cap"
     assert_eq "2 2 0 0" "$(pool_of "$sock")" "open checked_out idle waiting"
     assert_eq 2 "$(backends ctlnull)" "server sessions"
+    # settings: every variable of the shim's table (pqshim --list-settings),
+    # in its order, at its default but for the two the holder sets.
+    "$LAUNCHER" --list-settings >"$T/settings"
+    "$PYTHON" - "$T/status.json" "$T/settings" "$T/ctl-%p.sock" "${PQSHIM_LOG:-$T/h.log}" <<'EOF' ||
+import json, sys
+settings = json.load(open(sys.argv[1]))["settings"]
+table = [line.split("\t") for line in open(sys.argv[2])]
+want = {name: default for name, option, default, accepted, doc in table}
+want.update(PQSHIM_CONTROL=sys.argv[3], PQSHIM_LOG=sys.argv[4])
+if list(settings) != [row[0] for row in table] or settings != want:
+    sys.exit("status settings %r, the table says %r" % (settings, want))
+EOF
+        fail "status settings are not the table's"
     "$CTL" -s "$sock" status | tr -s ' ' >"$T/status.txt"
     assert_file_contains "$T/status.txt" "$(TARGET_NAME) | - | 2 | 2 | 0 | 0 | 3 |" "status row, no cap"
     "$CTL" -s "$sock" metrics >"$T/metrics.txt"

@@ -26,36 +26,40 @@ for prev, line in zip([""] + lines, lines):
 EOF
 }
 
-# The variables the shim parses: the table in shim/config.c.
-shim_variables() {
-    sed -n 's/^ *{"\(PQSHIM_[A-Z_]*\)", *parse_[a-z_]*,.*/\1/p' "$ROOT/shim/config.c"
+# The settings the shim parses, from its table (shim/settings.def) as the
+# launcher lists them: variable, option, default, accepted, description
+# (tab-separated).
+shim_settings() {
+    "$LAUNCHER" --list-settings
 }
-
 
 # ---- documentation drift ------------------------------------------------------------
 
-# Every variable in shim/config.c has an entry in pqshim(7)'s ENVIRONMENT
-# (the one reference: README.md and doc/ link to it); every entry there is
-# a variable the shim reads; and each entry names what config.c accepts
-# (its words and bounds).
+# Every setting has an entry in pqshim(7)'s ENVIRONMENT (the one reference:
+# README.md and doc/ link to it); every entry there is a variable the shim
+# reads; each entry names what the setting accepts (its words and bounds)
+# and its default.
 test_every_variable_documented() {
     local vars var n=0
-    vars=$(shim_variables)
+    shim_settings >"$T/settings"
+    vars=$(cut -f1 "$T/settings")
     man_headings "$ROOT/man/pqshim.7" ENVIRONMENT >"$T/env-headings"
     for var in $vars; do
         n=$((n + 1))
         grep -qx "$var" "$T/env-headings" || fail "$var has no entry in man/pqshim.7 ENVIRONMENT"
     done
-    assert_ge 13 "$n" "variables found in shim/config.c"
+    assert_ge 13 "$n" "settings in pqshim --list-settings"
     # No entry for a variable the shim does not read.
     while IFS= read -r var; do
         printf '%s\n' "$vars" | grep -qx -- "$var" ||
-            fail "man/pqshim.7 documents $var, which shim/config.c does not parse"
+            fail "man/pqshim.7 documents $var, which the shim does not parse"
     done <"$T/env-headings"
-    # What each variable accepts, as config.c says it, appears in its entry.
-    "$PYTHON" - "$ROOT/shim/config.c" "$ROOT/man/pqshim.7" <<'EOF'
+    # What each variable accepts, as the table says it, and its default
+    # appear in its entry.
+    "$PYTHON" - "$T/settings" "$ROOT/man/pqshim.7" <<'EOF'
 import re, sys
-config, man = open(sys.argv[1]).read(), open(sys.argv[2]).read()
+settings = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
+man = open(sys.argv[2]).read()
 env = man.split("\n.SH ENVIRONMENT\n", 1)[1].split("\n.SH ", 1)[0]
 # Entries: ".TP\n.B NAME\n" up to the next .TP, markup removed.
 entries = {}
@@ -68,11 +72,18 @@ for block in re.split(r"^\.TP\n", env, flags=re.M):
 ignore = {"an", "a", "or", "from", "to", "for", "integer", "seconds", "decimals", "allowed",
           "absolute", "file", "path", "percent", "sign", "pid", "uid", "never"}
 bad = []
-for name, accepted in re.findall(r'\{"(PQSHIM_[A-Z_]+)", *parse_\w+, *"((?:[^"\\]|\\.)*)"\}', config):
+if not settings or any(len(s) != 5 for s in settings):
+    sys.exit("pqshim --list-settings: not 5 fields on every line")
+for name, option, default, accepted, doc in settings:
     for w in re.findall(r"[%A-Za-z0-9]+", accepted):
         if w.lower() not in ignore and not re.search(r"(?<![A-Za-z0-9])" + re.escape(w) + r"(?![A-Za-z0-9])",
                                                      entries.get(name, "")):
-            bad.append("%s: man/pqshim.7 does not say %r (config.c accepts: %s)" % (name, w, accepted))
+            bad.append("%s: man/pqshim.7 does not say %r (the shim accepts: %s)" % (name, w, accepted))
+    # The default, where it is a value (0, unset and the default path are
+    # said in words there).
+    if default not in ("0", "default", "unset") and not re.search(
+            r"(?<![A-Za-z0-9.])" + re.escape(default) + r"(?![A-Za-z0-9])", entries.get(name, "")):
+        bad.append("%s: man/pqshim.7 does not give the default %s" % (name, default))
 if bad:
     sys.exit("\n".join(bad))
 EOF

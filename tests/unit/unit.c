@@ -150,6 +150,82 @@ TEST(config_zero_cap_is_refused)
     *okp = ok;
 }
 
+/* The table itself: every default is a value it accepts, every word and
+ * bound is what the parser and the status text use. */
+TEST(config_table_consistent)
+{
+    bool ok = true;
+    int n = 0;
+    for (const struct setting *s = config_settings(); s->name; s++, n++) {
+        double number;
+        CHECK(strncmp(s->name, "PQSHIM_", 7) == 0);
+        CHECK(s->accepted && s->option && s->meta && s->help && s->def);
+        CHECK(s->def[0] || s->kind == SETTING_PATH);
+        CHECK(!s->def[0] || setting_parse(s, s->def, &number));
+        CHECK(s->kind != SETTING_PATH || (s->unset && s->unset[0]));
+        for (const struct setting *t = config_settings(); t != s; t++)
+            CHECK(strcmp(t->name, s->name) != 0 && strcmp(t->option, s->option) != 0);
+        /* Each word reads back as itself in status, in any case given. */
+        for (int w = 0; s->words && s->words[w]; w++) {
+            char env[128], upper[64], shown[64];
+            size_t i = 0;
+            for (; s->words[w][i] && i < sizeof upper - 1; i++)
+                upper[i] = (char)(s->words[w][i] & ~0x20);
+            upper[i] = '\0';
+            snprintf(env, sizeof env, "%s=%s", s->name, upper);
+            const char *e[] = {env, NULL};
+            struct pqshim_config c;
+            parse(&c, e);
+            config_value_string(&c, s->name, shown, sizeof shown);
+            CHECK(n_reported == 0 && strcmp(shown, s->words[w]) == 0);
+        }
+    }
+    CHECK(n == 16);
+    *okp = ok;
+}
+
+/* What status shows for each kind: the defaults, then set values. */
+TEST(config_value_strings)
+{
+    bool ok = true;
+    struct pqshim_config c;
+    char v[64];
+    const char *none[] = {NULL};
+    parse(&c, none);
+    const char *defaults[][2] = {
+        {"PQSHIM_POLICY", "null"}, {"PQSHIM_LOG", "stderr"}, {"PQSHIM_POOL_SIZE", "5"},
+        {"PQSHIM_POOL_TIMEOUT", "30"}, {"PQSHIM_PRE_PING", "on"}, {"PQSHIM_RETRY_FULL", "on"},
+        {"PQSHIM_HOST_LIMIT", "0"}, {"PQSHIM_HOST_LIMIT_FILE", "default"},
+        {"PQSHIM_HOST_LIMIT_SHARED", "off"}, {"PQSHIM_CONTROL", "unset"},
+        {"PQSHIM_NOT_A_SETTING", "?"}};
+    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) {
+        config_value_string(&c, defaults[i][0], v, sizeof v);
+        CHECK(strcmp(v, defaults[i][1]) == 0);
+    }
+    CHECK(c.retry_full && !c.host_limit_shared && c.log_format == LOG_FMT_TEXT);
+    const char *env[] = {"PQSHIM_LOG=/tmp/p.log", "PQSHIM_PRE_PING=YES", "PQSHIM_RETRY_FULL=0",
+                         "PQSHIM_POOL_TIMEOUT=0.25", "PQSHIM_HOST_LIMIT_SHARED=group",
+                         "PQSHIM_CONTROL=/run/x-%p", "PQSHIM_HOST_LIMIT=7", NULL};
+    parse(&c, env);
+    CHECK(n_reported == 0);
+    const char *set[][2] = {
+        {"PQSHIM_LOG", "/tmp/p.log"}, {"PQSHIM_PRE_PING", "on"}, {"PQSHIM_RETRY_FULL", "off"},
+        {"PQSHIM_POOL_TIMEOUT", "0.25"}, {"PQSHIM_HOST_LIMIT_SHARED", "group"},
+        {"PQSHIM_CONTROL", "/run/x-%p"}, {"PQSHIM_HOST_LIMIT", "7"}};
+    for (size_t i = 0; i < sizeof set / sizeof set[0]; i++) {
+        config_value_string(&c, set[i][0], v, sizeof v);
+        CHECK(strcmp(v, set[i][1]) == 0);
+    }
+    CHECK(c.log_dest == LOG_TO_FILE && c.pre_ping == PRE_PING_ON && !c.retry_full);
+    CHECK(c.host_limit_shared && c.host_limit == 7);
+    /* A word after a path: the destination changes, the path stays. */
+    const char *env2[] = {"PQSHIM_LOG=/tmp/p.log", "PQSHIM_LOG=syslog", NULL};
+    parse(&c, env2);
+    config_value_string(&c, "PQSHIM_LOG", v, sizeof v);
+    CHECK(c.log_dest == LOG_TO_SYSLOG && strcmp(v, "syslog") == 0);
+    *okp = ok;
+}
+
 /* ---- log lines --------------------------------------------------------- */
 
 TEST(log_text_line)
@@ -359,6 +435,8 @@ int main(void)
     RUN(config_numbers_are_plain_digits);
     RUN(config_unknown_variable_warns);
     RUN(config_zero_cap_is_refused);
+    RUN(config_table_consistent);
+    RUN(config_value_strings);
     RUN(log_text_line);
     RUN(log_json_line);
     RUN(log_line_is_bounded);
