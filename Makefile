@@ -53,12 +53,30 @@ $(BUILD)/tools.cfg: FORCE | $(BUILD)
 $(BUILD)/pqshim: tools/pqshim.c shim/strict_number.h $(BUILD)/tools.cfg | $(BUILD)
 	$(CC) -std=gnu11 $(WARN) $(CPPFLAGS) $(CFLAGS) $(SAN) $(TOOL_DEFS) $(LDFLAGS) -o $@ $<
 
-$(BUILD)/pqshimctl: tools/pqshimctl.c shim/control_path.c shim/control_path.h \
-                    shim/escape.c shim/escape.h $(BUILD)/tools.cfg | $(BUILD)
-	$(CC) -std=gnu11 $(WARN) $(CPPFLAGS) $(CFLAGS) $(SAN) $(TOOL_DEFS) $(LDFLAGS) -o $@ \
-	    tools/pqshimctl.c shim/control_path.c shim/escape.c
+# pqshimctl: tools/ctl/, one file per concern, with the shim's socket path
+# expansion and escaping (and the control protocol's words).
+CTL_CFLAGS  := -std=gnu11 $(WARN) $(CPPFLAGS) $(CFLAGS) $(SAN)
+CTL_HEADERS := $(wildcard tools/ctl/*.h) shim/control_protocol.h shim/control_path.h \
+               shim/escape.h
+CTL_OBJ     := $(patsubst tools/ctl/%.c,$(BUILD)/ctl/%.o,$(wildcard tools/ctl/*.c)) \
+               $(BUILD)/ctl/control_path.o $(BUILD)/ctl/escape.o
 
-$(BUILD) $(BUILD)/obj:
+$(BUILD)/ctl/%.o: tools/ctl/%.c $(CTL_HEADERS) | $(BUILD)/ctl
+	$(CC) $(CTL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/ctl/main.o: tools/ctl/main.c $(CTL_HEADERS) $(BUILD)/tools.cfg | $(BUILD)/ctl
+	$(CC) $(CTL_CFLAGS) $(TOOL_DEFS) -c -o $@ $<
+
+$(BUILD)/ctl/control_path.o: shim/control_path.c shim/control_path.h | $(BUILD)/ctl
+	$(CC) $(CTL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/ctl/escape.o: shim/escape.c shim/escape.h | $(BUILD)/ctl
+	$(CC) $(CTL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/pqshimctl: $(CTL_OBJ)
+	$(CC) $(CTL_CFLAGS) $(LDFLAGS) -o $@ $(CTL_OBJ)
+
+$(BUILD) $(BUILD)/obj $(BUILD)/ctl:
 	mkdir -p $@
 
 # ---- tests --------------------------------------------------------------
