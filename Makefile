@@ -110,8 +110,13 @@ $(BUILD)/tests/deepbind: tests/clients/deepbind.c | $(BUILD)/tests
 $(BUILD)/tests/libswiftstub.so: tests/lib/asan_swift_stub.c | $(BUILD)/tests
 	$(CC) -std=gnu11 $(WARN) -O2 -fPIC -shared -o $@ $<
 
-test-build: all $(BUILD)/tests/unit $(TEST_PROGS) $(BUILD)/tests/libnextprobe.so \
-            $(BUILD)/tests/libswiftstub.so $(BUILD)/tests/libpqmod.so
+# pqshimctl's JSON parser, linked alone.
+$(BUILD)/tests/ctl_json_test: tests/unit/ctl/json_test.c tools/ctl/json.c tools/ctl/json.h \
+                              | $(BUILD)/tests
+	$(CC) $(TEST_CFLAGS) -o $@ tests/unit/ctl/json_test.c tools/ctl/json.c
+
+test-build: all $(BUILD)/tests/unit $(BUILD)/tests/ctl_json_test $(TEST_PROGS) \
+            $(BUILD)/tests/libnextprobe.so $(BUILD)/tests/libswiftstub.so $(BUILD)/tests/libpqmod.so
 
 # libFuzzer targets (need clang): the control socket's request handling,
 # and pqshimctl's handling of replies.
@@ -124,6 +129,9 @@ FUZZ_FLAGS := -std=gnu11 $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined
 FUZZ_SRC   := tests/fuzz/fuzz_request.c $(filter-out shim/conn.c shim/hooks.c shim/real.c \
               shim/dlsym.c shim/gotpatch.c shim/lifecycle.c shim/init.c shim/retry.c shim/gate.c \
               shim/settle.c shim/cancel.c,$(wildcard shim/*.c))
+# What pqshimctl does with a reply once it has one: parse, render, merge.
+FUZZ_REPLY_SRC := tests/fuzz/fuzz_reply.c $(addprefix tools/ctl/,json.c util.c table.c \
+                  pool_text.c status.c health.c prom_merge.c) shim/escape.c
 
 fuzz:
 	@if command -v $(FUZZ_CC) >/dev/null 2>&1; then \
@@ -132,8 +140,7 @@ fuzz:
 	    $(FUZZ_CC) $(FUZZ_FLAGS) -I$(PG_INC) -Ishim -o $(BUILD)/fuzz/fuzz_request \
 	        $(FUZZ_SRC) -lpthread -lm && \
 	    echo "$(FUZZ_CC) ... -o $(BUILD)/fuzz/fuzz_reply" && \
-	    $(FUZZ_CC) $(FUZZ_FLAGS) -o $(BUILD)/fuzz/fuzz_reply tests/fuzz/fuzz_reply.c \
-	        shim/control_path.c shim/escape.c; \
+	    $(FUZZ_CC) $(FUZZ_FLAGS) -o $(BUILD)/fuzz/fuzz_reply $(FUZZ_REPLY_SRC); \
 	else \
 	    echo "make fuzz: $(FUZZ_CC) not found; install clang (e.g. apt-get install clang) and run it again"; \
 	fi
