@@ -327,7 +327,8 @@ static void scan_query(struct scan *s, const char *command, double timeout)
         if (error || (!j && is_status) || bad_pid) {
             if (bad_pid)
                 scan_note(s, xasprintf("%s: the reply claims pid %.0f but pid %d serves it: "
-                                       "ignored", e->path, json_num(j, CONTROL_KEY_PID), (int)e->pid));
+                                       "ignored", e->path, json_num(j, CONTROL_KEY_PID),
+                                       (int)e->pid));
             else
                 scan_note(s, xasprintf("%s: %s", e->path, error ? error : "malformed reply"));
             json_free(j);

@@ -47,7 +47,8 @@ void host_text(char *out, size_t size, const struct json *pool, bool long_form)
         snprintf(out, size, " host=%.0f/%.0f host_waiting=%.0f", json_num(h, CONTROL_KEY_HELD),
                  json_num(h, CONTROL_KEY_LIMIT), json_num(h, CONTROL_KEY_WAITING));
     else
-        snprintf(out, size, "%.0f/%.0f", json_num(h, CONTROL_KEY_HELD), json_num(h, CONTROL_KEY_LIMIT));
+        snprintf(out, size, "%.0f/%.0f", json_num(h, CONTROL_KEY_HELD),
+                 json_num(h, CONTROL_KEY_LIMIT));
 }
 
 char *targets_summary(const struct json *st)
@@ -62,9 +63,10 @@ char *targets_summary(const struct json *st)
         host_text(hostbuf, sizeof hostbuf, p, true);
         char *piece = xasprintf("%s%s open=%.0f used=%.0f idle=%.0f waiting=%.0f cap=%s%s",
                                 len ? "; " : "", json_str(p, CONTROL_KEY_TARGET, "?"),
-                                json_num(p, CONTROL_KEY_OPEN), json_num(p, CONTROL_KEY_CHECKED_OUT),
-                                json_num(p, CONTROL_KEY_IDLE), json_num(p, CONTROL_KEY_WAITING), capbuf,
-                                hostbuf);
+                                json_num(p, CONTROL_KEY_OPEN),
+                                json_num(p, CONTROL_KEY_CHECKED_OUT),
+                                json_num(p, CONTROL_KEY_IDLE), json_num(p, CONTROL_KEY_WAITING),
+                                capbuf, hostbuf);
         size_t n = strlen(piece);
         out = xrealloc(out, len + n + 1);
         memcpy(out + len, piece, n + 1);

@@ -112,7 +112,8 @@ int run_single(const struct options *o)
     } else if (is_health) {
         status = show_health(j) ? EXIT_OK : EXIT_REPLY;
     } else if (strcmp(o->command, CONTROL_CMD_DISPOSE) == 0) {
-        double closed = json_num(j, CONTROL_KEY_CLOSED_IDLE), later = json_num(j, CONTROL_KEY_CLOSE_AT_CHECKIN);
+        double closed = json_num(j, CONTROL_KEY_CLOSED_IDLE);
+        double later = json_num(j, CONTROL_KEY_CLOSE_AT_CHECKIN);
         printf("Closed %.0f idle connection%s; %.0f checked-out connection%s will close at checkin.\n",
                closed, closed == 1 ? "" : "s", later, later == 1 ? "" : "s");
     } else if (json_true(j, CONTROL_KEY_PAUSED)) {

@@ -27,7 +27,8 @@ void show_status(const struct json *st)
     const struct json *hl = json_get(st, CONTROL_KEY_HOST_LIMIT);
     if (hl && json_has_num(hl, CONTROL_KEY_LIMIT)) {
         char *file = clean(json_str(hl, CONTROL_KEY_FILE, "?"));
-        printf("host limit %.0f per target, shared through %s\n", json_num(hl, CONTROL_KEY_LIMIT), file);
+        printf("host limit %.0f per target, shared through %s\n", json_num(hl, CONTROL_KEY_LIMIT),
+               file);
         free(file);
     }
     const struct json *pools = json_get(st, CONTROL_KEY_POOLS);

@@ -77,7 +77,7 @@ int term_columns(void)
 /* One line, cut at the terminal's width. */
 
 /* Wait up to ms for a key; true when the user asked to quit. */
-bool top_wait(int ms, bool *stdin_open)
+bool term_wait_quit(int ms, bool *stdin_open)
 {
     double deadline = now_mono() + ms / 1000.0;
     for (;;) {

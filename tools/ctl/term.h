@@ -16,6 +16,6 @@ void restore_terminal(void);
 int term_columns(void);
 /* Wait up to ms for a key (less when the window is resized); true when
  * the user asked to quit. *stdin_open becomes false at its end. */
-bool top_wait(int ms, bool *stdin_open);
+bool term_wait_quit(int ms, bool *stdin_open);
 
 #endif

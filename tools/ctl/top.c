@@ -75,8 +75,9 @@ static void top_render(const struct options *o, struct scan *s)
         const struct json *st = s->v[i].status;
         char up[32];
         format_duration(up, sizeof up, json_num(st, CONTROL_KEY_UPTIME));
-        top_line(cols, "%d  %s  %s%s  uptime %s", s->v[i].pid, json_str(st, CONTROL_KEY_PROGRAM, "?"),
-                 json_str(st, CONTROL_KEY_POLICY, "?"), json_true(st, CONTROL_KEY_PAUSED) ? "  PAUSED" : "", up);
+        top_line(cols, "%d  %s  %s%s  uptime %s", s->v[i].pid,
+                 json_str(st, CONTROL_KEY_PROGRAM, "?"), json_str(st, CONTROL_KEY_POLICY, "?"),
+                 json_true(st, CONTROL_KEY_PAUSED) ? "  PAUSED" : "", up);
         const struct json *pools = json_get(st, CONTROL_KEY_POOLS);
         if (!pools || !pools->kids)
             top_line(cols, "    (no targets yet)");
@@ -84,20 +85,22 @@ static void top_render(const struct options *o, struct scan *s)
             char b[64] = "";
             double open = json_num(p, CONTROL_KEY_OPEN), cap = json_num(p, CONTROL_KEY_CAP);
             if (json_has_num(p, CONTROL_KEY_CAP) && cap > 0)
-                bar(b, 30, json_num(p, CONTROL_KEY_CHECKED_OUT), json_num(p, CONTROL_KEY_IDLE), open, cap);
+                bar(b, 30, json_num(p, CONTROL_KEY_CHECKED_OUT), json_num(p, CONTROL_KEY_IDLE),
+                    open, cap);
             char hostbuf[96];
             host_text(hostbuf, sizeof hostbuf, p, true);
             top_line(cols, "    %s%s", json_str(p, CONTROL_KEY_TARGET, "?"), hostbuf);
             if (b[0])
                 top_line(cols, "    %s %3.0f/%-3.0f used %.0f idle %.0f waiting %.0f  "
                          "connects %.0f reuses %.0f timeouts %.0f", b, open, cap,
-                         json_num(p, CONTROL_KEY_CHECKED_OUT), json_num(p, CONTROL_KEY_IDLE), json_num(p, CONTROL_KEY_WAITING),
-                         json_num(p, CONTROL_KEY_CONNECTS), json_num(p, CONTROL_KEY_REUSES),
-                         json_num(p, CONTROL_KEY_TIMEOUTS));
+                         json_num(p, CONTROL_KEY_CHECKED_OUT), json_num(p, CONTROL_KEY_IDLE),
+                         json_num(p, CONTROL_KEY_WAITING), json_num(p, CONTROL_KEY_CONNECTS),
+                         json_num(p, CONTROL_KEY_REUSES), json_num(p, CONTROL_KEY_TIMEOUTS));
             else
                 top_line(cols, "    open %.0f (no cap) used %.0f idle %.0f waiting %.0f  "
-                         "connects %.0f", open, json_num(p, CONTROL_KEY_CHECKED_OUT), json_num(p, CONTROL_KEY_IDLE),
-                         json_num(p, CONTROL_KEY_WAITING), json_num(p, CONTROL_KEY_CONNECTS));
+                         "connects %.0f", open, json_num(p, CONTROL_KEY_CHECKED_OUT),
+                         json_num(p, CONTROL_KEY_IDLE), json_num(p, CONTROL_KEY_WAITING),
+                         json_num(p, CONTROL_KEY_CONNECTS));
         }
     }
     if (s->n == 0)
@@ -131,7 +134,7 @@ int run_top(const struct options *o)
         scan_free(&s);
         if (o->iterations && i + 1 >= o->iterations)
             break;
-        if (top_wait((int)(o->interval * 1000), &stdin_open))
+        if (term_wait_quit((int)(o->interval * 1000), &stdin_open))
             break;
     }
     restore_terminal();
