@@ -174,7 +174,6 @@ void merge_exposition(struct families *f, char *text, int pid)
     free(conflict);
 }
 
-
 void families_print(const struct families *f)
 {
     for (int i = 0; i < f->n; i++) {

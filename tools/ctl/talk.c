@@ -25,7 +25,6 @@ void reply_free(struct reply *r)
     r->len = 0;
 }
 
-
 /* May this server answer for e? The kernel says who listens (SO_PEERCRED).
  * It must be the user who owns the process that names the socket (or the
  * socket file, for one found in a directory): someone else who planted a

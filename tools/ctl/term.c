@@ -74,8 +74,6 @@ int term_columns(void)
     return 0; /* not a terminal: no truncation */
 }
 
-/* One line, cut at the terminal's width. */
-
 /* Wait up to ms for a key; true when the user asked to quit. */
 bool term_wait_quit(int ms, bool *stdin_open)
 {

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+/* One line, cut at the terminal's width. */
 static void __attribute__((format(printf, 2, 3))) top_line(int cols, const char *fmt, ...)
 {
     va_list ap;
@@ -109,7 +110,6 @@ static void top_render(const struct options *o, struct scan *s)
         top_line(cols, "%s", s->notes[i]);
     fflush(stdout);
 }
-
 
 int run_top(const struct options *o)
 {
