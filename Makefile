@@ -54,12 +54,30 @@ $(BUILD)/pqshim: tools/pqshim.c shim/settings.h shim/settings.def shim/strict_nu
                  $(BUILD)/tools.cfg | $(BUILD)
 	$(CC) -std=gnu11 $(WARN) $(CPPFLAGS) $(CFLAGS) $(SAN) $(TOOL_DEFS) $(LDFLAGS) -o $@ $<
 
-$(BUILD)/pqshimctl: tools/pqshimctl.c shim/control_path.c shim/control_path.h \
-                    shim/escape.c shim/escape.h $(BUILD)/tools.cfg | $(BUILD)
-	$(CC) -std=gnu11 $(WARN) $(CPPFLAGS) $(CFLAGS) $(SAN) $(TOOL_DEFS) $(LDFLAGS) -o $@ \
-	    tools/pqshimctl.c shim/control_path.c shim/escape.c
+# pqshimctl: tools/ctl/, one file per concern, with the shim's socket path
+# expansion and escaping (and the control protocol's words).
+CTL_CFLAGS  := -std=gnu11 $(WARN) $(CPPFLAGS) $(CFLAGS) $(SAN)
+CTL_HEADERS := $(wildcard tools/ctl/*.h) shim/control_protocol.h shim/control_path.h \
+               shim/escape.h
+CTL_OBJ     := $(patsubst tools/ctl/%.c,$(BUILD)/ctl/%.o,$(wildcard tools/ctl/*.c)) \
+               $(BUILD)/ctl/control_path.o $(BUILD)/ctl/escape.o
 
-$(BUILD) $(BUILD)/obj:
+$(BUILD)/ctl/%.o: tools/ctl/%.c $(CTL_HEADERS) | $(BUILD)/ctl
+	$(CC) $(CTL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/ctl/main.o: tools/ctl/main.c $(CTL_HEADERS) $(BUILD)/tools.cfg | $(BUILD)/ctl
+	$(CC) $(CTL_CFLAGS) $(TOOL_DEFS) -c -o $@ $<
+
+$(BUILD)/ctl/control_path.o: shim/control_path.c shim/control_path.h | $(BUILD)/ctl
+	$(CC) $(CTL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/ctl/escape.o: shim/escape.c shim/escape.h | $(BUILD)/ctl
+	$(CC) $(CTL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/pqshimctl: $(CTL_OBJ)
+	$(CC) $(CTL_CFLAGS) $(LDFLAGS) -o $@ $(CTL_OBJ)
+
+$(BUILD) $(BUILD)/obj $(BUILD)/ctl:
 	mkdir -p $@
 
 # ---- tests --------------------------------------------------------------
@@ -93,8 +111,13 @@ $(BUILD)/tests/deepbind: tests/clients/deepbind.c | $(BUILD)/tests
 $(BUILD)/tests/libswiftstub.so: tests/lib/asan_swift_stub.c | $(BUILD)/tests
 	$(CC) -std=gnu11 $(WARN) -O2 -fPIC -shared -o $@ $<
 
-test-build: all $(BUILD)/tests/unit $(TEST_PROGS) $(BUILD)/tests/libnextprobe.so \
-            $(BUILD)/tests/libswiftstub.so $(BUILD)/tests/libpqmod.so
+# pqshimctl's JSON parser, linked alone.
+$(BUILD)/tests/ctl_json_test: tests/unit/ctl/json_test.c tools/ctl/json.c tools/ctl/json.h \
+                              | $(BUILD)/tests
+	$(CC) $(TEST_CFLAGS) -o $@ tests/unit/ctl/json_test.c tools/ctl/json.c
+
+test-build: all $(BUILD)/tests/unit $(BUILD)/tests/ctl_json_test $(TEST_PROGS) \
+            $(BUILD)/tests/libnextprobe.so $(BUILD)/tests/libswiftstub.so $(BUILD)/tests/libpqmod.so
 
 # libFuzzer targets (need clang): the control socket's request handling,
 # and pqshimctl's handling of replies.
@@ -107,6 +130,9 @@ FUZZ_FLAGS := -std=gnu11 $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined
 FUZZ_SRC   := tests/fuzz/fuzz_request.c $(filter-out shim/conn.c shim/hooks.c shim/real.c \
               shim/dlsym.c shim/gotpatch.c shim/lifecycle.c shim/init.c shim/retry.c shim/gate.c \
               shim/settle.c shim/cancel.c,$(wildcard shim/*.c))
+# What pqshimctl does with a reply once it has one: parse, render, merge.
+FUZZ_REPLY_SRC := tests/fuzz/fuzz_reply.c $(addprefix tools/ctl/,json.c util.c table.c \
+                  pool_text.c status.c health.c prom_merge.c) shim/escape.c
 
 fuzz:
 	@if command -v $(FUZZ_CC) >/dev/null 2>&1; then \
@@ -115,8 +141,7 @@ fuzz:
 	    $(FUZZ_CC) $(FUZZ_FLAGS) -I$(PG_INC) -Ishim -o $(BUILD)/fuzz/fuzz_request \
 	        $(FUZZ_SRC) -lpthread -lm && \
 	    echo "$(FUZZ_CC) ... -o $(BUILD)/fuzz/fuzz_reply" && \
-	    $(FUZZ_CC) $(FUZZ_FLAGS) -o $(BUILD)/fuzz/fuzz_reply tests/fuzz/fuzz_reply.c \
-	        shim/control_path.c shim/escape.c; \
+	    $(FUZZ_CC) $(FUZZ_FLAGS) -o $(BUILD)/fuzz/fuzz_reply $(FUZZ_REPLY_SRC); \
 	else \
 	    echo "make fuzz: $(FUZZ_CC) not found; install clang (e.g. apt-get install clang) and run it again"; \
 	fi

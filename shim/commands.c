@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include "control.h"
+#include "control_protocol.h"
 #include "hostlimit.h"
 #include "pool.h"
 
@@ -359,16 +360,12 @@ struct command {
     const char *help;
 };
 
+#define COMMAND_ROW(word, name, help) {word, cmd_##name, help},
 static const struct command commands[] = {
-    {"status", cmd_status, "settings, totals and per-target pool numbers (JSON)"},
-    {"metrics", cmd_metrics, "the same numbers in Prometheus text format"},
-    {"dispose", cmd_dispose, "close idle connections now; checked-out ones close at checkin"},
-    {"pause", cmd_pause, "new checkouts wait (up to PQSHIM_POOL_TIMEOUT) until resume"},
-    {"resume", cmd_resume, "end a pause"},
-    {"health", cmd_health, "SELECT 1 on every known target; latency and errors (JSON)"},
-    {"help", cmd_help, "this list"},
+    CONTROL_COMMANDS(COMMAND_ROW)
     {NULL, NULL, NULL},
 };
+#undef COMMAND_ROW
 
 static void cmd_help(struct buf *b)
 {
@@ -391,7 +388,7 @@ void control_dispatch(const char *line, struct buf *reply)
     shown[i] = '\0';
     char message[128];
     snprintf(message, sizeof message, "unknown command '%s'; try help", shown);
-    buf_printf(reply, "{\"error\":");
+    buf_printf(reply, "{\"" CONTROL_KEY_ERROR "\":");
     buf_json_string(reply, message);
     buf_printf(reply, "}\n");
 }

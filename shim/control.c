@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include "control.h"
+#include "control_protocol.h"
 #include "pool.h"
 
 #include <errno.h>
@@ -359,25 +360,28 @@ static void write_reply(int fd, const char *data, size_t len)
 
 static void serve(int fd)
 {
+    static const char oom[] = "{\"" CONTROL_KEY_ERROR "\":\"out of memory\"}\n";
     char line[REQUEST_MAX + 1];
     struct buf reply = {0};
     char why[160];
     if (!peer_allowed(fd, why, sizeof why)) {
-        buf_printf(&reply, "{\"error\":");
+        buf_printf(&reply, "{\"" CONTROL_KEY_ERROR "\":");
         buf_json_string(&reply, why);
         buf_printf(&reply, "}\n");
     } else {
         int n = read_request(fd, line, sizeof line);
         if (n == -E2BIG)
-            buf_printf(&reply, "{\"error\":\"request longer than %d bytes\"}\n", REQUEST_MAX);
+            buf_printf(&reply, "{\"" CONTROL_KEY_ERROR "\":\"request longer than %d bytes\"}\n",
+                       REQUEST_MAX);
         else if (n < 0)
-            buf_printf(&reply, "{\"error\":\"no complete request line within %d ms\"}\n",
+            buf_printf(&reply,
+                       "{\"" CONTROL_KEY_ERROR "\":\"no complete request line within %d ms\"}\n",
                        CLIENT_TIMEOUT_MS);
         else
             control_dispatch(line, &reply);
     }
     if (reply.failed)
-        write_reply(fd, "{\"error\":\"out of memory\"}\n", 26);
+        write_reply(fd, oom, sizeof oom - 1);
     else if (reply.data)
         write_reply(fd, reply.data, reply.len);
     free(reply.data);

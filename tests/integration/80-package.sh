@@ -150,15 +150,15 @@ test_every_launcher_option_in_man() {
     done
 }
 
-# Every pqshimctl command (in its --help, and its table of single-process
-# commands), option, output column and exit status is in pqshimctl(1).
+# Every pqshimctl command (in its --help, and the control protocol's list
+# of commands), option, output column and exit status is in pqshimctl(1).
 test_every_pqshimctl_command_in_man() {
     local help cmds cmd page="$ROOT/man/pqshimctl.1" n=0
     help=$("$BUILD/pqshimctl" --help)
     cmds=$( {
         printf '%s\n' "$help" | sed -n '/^Commands for one process:/,/^$/s/^  \([a-z][a-z]*\) .*/\1/p'
         printf '%s\n' "$help" | sed -n '/^Every shimmed process/,/^Processes/s/^  \([a-z][a-z -]*[a-z]\)  .*/\1/p'
-        sed -n '/single_commands\[\] = {/,/};/p' "$ROOT/tools/pqshimctl.c" | grep -o '"[a-z]*"' | tr -d '"'
+        sed -n 's/^#define CONTROL_CMD_[A-Z]* *"\([a-z]*\)".*/\1/p' "$ROOT/shim/control_protocol.h"
     } | sort -u)
     man_headings "$page" >"$T/headings"
     while IFS= read -r cmd; do
@@ -180,7 +180,7 @@ test_every_pqshimctl_command_in_man() {
         grep -qxF -- "$col" "$T/headings" ||
             grep -qE -- "^\.B ([A-Za-z_ ]+ )?$col( [A-Za-z_ ]+)?( ;)?$" "$page" ||
             fail "pqshimctl column '$col' is not in man/pqshimctl.1"
-    done < <(tr '\n' ' ' <"$ROOT/tools/pqshimctl.c" | grep -o '\.head = {[^}]*}' | grep -o '"[^"]*"' | tr -d '"')
+    done < <(cat "$ROOT"/tools/ctl/*.c | tr '\n' ' ' | grep -o '\.head = {[^}]*}' | grep -o '"[^"]*"' | tr -d '"')
     # Exit statuses.
     local code
     for code in 0 1 2; do
@@ -257,7 +257,7 @@ test_version_agrees() {
     assert_eq "pqshimctl $version" "$("$BUILD/pqshimctl" --version)" "pqshimctl --version"
     # The sources hold no version of their own.
     local stray
-    stray=$(grep -nE '"[0-9]+\.[0-9]+\.[0-9]+"' "$ROOT"/tools/pqshim.c "$ROOT"/tools/pqshimctl.c \
+    stray=$(grep -nE '"[0-9]+\.[0-9]+\.[0-9]+"' "$ROOT"/tools/pqshim.c "$ROOT"/tools/ctl/*.[ch] \
         "$ROOT"/shim/*.c "$ROOT"/shim/*.h || true)
     [ -z "$stray" ] || fail "a version string outside VERSION: $stray"
     grep -q '@VERSION@' "$ROOT/man/pqshim.1" || fail "man/pqshim.1 does not take its version from VERSION"
