@@ -185,7 +185,7 @@ static void remove_waiter(struct pool *p, struct waiter *w)
 static struct pool *find_or_create(const struct target *t)
 {
     struct pool *p = NULL;
-    HASH_FIND_STR(pools, t->key, p);
+    HASH_FIND_BYHASHVALUE(hh, pools, t->key, t->key_len, t->key_hashv, p);
     if (p)
         return p;
     p = calloc(1, sizeof *p);
@@ -196,7 +196,7 @@ static struct pool *find_or_create(const struct target *t)
     memcpy(p->params, t->params, sizeof p->params);
     p->capped = config_get()->policy == POLICY_CAPPED;
     pqshim_oom = false;
-    HASH_ADD_STR(pools, key, p);
+    HASH_ADD_KEYPTR_BYHASHVALUE(hh, pools, p->key, t->key_len, t->key_hashv, p);
     if (pqshim_oom) {
         struct pool *found = NULL;
         HASH_FIND_STR(pools, t->key, found);

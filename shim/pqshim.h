@@ -265,6 +265,9 @@ struct target {
     /* "kw\0value\0...\0": how to open one more (health checks). Holds
      * the password: kept in memory, never shown. */
     char params[TARGET_KEY_MAX];
+    /* strlen(key) and uthash's hash of key, computed once with it: a
+     * remembered target finds its pool without hashing the key again. */
+    unsigned key_len, key_hashv;
 };
 
 /* Build a target from keyword/value arrays as PQconnectdbParams takes them.
