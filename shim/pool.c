@@ -16,6 +16,7 @@
 #include "hostlimit.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -109,11 +110,45 @@ static void mark_checked_out(struct pool *p, struct shim_conn *sc,
     owner_add(p, tid);
 }
 
+/* How many idle connections a checkout looks at for a settled reset. */
+#define READY_SCAN 8
+
+/* The link to the idle connection to hand out: the most recent whose reset
+ * has been answered (or needs none), else the most recent. A program that
+ * reconnects at once would otherwise always wait a round trip for the
+ * reset it has just sent while older connections sit ready. Telling costs
+ * one poll() with a zero timeout, which never blocks (so it may run under
+ * the lock), and only when the newest one's reset is still in flight. */
+static struct shim_conn **ready_idle(struct pool *p)
+{
+    struct pollfd fds[READY_SCAN];
+    struct shim_conn **links[READY_SCAN];
+    int n = 0;
+    struct shim_conn **settled = NULL, **l;
+    for (l = &p->idle; *l && n < READY_SCAN; l = &(*l)->next) {
+        if (!(*l)->reset_pending) {
+            settled = l;
+            break;
+        }
+        fds[n] = (struct pollfd){.fd = (*l)->fd, .events = POLLIN};
+        links[n++] = l;
+    }
+    if (n == 0)
+        return &p->idle;
+    if (n > 1 || settled) {
+        if (poll(fds, (nfds_t)n, 0) > 0)
+            for (int i = 0; i < n; i++)
+                if (fds[i].revents)
+                    return links[i];
+    }
+    return settled ? settled : &p->idle;
+}
+
 static struct shim_conn *pop_idle(struct pool *p)
 {
-    struct shim_conn *sc = p->idle;
+    struct shim_conn **link = ready_idle(p), *sc = *link;
     if (sc) {
-        p->idle = sc->next;
+        *link = sc->next;
         sc->next = NULL;
         p->idle_count--;
     }
