@@ -6,8 +6,9 @@
  *   2. gate lock     (gate.c)  — asynchronous connects waiting their turn
  *   3. pool lock     (pool.c)  — targets, idle lists, waiters
  *   4. slot lock     (hostlimit.c) — host-wide slots this process holds
- * Leaf locks, under which nothing else is taken: the copies lock (real.c)
- * and the rewrite lock (gotpatch.c, held across mprotect and slot stores).
+ * Leaf locks, under which nothing else is taken: the copies lock (real.c),
+ * the rewrite lock (gotpatch.c, held across mprotect and slot stores) and
+ * the target cache lock (target_cache.c).
  * No lock is ever held across a real libpq call, dlsym, a log write or
  * socket I/O: those can block for a network round trip or re-enter us.
  */
