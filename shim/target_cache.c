@@ -5,8 +5,9 @@
  * environment variables), parses the request and formats the canonical
  * key: most of what a reused checkout would cost. The cache compares the
  * request's own bytes instead, together with everything else the target
- * depends on — the libpq copy, the effective user (libpq's default user)
- * and the PG* and HOME environment variables, read straight from environ —
+ * depends on — the libpq copy, the effective user (libpq's default user,
+ * unless a user and HOME are given) and the PG* and HOME environment
+ * variables, read straight from environ —
  * so a setenv() between two connects still reaches a new target.
  * Not seen: a change to the passwd entry of the effective user. Requests
  * naming a service (argument or PGSERVICE) are never cached: the service
@@ -86,22 +87,25 @@ bool target_request_of(struct target_request *r,
                        const struct connect_request *req, int copy)
 {
     r->len = 0;
-    uid_t euid = geteuid();
     int head[3] = {(int)req->kind, copy,
                    req->kind == REQ_PARAMS ? req->expand_dbname : 0};
-    if (!append(r, head, sizeof head) || !append(r, &euid, sizeof euid))
+    if (!append(r, head, sizeof head))
         return false;
-    bool ok = true;
+    bool ok = true, user_given = false, home_given = false;
     switch (req->kind) {
     case REQ_CONNINFO:
         ok = append_str(r, req->conninfo);
         break;
     case REQ_PARAMS:
-        for (int i = 0; ok && req->keywords && req->keywords[i]; i++)
-            ok = append_str(r, req->keywords[i]) &&
-                 append_str(r, req->values ? req->values[i] : NULL);
+        for (int i = 0; ok && req->keywords && req->keywords[i]; i++) {
+            const char *v = req->values ? req->values[i] : NULL;
+            if (v && *v && strcmp(req->keywords[i], "user") == 0)
+                user_given = true;
+            ok = append_str(r, req->keywords[i]) && append_str(r, v);
+        }
         break;
     case REQ_SETDB:
+        user_given = req->setdb[5] && *req->setdb[5];
         for (int i = 0; ok && i < 7; i++)
             ok = append_str(r, req->setdb[i]);
         break;
@@ -117,8 +121,18 @@ bool target_request_of(struct target_request *r,
             (v[0] == 'H' && strncmp(v, "HOME=", 5) == 0)) {
             if (strncmp(v, "PGSERVICE=", 10) == 0)
                 return false;
+            if (strncmp(v, "PGUSER=", 7) == 0 && v[7])
+                user_given = true;
+            else if (v[0] == 'H' && v[5])
+                home_given = true;
             ok = append_str(r, v);
         }
+    }
+    /* libpq's default user, and the home directory without HOME, are the
+     * effective user's: asked only when one of them can count. */
+    if (ok && !(user_given && home_given)) {
+        uid_t euid = geteuid();
+        ok = append(r, "\3", 1) && append(r, &euid, sizeof euid);
     }
     if (!ok)
         return false;
