@@ -89,9 +89,10 @@ TEST_PROGS := $(patsubst tests/clients/%.c,$(BUILD)/tests/%,$(wildcard tests/cli
 $(BUILD)/tests:
 	mkdir -p $@
 
-$(BUILD)/tests/unit: $(UNIT_SRC) shim/config.c shim/log.c shim/target.c shim/escape.c \
-                     $(HEADERS) | $(BUILD)/tests
-	$(CC) $(TEST_CFLAGS) -o $@ $(UNIT_SRC) shim/config.c shim/log.c shim/target.c shim/escape.c \
+$(BUILD)/tests/unit: $(UNIT_SRC) shim/config.c shim/log.c shim/target.c shim/target_cache.c \
+                     shim/escape.c $(HEADERS) | $(BUILD)/tests
+	$(CC) $(TEST_CFLAGS) -o $@ $(UNIT_SRC) shim/config.c shim/log.c shim/target.c \
+	    shim/target_cache.c shim/escape.c \
 	    -lpq -lpthread -lm
 
 $(BUILD)/tests/%: tests/clients/%.c | $(BUILD)/tests

@@ -8,6 +8,7 @@
 #include "gate.h"
 #include "hostlimit.h"
 #include "pool.h"
+#include "target_cache.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -52,7 +53,7 @@ PGconn *lifecycle_open_real(const struct connect_request *req)
 }
 
 /* The request's target; false when it does not parse (libpq will say). */
-static bool target_of(const struct connect_request *req, struct target *t)
+static bool target_build(const struct connect_request *req, struct target *t)
 {
     const struct real_libpq *pq = real_libpq();
     PQconninfoOption *defaults = pq->PQconndefaults();
@@ -91,6 +92,20 @@ static bool target_of(const struct connect_request *req, struct target *t)
     }
     pq->PQconninfoFree(defaults);
     return ok;
+}
+
+/* target_build(), remembered: a request seen before costs no parsing. */
+static bool target_of(const struct connect_request *req, struct target *t)
+{
+    struct target_request r;
+    bool cacheable = target_request_of(&r, req, real_libpq()->copy);
+    if (cacheable && target_cache_get(&r, t))
+        return true;
+    if (!target_build(req, t))
+        return false;
+    if (cacheable)
+        target_cache_put(&r, t);
+    return true;
 }
 
 static void name_failed(const PGconn *pg, const struct target *t, char *buf,

@@ -16,6 +16,7 @@
 #include "hostlimit.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -109,11 +110,45 @@ static void mark_checked_out(struct pool *p, struct shim_conn *sc,
     owner_add(p, tid);
 }
 
+/* How many idle connections a checkout looks at for a settled reset. */
+#define READY_SCAN 8
+
+/* The link to the idle connection to hand out: the most recent whose reset
+ * has been answered (or needs none), else the most recent. A program that
+ * reconnects at once would otherwise always wait a round trip for the
+ * reset it has just sent while older connections sit ready. Telling costs
+ * one poll() with a zero timeout, which never blocks (so it may run under
+ * the lock), and only when the newest one's reset is still in flight. */
+static struct shim_conn **ready_idle(struct pool *p)
+{
+    struct pollfd fds[READY_SCAN];
+    struct shim_conn **links[READY_SCAN];
+    int n = 0;
+    struct shim_conn **settled = NULL, **l;
+    for (l = &p->idle; *l && n < READY_SCAN; l = &(*l)->next) {
+        if (!(*l)->reset_pending) {
+            settled = l;
+            break;
+        }
+        fds[n] = (struct pollfd){.fd = (*l)->fd, .events = POLLIN};
+        links[n++] = l;
+    }
+    if (n == 0)
+        return &p->idle;
+    if (n > 1 || settled) {
+        if (poll(fds, (nfds_t)n, 0) > 0)
+            for (int i = 0; i < n; i++)
+                if (fds[i].revents)
+                    return links[i];
+    }
+    return settled ? settled : &p->idle;
+}
+
 static struct shim_conn *pop_idle(struct pool *p)
 {
-    struct shim_conn *sc = p->idle;
+    struct shim_conn **link = ready_idle(p), *sc = *link;
     if (sc) {
-        p->idle = sc->next;
+        *link = sc->next;
         sc->next = NULL;
         p->idle_count--;
     }
@@ -185,7 +220,7 @@ static void remove_waiter(struct pool *p, struct waiter *w)
 static struct pool *find_or_create(const struct target *t)
 {
     struct pool *p = NULL;
-    HASH_FIND_STR(pools, t->key, p);
+    HASH_FIND_BYHASHVALUE(hh, pools, t->key, t->key_len, t->key_hashv, p);
     if (p)
         return p;
     p = calloc(1, sizeof *p);
@@ -196,7 +231,7 @@ static struct pool *find_or_create(const struct target *t)
     memcpy(p->params, t->params, sizeof p->params);
     p->capped = config_get()->policy == POLICY_CAPPED;
     pqshim_oom = false;
-    HASH_ADD_STR(pools, key, p);
+    HASH_ADD_KEYPTR_BYHASHVALUE(hh, pools, p->key, t->key_len, t->key_hashv, p);
     if (pqshim_oom) {
         struct pool *found = NULL;
         HASH_FIND_STR(pools, t->key, found);

@@ -6,8 +6,9 @@
  *   2. gate lock     (gate.c)  — asynchronous connects waiting their turn
  *   3. pool lock     (pool.c)  — targets, idle lists, waiters
  *   4. slot lock     (hostlimit.c) — host-wide slots this process holds
- * Leaf locks, under which nothing else is taken: the copies lock (real.c)
- * and the rewrite lock (gotpatch.c, held across mprotect and slot stores).
+ * Leaf locks, under which nothing else is taken: the copies lock (real.c),
+ * the rewrite lock (gotpatch.c, held across mprotect and slot stores) and
+ * the target cache lock (target_cache.c).
  * No lock is ever held across a real libpq call, dlsym, a log write or
  * socket I/O: those can block for a network round trip or re-enter us.
  */
@@ -223,6 +224,9 @@ struct target {
     /* "kw\0value\0...\0": how to open one more (health checks). Holds
      * the password: kept in memory, never shown. */
     char params[TARGET_KEY_MAX];
+    /* strlen(key) and uthash's hash of key, computed once with it: a
+     * remembered target finds its pool without hashing the key again. */
+    unsigned key_len, key_hashv;
 };
 
 /* Build a target from keyword/value arrays as PQconnectdbParams takes them.

@@ -189,6 +189,10 @@ bool target_from_params(struct target *t, const PQconninfoOption *defaults,
         memcpy(t->key + head, tail, (size_t)tl + 1);
     }
     free(full);
+    if (ok) {
+        t->key_len = (unsigned)strlen(t->key);
+        HASH_VALUE(t->key, t->key_len, t->key_hashv);
+    }
     /* Too long to keep: health checks then use idle connections only. */
     size_t plen = 0;
     for (int i = 0; ok && i < set.n; i++) {

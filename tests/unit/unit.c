@@ -6,6 +6,7 @@
  */
 #include "pqshim.h"
 #include "escape.h"
+#include "target_cache.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -424,6 +425,95 @@ TEST(target_long_keys)
     *okp = ok;
 }
 
+/* ---- the target cache --------------------------------------------------- */
+
+static bool request_of_conninfo(struct target_request *r, const char *conninfo)
+{
+    struct connect_request req = {.kind = REQ_CONNINFO, .conninfo = conninfo};
+    return target_request_of(r, &req, 0);
+}
+
+static void fake_target(struct target *t, const char *name)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->key, sizeof t->key, "%s", name);
+    snprintf(t->name, sizeof t->name, "%s", name);
+}
+
+TEST(target_cache_same_request_same_target)
+{
+    bool ok = true;
+    struct target_request a, b, c;
+    struct target t, got;
+    CHECK(request_of_conninfo(&a, "dbname=cache_one"));
+    CHECK(request_of_conninfo(&b, "dbname=cache_one"));
+    CHECK(request_of_conninfo(&c, "dbname=cache_two"));
+    CHECK(a.len == b.len && memcmp(a.bytes, b.bytes, a.len) == 0);
+    fake_target(&t, "one");
+    target_cache_put(&a, &t);
+    CHECK(target_cache_get(&b, &got) && strcmp(got.name, "one") == 0);
+    CHECK(!target_cache_get(&c, &got) || strcmp(got.name, "one") != 0);
+    /* A NULL and an empty string, a keyword and its value: never alike. */
+    const char *kw1[] = {"dbname", "user", NULL}, *v1[] = {"x", NULL, NULL};
+    const char *kw2[] = {"dbname", "user", NULL}, *v2[] = {"x", "", NULL};
+    struct connect_request r1 = {.kind = REQ_PARAMS, .keywords = kw1, .values = v1};
+    struct connect_request r2 = {.kind = REQ_PARAMS, .keywords = kw2, .values = v2};
+    CHECK(target_request_of(&a, &r1, 0) && target_request_of(&b, &r2, 0));
+    CHECK(a.len != b.len || memcmp(a.bytes, b.bytes, a.len) != 0);
+    /* Another libpq copy, another request. */
+    CHECK(target_request_of(&a, &r1, 0) && target_request_of(&b, &r1, 1));
+    CHECK(memcmp(a.bytes, b.bytes, a.len < b.len ? a.len : b.len) != 0);
+    *okp = ok;
+}
+
+TEST(target_cache_sees_environment)
+{
+    bool ok = true;
+    struct target_request a, b, c;
+    unsetenv("PGAPPNAME");
+    CHECK(request_of_conninfo(&a, ""));
+    setenv("PGAPPNAME", "cache_test", 1);
+    CHECK(request_of_conninfo(&b, ""));
+    CHECK(a.len != b.len || memcmp(a.bytes, b.bytes, a.len) != 0);
+    setenv("HOME", "/nonexistent/cache_test", 1);
+    CHECK(request_of_conninfo(&c, ""));
+    CHECK(b.len != c.len || memcmp(b.bytes, c.bytes, b.len) != 0);
+    unsetenv("PGAPPNAME");
+    /* A service file may change under us: never cached. */
+    CHECK(!request_of_conninfo(&a, "service=cache_test"));
+    setenv("PGSERVICE", "cache_test", 1);
+    CHECK(!request_of_conninfo(&a, ""));
+    unsetenv("PGSERVICE");
+    *okp = ok;
+}
+
+TEST(target_cache_is_bounded)
+{
+    bool ok = true;
+    struct target_request r;
+    struct target t, got;
+    char conninfo[64];
+    fake_target(&t, "many");
+    for (int i = 0; i < 10 * TARGET_CACHE_SLOTS; i++) {
+        snprintf(conninfo, sizeof conninfo, "dbname=spelling_%d", i);
+        CHECK(request_of_conninfo(&r, conninfo));
+        target_cache_put(&r, &t);
+        CHECK(target_cache_get(&r, &got) && strcmp(got.name, "many") == 0);
+    }
+    CHECK(target_cache_count() <= TARGET_CACHE_SLOTS);
+    CHECK(target_cache_count() > TARGET_CACHE_SLOTS / 2);
+    /* Too long to remember: not cached, never truncated. */
+    char *big = malloc(TARGET_REQUEST_MAX + 16);
+    CHECK(big != NULL);
+    if (big) {
+        memset(big, 'a', TARGET_REQUEST_MAX + 15);
+        big[TARGET_REQUEST_MAX + 15] = '\0';
+        CHECK(!request_of_conninfo(&r, big));
+        free(big);
+    }
+    *okp = ok;
+}
+
 int main(void)
 {
     pq.PQconninfoParse = PQconninfoParse;
@@ -450,6 +540,9 @@ int main(void)
     RUN(target_rejects_bad_input);
     RUN(target_replication_not_poolable);
     RUN(target_long_keys);
+    RUN(target_cache_same_request_same_target);
+    RUN(target_cache_sees_environment);
+    RUN(target_cache_is_bounded);
     printf("%d passed, %d failed\n", cases - failures, failures);
     return failures ? 1 : 0;
 }
