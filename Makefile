@@ -123,7 +123,10 @@ fuzz:
 deps:
 	@tests/lib/deps.sh
 
-ASAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+# The sanitizer builds also check the shim's own bookkeeping (PQSHIM_DEBUG:
+# a wrong pool count stops the program; never in a release build).
+ASAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
+        -DPQSHIM_DEBUG
 
 # The whole suite, then the whole suite again with the shim and the test
 # programs built under ASan + UBSan.
@@ -145,7 +148,7 @@ check-valgrind: deps
 	tests/valgrind.sh
 
 check-tsan: deps
-	$(MAKE) BUILD=build/tsan SAN="-fsanitize=thread" test-build
+	$(MAKE) BUILD=build/tsan SAN="-fsanitize=thread -DPQSHIM_DEBUG" test-build
 	TEST_SANITIZER=tsan BUILD=build/tsan tests/run.sh
 
 compat: deps

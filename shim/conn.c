@@ -47,7 +47,6 @@ void conn_free(struct shim_conn *sc)
 {
     if (!sc)
         return;
-    hostlimit_release(sc->host_slot);
     cancel_checkout_ended(sc);
     if (sc->state == CONN_SYNTHETIC)
         atomic_fetch_sub(&synthetic_count, 1);
@@ -412,14 +411,12 @@ void conn_close(struct shim_conn *sc, const char *reason)
         settle_reset(sc);
     real_libpq()->PQfinish(sc->pg);
     real_use(prev);
-    conn_free(sc);
 }
 
 void conn_hold_error(struct shim_conn *sc, char *message)
 {
     free(sc->message);
     sc->message = message;
-    sc->state = CONN_SYNTHETIC;
     atomic_fetch_add(&synthetic_count, 1);
     if (!registry_add(sc))
         conn_free(sc);

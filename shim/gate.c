@@ -421,11 +421,8 @@ static void release_held(struct gate *g)
     if (g->host_queued)
         hostlimit_leave(&g->host);
     g->host_queued = false;
-    if (!g->slots_taken) {
-        hostlimit_release(g->host_slot);
-        if (g->pool_slot)
-            pool_release(g->pool_slot, false, pthread_self(), false);
-    }
+    if (!g->slots_taken)
+        pool_unreserve(g->pool_slot, g->host_slot, false);
     g->host_slot = HOST_SLOT_NONE;
     g->pool_slot = NULL;
 }

@@ -293,6 +293,13 @@ enum conn_state {
     CONN_SYNTHETIC,  /* a failed connection carrying the shim's own error */
     CONN_SETTLING,   /* reused by an async connect: the reset's answer or
                         the liveness ping is read in the program's poll */
+    CONN_RECONNECTING, /* found dead while settling: PQresetStart on the
+                        program's PGconn, polled through PQconnectPoll */
+    CONN_CLOSING,    /* taken out of an idle list to be closed */
+    /* Where a connection's life ends (pool_move() frees it): */
+    CONN_CLOSED,     /* closed for real, with a close line */
+    CONN_FORGOTTEN,  /* no longer ours: the PGconn stays where it is */
+    CONN_FAILED,     /* its connect failed: the program keeps the PGconn */
 };
 
 struct pool;
@@ -322,7 +329,6 @@ struct shim_conn {
     bool reset_pending;      /* reset query sent, answer not read yet */
     bool ping_pending;       /* CONN_SETTLING: liveness ping sent */
     bool pinged;             /* CONN_SETTLING: liveness decided */
-    bool reconnecting;       /* found dead at an async checkout: PQresetStart */
     struct gate *gate;       /* an async connect started behind a gate */
     struct retry_state retry;
     bool server_ended;       /* the server said FATAL while we held it */
@@ -347,6 +353,8 @@ struct shim_conn {
 extern pid_t pqshim_pid;     /* getpid(), refreshed in a forked child */
 
 struct shim_conn *conn_new(PGconn *pg, enum conn_state state, const char *name);
+/* Free sc; what it held (pool room, host slot) must be given back first:
+ * pool_move() does both. */
 void conn_free(struct shim_conn *sc);
 
 /* Registry of connections the program holds. Add fails (false) on OOM:
@@ -397,16 +405,18 @@ PGcancel *cancel_get(PGconn *pg);
 int cancel_send(PGcancel *c, char *errbuf, int errbufsize);
 void cancel_free(PGcancel *c);
 
-/* Close for real, with a `close` line (and server_said= when the server
- * ended the session while the shim held it). */
+/* Close the session for real, with a `close` line (and server_said= when
+ * the server ended the session while the shim held it); sc stays
+ * allocated (pool_move() frees it). */
 void conn_close(struct shim_conn *sc, const char *reason);
 /* The `close` line alone (a connection that reconnects in place). */
 void conn_log_close(const struct shim_conn *sc, const char *reason);
 
 /* A CONNECTION_BAD PGconn whose PQerrorMessage is `message`. */
 PGconn *conn_synthetic_error(const char *message);
-/* Keep sc (failed) as the carrier of message (malloc'd, taken), shown by
- * PQerrorMessage until the program finishes the PGconn. */
+/* Keep sc (failed, moved to CONN_SYNTHETIC) as the carrier of message
+ * (malloc'd, taken), shown by PQerrorMessage until the program finishes
+ * the PGconn. */
 void conn_hold_error(struct shim_conn *sc, char *message);
 /* Our text for a synthetic connection, or NULL. */
 const char *conn_synthetic_message(const PGconn *pg);
