@@ -11,6 +11,11 @@ command -v cc >/dev/null 2>&1 || need+=(gcc)
 command -v make >/dev/null 2>&1 || need+=(make)
 /usr/bin/python3 -c 'import psycopg2' >/dev/null 2>&1 || need+=(python3-psycopg2)
 /usr/bin/python3 -c 'import psycopg' >/dev/null 2>&1 || need+=(python3-psycopg)
+# The asyncio and web-service tests: psycopg_pool, and a FastAPI app under
+# uvicorn driven by httpx.
+/usr/bin/python3 -c 'import psycopg_pool' >/dev/null 2>&1 || need+=(python3-psycopg-pool)
+/usr/bin/python3 -c 'import fastapi, uvicorn, httpx' >/dev/null 2>&1 ||
+    need+=(python3-fastapi python3-uvicorn python3-httpx)
 command -v strace >/dev/null 2>&1 || need+=(strace)
 command -v pgbouncer >/dev/null 2>&1 || [ -n "${PQSHIM_NO_PGBOUNCER:-}" ] || need+=(pgbouncer)
 command -v groff >/dev/null 2>&1 || need+=(groff-base)
