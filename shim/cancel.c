@@ -10,6 +10,7 @@
  * a signal handler: it only does atomic loads and calls libpq.
  */
 #define _GNU_SOURCE
+#include "cancel.h"
 #include "pool.h"
 
 #include <stdatomic.h>

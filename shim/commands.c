@@ -4,7 +4,9 @@
  */
 #define _GNU_SOURCE
 #include "control.h"
+#include "config.h"
 #include "hostlimit.h"
+#include "log.h"
 #include "pool.h"
 
 #include <errno.h>

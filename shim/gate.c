@@ -18,6 +18,9 @@
  */
 #define _GNU_SOURCE
 #include "gate.h"
+#include "config.h"
+#include "log.h"
+#include "thread.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -544,7 +547,6 @@ static void unlist(struct gate *g)
 static void *keeper_main(void *arg)
 {
     (void)arg;
-    hooks_enter_internal_thread();
     for (;;) {
         uint32_t seen = atomic_load(&kicks);
         pool_close_pending();

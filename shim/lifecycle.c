@@ -5,9 +5,14 @@
  */
 #define _GNU_SOURCE
 #include "lifecycle.h"
+#include "cancel.h"
 #include "gate.h"
 #include "hostlimit.h"
+#include "log.h"
 #include "pool.h"
+#include "retry.h"
+#include "settle.h"
+#include "thread.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -21,35 +26,6 @@
 #ifndef HOST_SHARE
 #define HOST_SHARE 8
 #endif
-
-PGconn *lifecycle_open_real(const struct connect_request *req)
-{
-    const struct real_libpq *pq = real_libpq();
-    switch (req->kind) {
-    case REQ_CONNINFO:
-        if (req->async)
-            return pq->PQconnectStart ? pq->PQconnectStart(req->conninfo) : NULL;
-        return pq->PQconnectdb ? pq->PQconnectdb(req->conninfo) : NULL;
-    case REQ_PARAMS:
-        if (req->async)
-            return pq->PQconnectStartParams
-                       ? pq->PQconnectStartParams(req->keywords, req->values,
-                                                  req->expand_dbname)
-                       : NULL;
-        return pq->PQconnectdbParams
-                   ? pq->PQconnectdbParams(req->keywords, req->values,
-                                           req->expand_dbname)
-                   : NULL;
-    case REQ_SETDB:
-        return pq->PQsetdbLogin
-                   ? pq->PQsetdbLogin(req->setdb[0], req->setdb[1],
-                                      req->setdb[2], req->setdb[3],
-                                      req->setdb[4], req->setdb[5],
-                                      req->setdb[6])
-                   : NULL;
-    }
-    return NULL;
-}
 
 /* The request's target; false when it does not parse (libpq will say). */
 static bool target_of(const struct connect_request *req, struct target *t)
@@ -134,7 +110,7 @@ static bool connect_done(struct shim_conn *sc, const struct target *t,
               LF_I("conn", (long long)sc->id),
               LF_I("backend_pid", sc->backend_pid), LF_D("ms", ms));
     if (sc->pool && pool_capped(sc->pool)) {
-        init_pool_in_use(sc->ssl);
+        pool_close_at_exit(sc->ssl);
         log_checkout(sc, false, wait_ms);
     }
     return true;
@@ -269,7 +245,7 @@ static const char *unusable(struct shim_conn *sc, bool handed)
     const struct pqshim_config *c = config_get();
     if (c->pool_recycle > 0 && now_monotonic() - sc->opened >= c->pool_recycle)
         return "recycle";
-    if (!conn_reset_finish(sc))
+    if (!conn_clean_finish(sc))
         return sc->server_ended || real_libpq()->PQstatus(sc->pg) != CONNECTION_OK
                    ? "dead" : "reset_failed";
     /* A connection handed over by a checkin has just answered its reset. */
@@ -721,7 +697,7 @@ void lifecycle_finish(PGconn *pg)
          * caller of ours for a bounded share, then yield it to the
          * oldest waiter (who may be ours too). */
         why = "host_demand";
-        if (sc->host_handoffs < HOST_SHARE && conn_reset(sc, &why)) {
+        if (sc->host_handoffs < HOST_SHARE && conn_clean_for_reuse(sc, &why)) {
             sc->host_handoffs += contention == HOST_OTHERS;
             if (pool_hand_on(sc))
                 return; /* sc may already belong to another thread */
@@ -729,7 +705,7 @@ void lifecycle_finish(PGconn *pg)
         }
         if (!strcmp(why, "host_demand") && contention == HOST_OTHERS)
             pool_count_yield(pool);
-    } else if (!conn_reset(sc, &why))
+    } else if (!conn_clean_for_reuse(sc, &why))
         ; /* why says what was wrong */
     else {
         LOG_EVENT(LOG_LVL_DEBUG, "checkin", LF_S("target", sc->name),

@@ -11,11 +11,13 @@
  * ages out through the idle timeout when demand drops.
  */
 #define _GNU_SOURCE
-#include "pqshim.h"
 #include "pool.h"
 #include "hostlimit.h"
+#include "log.h"
+#include "thread.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #ifdef PQSHIM_DEBUG
 #include <assert.h>
 #endif
@@ -622,7 +624,7 @@ bool pool_checkin(struct shim_conn *sc, const char **why)
     pthread_mutex_unlock(&pool_lock);
     /* sc may already belong to another thread: only slot is read. */
     if (kept && slot >= 0)
-        hostlimit_watch_idle(slot);
+        hostlimit_watch_idle(slot, pool_close_contended);
     return kept;
 }
 
@@ -711,7 +713,6 @@ static void close_list(struct shim_conn *list)
 static void *janitor_main(void *arg)
 {
     (void)arg;
-    hooks_enter_internal_thread();
     pthread_mutex_lock(&pool_lock);
     pid_t mine = pqshim_pid;
     for (;;) {
@@ -770,6 +771,23 @@ int pool_close_idle(const char *reason, bool forever)
     pthread_mutex_unlock(&pool_lock);
     close_list(list);
     return n;
+}
+
+static void close_idle_at_exit(void)
+{
+    (void)pool_close_idle("exit", true);
+}
+
+/* atexit handlers run newest first. OpenSSL registers its own cleanup when
+ * the first TLS connection initialises it; registering again after that
+ * keeps our polite close of TLS connections ahead of OpenSSL's teardown. */
+void pool_close_at_exit(bool ssl)
+{
+    static atomic_bool registered, registered_after_ssl;
+    if (!atomic_exchange(&registered, true))
+        atexit(close_idle_at_exit);
+    if (ssl && !atomic_exchange(&registered_after_ssl, true))
+        atexit(close_idle_at_exit);
 }
 
 int pool_close_contended(void)

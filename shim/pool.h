@@ -5,7 +5,8 @@
 #ifndef PQSHIM_POOL_H
 #define PQSHIM_POOL_H
 
-#include "pqshim.h"
+#include "conn.h"
+#include "target.h"
 
 struct pool_stats {
     uint64_t connects_total;
@@ -153,6 +154,9 @@ bool pool_reserve_probe(struct pool *p);
  * checkin (dispose). With forever set (exit), nothing is kept again.
  * Returns the number of idle connections closed. */
 int pool_close_idle(const char *reason, bool forever);
+
+/* A capped pool holds connections: close idle ones politely at exit. */
+void pool_close_at_exit(bool ssl);
 
 /* Close every idle connection whose host-wide slot another caller waits
  * for (hostlimit.c's watcher). Returns the number closed. */
