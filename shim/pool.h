@@ -22,29 +22,8 @@ struct pool_stats {
     double wait_ms_total;
 };
 
-struct owner;
-struct waiter;
-
-struct pool {
-    char key[TARGET_KEY_MAX];
-    char name[TARGET_NAME_MAX];
-    char params[TARGET_KEY_MAX]; /* see struct target (password inside) */
-    /* Kept by count_move() alone (pool.c): open = opening + checked_out +
-     * idle_count, checked in debug builds (PQSHIM_DEBUG). */
-    int open;
-    int opening;      /* room taken for a connection being opened */
-    int checked_out;  /* includes those taken out to be closed */
-    int idle_count;
-    int waiting;
-    bool capped;      /* false: the null policy only counts */
-    bool disposing;   /* at exit: close at checkin instead of keeping */
-    unsigned generation; /* dispose: older connections close at checkin */
-    struct shim_conn *idle;   /* LIFO stack */
-    struct waiter *wait_head, *wait_tail;
-    struct owner *owners;     /* checkouts per thread (self-deadlock) */
-    struct pool_stats stats;
-    UT_hash_handle hh;
-};
+/* One per target; pools live as long as the process. Opaque: pool.c. */
+struct pool;
 
 enum acquire_result {
     ACQ_IDLE,     /* a.conn is checked out to the caller */
