@@ -711,8 +711,8 @@ void lifecycle_finish(PGconn *pg)
         LOG_EVENT(LOG_LVL_DEBUG, "checkin", LF_S("target", sc->name),
                   LF_I("conn", (long long)sc->id),
                   LF_D("reset_ms", (now_monotonic() - t0) * 1000.0));
-        if (pool_checkin(sc, &why))
-            return; /* sc may already belong to another thread */
+        pool_checkin(sc); /* sc may already belong to another thread */
+        return;
     }
     pool_move(sc, CONN_CLOSED, why);
 }

@@ -615,10 +615,11 @@ static void hand_to_waiter(struct pool *p, struct shim_conn *sc)
     pthread_cond_signal(&w->cond);
 }
 
-bool pool_checkin(struct shim_conn *sc, const char **why)
+void pool_checkin(struct shim_conn *sc)
 {
     struct pool *p = sc->pool;
     const struct pqshim_config *cfg = config_get();
+    const char *why = NULL;
     bool kept = true;
     int slot = sc->host_slot;
     pthread_mutex_lock(&pool_lock);
@@ -627,7 +628,7 @@ bool pool_checkin(struct shim_conn *sc, const char **why)
         /* The first waiter has a PGconn of its own and needs a slot:
          * this connection makes room for it (its close serves it). */
         kept = false;
-        *why = "handoff";
+        why = "handoff";
     } else if (p->wait_head && !paused && !stale) {
         hand_to_waiter(p, sc);
     } else if (p->idle_count < cfg->pool_size && !stale) {
@@ -642,14 +643,14 @@ bool pool_checkin(struct shim_conn *sc, const char **why)
         if (janitor_started && expiry < janitor_wake_at)
             pthread_cond_signal(&janitor_cond);
     } else {
-        kept = false; /* still counted until the caller closes it */
-        *why = stale ? "disposed" : "overflow";
+        kept = false; /* still counted until it is closed below */
+        why = stale ? "disposed" : "overflow";
     }
     pthread_mutex_unlock(&pool_lock);
-    /* sc may already belong to another thread: only slot is read. */
-    if (kept && slot >= 0)
+    if (!kept)
+        pool_move(sc, CONN_CLOSED, why);
+    else if (slot >= 0) /* sc may already belong to another thread */
         hostlimit_watch_idle(slot, pool_close_contended);
-    return kept;
 }
 
 bool pool_hand_on(struct shim_conn *sc)

@@ -99,10 +99,11 @@ void pool_move(struct shim_conn *sc, enum conn_state to, const char *reason);
  * unused; failed: counted as a connect error. p may be NULL. */
 void pool_unreserve(struct pool *p, int host_slot, bool failed);
 
-/* Check in a reset connection (IDLE, or handed to a waiting thread, and
- * the host-wide watcher told). False: not kept (pool full or disposing,
- * as *why says); the caller moves it to CONN_CLOSED. */
-bool pool_checkin(struct shim_conn *sc, const char **why);
+/* Check in a connection cleaned for reuse: handed to a waiting thread,
+ * kept IDLE (and the host-wide watcher told), or closed (the pool is full:
+ * overflow; disposing: disposed; an async waiter needs the room: handoff).
+ * sc may belong to another thread or be gone on return. */
+void pool_checkin(struct shim_conn *sc);
 
 /* Is p a capped pool (false: the null policy only counts)? */
 bool pool_capped(const struct pool *p);
