@@ -24,20 +24,30 @@ SHIM_LDFLAGS := -shared -Wl,-z,defs -Wl,--version-script=shim/libpqshim.map \
                 $(SAN)
 SHIM_LIBS := -ldl -lpthread
 
-SHIM_SRC := $(filter-out shim/dlsym.c,$(wildcard shim/*.c))
-SHIM_OBJ := $(patsubst shim/%.c,$(BUILD)/obj/%.o,$(SHIM_SRC)) $(BUILD)/obj/dlsym.o
+# The loader's files (see UNINSTRUMENTED) are compiled apart.
+UNINSTRUMENTED := shim/dlsym.c shim/loader.c
+SHIM_SRC := $(filter-out $(UNINSTRUMENTED),$(wildcard shim/*.c))
+SHIM_OBJ := $(patsubst shim/%.c,$(BUILD)/obj/%.o,$(SHIM_SRC)) \
+            $(patsubst shim/%.c,$(BUILD)/obj/%.o,$(UNINSTRUMENTED))
 HEADERS  := $(wildcard shim/*.h shim/*.def)
+# Each object depends on the headers it includes (-MMD: the compiler
+# writes them to a .d file next to it; -MP: a removed header is no error)
+# and on this file (its flags; an object built before .d files existed).
+DEPFLAGS := -MMD -MP
 
 all: $(BUILD)/libpqshim.so $(BUILD)/pqshim $(BUILD)/pqshimctl
 
-$(BUILD)/obj/%.o: shim/%.c $(HEADERS) | $(BUILD)/obj
-	$(CC) $(CPPFLAGS) $(SHIM_CFLAGS) -c -o $@ $<
+$(BUILD)/obj/%.o: shim/%.c Makefile | $(BUILD)/obj
+	$(CC) $(CPPFLAGS) $(DEPFLAGS) $(SHIM_CFLAGS) -c -o $@ $<
 
-# The dlsym wrapper must pass lookups on as a tail call (see the file), so
-# it is always optimised and never instrumented.
-$(BUILD)/obj/dlsym.o: shim/dlsym.c $(HEADERS) | $(BUILD)/obj
-	$(CC) $(CPPFLAGS) -std=gnu11 $(WARN) -O2 -g -foptimize-sibling-calls -fPIC \
+# The dlsym wrapper must pass lookups on as a tail call (see the file), and
+# sanitizer runtimes call it (and the real dlsym it finds, loader.c) before
+# instrumented code may run: both are always optimised, never instrumented.
+$(patsubst shim/%.c,$(BUILD)/obj/%.o,$(UNINSTRUMENTED)): $(BUILD)/obj/%.o: shim/%.c Makefile | $(BUILD)/obj
+	$(CC) $(CPPFLAGS) $(DEPFLAGS) -std=gnu11 $(WARN) -O2 -g -foptimize-sibling-calls -fPIC \
 	    -fvisibility=hidden -I$(PG_INC) -c -o $@ $<
+
+-include $(SHIM_OBJ:.o=.d)
 
 $(BUILD)/libpqshim.so: $(SHIM_OBJ) shim/libpqshim.map
 	$(CC) $(SHIM_LDFLAGS) $(LDFLAGS) -o $@ $(SHIM_OBJ) $(SHIM_LIBS)
@@ -89,11 +99,10 @@ TEST_PROGS := $(patsubst tests/clients/%.c,$(BUILD)/tests/%,$(wildcard tests/cli
 $(BUILD)/tests:
 	mkdir -p $@
 
-$(BUILD)/tests/unit: $(UNIT_SRC) shim/config.c shim/log.c shim/target.c shim/target_cache.c \
-                     shim/escape.c $(HEADERS) | $(BUILD)/tests
-	$(CC) $(TEST_CFLAGS) -o $@ $(UNIT_SRC) shim/config.c shim/log.c shim/target.c \
-	    shim/target_cache.c shim/escape.c \
-	    -lpq -lpthread -lm
+UNIT_SHIM := shim/util.c shim/config.c shim/log.c shim/target.c shim/target_cache.c \
+             shim/escape.c
+$(BUILD)/tests/unit: $(UNIT_SRC) $(UNIT_SHIM) $(HEADERS) | $(BUILD)/tests
+	$(CC) $(TEST_CFLAGS) -o $@ $(UNIT_SRC) $(UNIT_SHIM) -lpq -lpthread -lm
 
 $(BUILD)/tests/%: tests/clients/%.c | $(BUILD)/tests
 	$(CC) $(TEST_CFLAGS) -o $@ $< -lpq -lpthread
@@ -117,8 +126,13 @@ $(BUILD)/tests/ctl_json_test: tests/unit/ctl/json_test.c tools/ctl/json.c tools/
                               | $(BUILD)/tests
 	$(CC) $(TEST_CFLAGS) -o $@ tests/unit/ctl/json_test.c tools/ctl/json.c
 
-test-build: all $(BUILD)/tests/unit $(BUILD)/tests/ctl_json_test $(TEST_PROGS) \
-            $(BUILD)/tests/libnextprobe.so $(BUILD)/tests/libswiftstub.so $(BUILD)/tests/libpqmod.so
+# The modules call each other downwards only (tools/callgraph.sh reads the
+# objects and fails on a cycle, naming it).
+callgraph: $(BUILD)/libpqshim.so
+	tools/callgraph.sh $(BUILD)/obj
+
+test-build: all $(BUILD)/tests/unit $(BUILD)/tests/ctl_json_test $(TEST_PROGS) $(BUILD)/tests/libnextprobe.so \
+            $(BUILD)/tests/libswiftstub.so $(BUILD)/tests/libpqmod.so
 
 # libFuzzer targets (need clang): the control socket's request handling,
 # and pqshimctl's handling of replies.
@@ -129,7 +143,7 @@ FUZZ_FLAGS := -std=gnu11 $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined
 # Every shim file but those that reach libpq or a server (the target stubs
 # what the rest needs from conn.c, hooks.c and real.c).
 FUZZ_SRC   := tests/fuzz/fuzz_request.c $(filter-out shim/conn.c shim/hooks.c shim/real.c \
-              shim/dlsym.c shim/gotpatch.c shim/lifecycle.c shim/init.c shim/retry.c shim/gate.c \
+              shim/dlsym.c shim/loader.c shim/gotpatch.c shim/lifecycle.c shim/init.c shim/retry.c shim/gate.c \
               shim/settle.c shim/cancel.c,$(wildcard shim/*.c))
 # What pqshimctl does with a reply once it has one: parse, render, merge.
 FUZZ_REPLY_SRC := tests/fuzz/fuzz_reply.c $(addprefix tools/ctl/,json.c util.c table.c \
@@ -150,18 +164,21 @@ fuzz:
 deps:
 	@tests/lib/deps.sh
 
-ASAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+# The sanitizer builds also check the shim's own bookkeeping (PQSHIM_DEBUG:
+# a wrong pool count stops the program; never in a release build).
+ASAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
+        -DPQSHIM_DEBUG
 
 # The whole suite, then the whole suite again with the shim and the test
 # programs built under ASan + UBSan.
 check: deps
-	$(MAKE) test-build
+	$(MAKE) test-build callgraph
 	tests/run.sh
-	$(MAKE) BUILD=build/asan SAN="$(ASAN)" test-build
+	$(MAKE) BUILD=build/asan SAN="$(ASAN)" test-build callgraph
 	TEST_SANITIZER=asan BUILD=build/asan tests/run.sh
 
 check-asan: deps
-	$(MAKE) BUILD=build/asan SAN="$(ASAN)" test-build
+	$(MAKE) BUILD=build/asan SAN="$(ASAN)" test-build callgraph
 	TEST_SANITIZER=asan BUILD=build/asan tests/run.sh
 
 soak: test-build
@@ -172,7 +189,7 @@ check-valgrind: deps
 	tests/valgrind.sh
 
 check-tsan: deps
-	$(MAKE) BUILD=build/tsan SAN="-fsanitize=thread" test-build
+	$(MAKE) BUILD=build/tsan SAN="-fsanitize=thread -DPQSHIM_DEBUG" test-build
 	TEST_SANITIZER=tsan BUILD=build/tsan tests/run.sh
 
 compat: deps
@@ -271,5 +288,5 @@ clean:
 
 FORCE:
 
-.PHONY: check-valgrind bench all compat deps check check-asan check-tsan demo install uninstall clean test-build fuzz \
+.PHONY: callgraph check-valgrind bench all compat deps check check-asan check-tsan demo install uninstall clean test-build fuzz \
         man deb FORCE

@@ -10,6 +10,7 @@
  * a signal handler: it only does atomic loads and calls libpq.
  */
 #define _GNU_SOURCE
+#include "cancel.h"
 #include "pool.h"
 
 #include <stdatomic.h>
@@ -78,7 +79,7 @@ PGcancel *cancel_get(PGconn *pg)
     PGcancel *real = pq->PQgetCancel(pg);
     struct shim_conn *sc = real ? registry_find(pg) : NULL;
     /* Only a pooled connection outlives its checkout. */
-    if (!sc || sc->state != CONN_OPEN || !sc->pool || !sc->pool->capped)
+    if (!sc || sc->state != CONN_OPEN || !sc->pool || !pool_capped(sc->pool))
         return real;
     struct shim_cancel *c = malloc(sizeof *c);
     struct cancel_lease *lease = c ? lease_of(sc) : NULL;

@@ -5,7 +5,9 @@
 #define _GNU_SOURCE
 #include "control.h"
 #include "control_protocol.h"
+#include "config.h"
 #include "hostlimit.h"
+#include "log.h"
 #include "pool.h"
 
 #include <errno.h>
@@ -266,8 +268,7 @@ static bool probe_new(struct pool *p, const char *name, bool *at_cap,
         *at_cap = slot == HOST_SLOT_TIMEOUT;
     }
     bool ok = !*at_cap && probe_open(p, error, size);
-    hostlimit_release(slot);
-    pool_release(p, false, pthread_self(), false);
+    pool_unreserve(p, slot, false);
     return ok;
 }
 

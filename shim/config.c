@@ -6,7 +6,7 @@
  * what is accepted) and the default is used instead.
  */
 #define _GNU_SOURCE
-#include "pqshim.h"
+#include "config.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -170,27 +170,14 @@ const struct pqshim_config *config_get(void)
     return &config;
 }
 
-void config_report_problems(void)
+void config_for_each_problem(void (*report)(enum log_level, const char *variable,
+                                            const char *value,
+                                            const char *accepted))
 {
-    const struct pqshim_config *c = config_get();
-    char using[32];
-    for (int i = 0; i < n_problems; i++) {
-        struct problem *p = &problems[i];
-        if (p->level == LOG_LVL_WARN) {
-            log_emit(c, LOG_LVL_WARN, "config_unknown",
-                     (const struct log_field[]){
-                         LF_S("variable", p->variable),
-                         LF_S("detail", "not a pqshim variable (misspelt?); ignored"),
-                         LF_END_});
-            continue;
-        }
-        config_value_string(c, p->variable, using, sizeof using);
-        log_emit(c, LOG_LVL_ERROR, "config_invalid",
-                 (const struct log_field[]){LF_S("variable", p->variable),
-                                            LF_S("value", p->value),
-                                            LF_S("accepted", p->accepted),
-                                            LF_S("using", using), LF_END_});
-    }
+    config_get();
+    for (int i = 0; i < n_problems; i++)
+        report(problems[i].level, problems[i].variable, problems[i].value,
+               problems[i].accepted);
 }
 
 void config_value_string(const struct pqshim_config *c, const char *variable,

@@ -6,7 +6,8 @@
  * PGconn address to the next connection, so a stale entry would be wrong.
  */
 #define _GNU_SOURCE
-#include "hostlimit.h"
+#include "conn.h"
+#include "log.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,9 +18,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-__thread bool pqshim_oom __attribute__((tls_model("initial-exec")));
-pid_t pqshim_pid;
 
 static struct shim_conn *registry;
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -47,8 +45,6 @@ void conn_free(struct shim_conn *sc)
 {
     if (!sc)
         return;
-    hostlimit_release(sc->host_slot);
-    cancel_checkout_ended(sc);
     if (sc->state == CONN_SYNTHETIC)
         atomic_fetch_sub(&synthetic_count, 1);
     free(sc->message);
@@ -241,7 +237,7 @@ static void drain_notifications(PGconn *pg)
         pq->PQfreemem(n);
 }
 
-bool conn_reset(struct shim_conn *sc, const char **why)
+bool conn_clean_for_reuse(struct shim_conn *sc, const char **why)
 {
     const struct real_libpq *pq = real_libpq();
     PGconn *pg = sc->pg;
@@ -306,7 +302,7 @@ bool conn_reset(struct shim_conn *sc, const char **why)
     return true;
 }
 
-bool conn_reset_finish(struct shim_conn *sc)
+bool conn_clean_finish(struct shim_conn *sc)
 {
     if (!sc->reset_pending)
         return true;
@@ -353,7 +349,7 @@ bool conn_alive(struct shim_conn *sc, bool answered)
 {
     const struct pqshim_config *cfg = config_get();
     bool quiet;
-    if (!conn_reset_finish(sc) || !idle_input_clean(sc, &quiet))
+    if (!conn_clean_finish(sc) || !idle_input_clean(sc, &quiet))
         return false;
     if (answered || cfg->pre_ping == PRE_PING_OFF)
         return true;
@@ -412,14 +408,12 @@ void conn_close(struct shim_conn *sc, const char *reason)
         settle_reset(sc);
     real_libpq()->PQfinish(sc->pg);
     real_use(prev);
-    conn_free(sc);
 }
 
 void conn_hold_error(struct shim_conn *sc, char *message)
 {
     free(sc->message);
     sc->message = message;
-    sc->state = CONN_SYNTHETIC;
     atomic_fetch_add(&synthetic_count, 1);
     if (!registry_add(sc))
         conn_free(sc);

@@ -10,7 +10,9 @@
 #define _GNU_SOURCE
 #include "control.h"
 #include "control_protocol.h"
-#include "pool.h"
+#include "config.h"
+#include "log.h"
+#include "thread.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -191,6 +193,9 @@ static void unlink_at_exit(void)
 
 static void *control_main(void *arg);
 
+/* Runs a request line (commands.c's, handed down by init.c). */
+static void (*_Atomic dispatcher)(const char *line, struct buf *reply);
+
 /* Bind a socket at base in dir, mode 0600 from the start. The mode of a
  * new socket file is the socket's own mode less the umask, so fchmod()
  * before bind() sets it without a path and without touching the umask
@@ -268,10 +273,11 @@ static void start(void)
     }
 }
 
-void control_ensure(void)
+void control_ensure(void (*dispatch)(const char *line, struct buf *reply))
 {
     if (atomic_load_explicit(&control_pid, memory_order_acquire) == pqshim_pid)
         return;
+    atomic_store(&dispatcher, dispatch);
     static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
     pthread_mutex_lock(&start_lock);
     if (atomic_load(&control_pid) != pqshim_pid) {
@@ -378,7 +384,7 @@ static void serve(int fd)
                        "{\"" CONTROL_KEY_ERROR "\":\"no complete request line within %d ms\"}\n",
                        CLIENT_TIMEOUT_MS);
         else
-            control_dispatch(line, &reply);
+            atomic_load(&dispatcher)(line, &reply);
     }
     if (reply.failed)
         write_reply(fd, oom, sizeof oom - 1);
@@ -390,7 +396,6 @@ static void serve(int fd)
 static void *control_main(void *arg)
 {
     (void)arg;
-    hooks_enter_internal_thread();
     int fd = listen_fd;
     for (;;) {
         int client = accept4(fd, NULL, NULL, SOCK_CLOEXEC);

@@ -4,7 +4,7 @@
 #ifndef PQSHIM_CONTROL_H
 #define PQSHIM_CONTROL_H
 
-#include "pqshim.h"
+#include "util.h"
 #include "escape.h"
 
 /* A growing reply buffer; on allocation failure `failed` is set and
@@ -23,8 +23,9 @@ void buf_escaped(struct buf *b, const char *s, enum esc_style style, const char 
 #include "control_path.h"
 
 /* Start this process's control socket if PQSHIM_CONTROL is set and it is
- * not up yet (first call in a process, or first call in a forked child). */
-void control_ensure(void);
+ * not up yet (first call in a process, or first call in a forked child);
+ * dispatch runs each request line (commands.c's control_dispatch). */
+void control_ensure(void (*dispatch)(const char *line, struct buf *reply));
 void control_forget_after_fork(void);
 
 double control_uptime(void);

@@ -19,42 +19,14 @@
  * a call only for names where the caller cannot matter.
  */
 #define _GNU_SOURCE
-#include "pqshim.h"
+#include "gotpatch.h"
+#include "hooks.h"
+#include "loader.h"
+#include "real.h"
 
 #include <dlfcn.h>
 #include <stdatomic.h>
 #include <string.h>
-
-/* Sanitizer runtimes call dlsym(RTLD_NEXT, ...) while they initialise,
- * before instrumented code may run: what the wrapper needs lives here. */
-typedef void *(*dlsym_fn)(void *, const char *);
-static _Atomic(dlsym_fn) dlsym_ptr;
-
-/* dlvsym is not interposed, so it reaches libc's dlsym without recursion.
- * The version names cover glibc >= 2.34 and the older per-arch baselines. */
-static dlsym_fn find_real_dlsym(void)
-{
-    static const char *const versions[] = {"GLIBC_2.34", "GLIBC_2.2.5",
-                                           "GLIBC_2.17", "GLIBC_2.0", NULL};
-    for (int i = 0; versions[i]; i++) {
-        void *p = dlvsym(RTLD_NEXT, "dlsym", versions[i]);
-        if (p)
-            return (dlsym_fn)p;
-    }
-    return NULL;
-}
-
-void *(*real_dlsym_fn(void))(void *, const char *)
-{
-    dlsym_fn fn = atomic_load_explicit(&dlsym_ptr, memory_order_acquire);
-    if (!fn) {
-        fn = find_real_dlsym();
-        if (fn)
-            atomic_store_explicit(&dlsym_ptr, fn, memory_order_release);
-    }
-    return fn;
-}
-
 
 /* The copy of libpq that addr lives in, or -1 when it is no libpq. */
 static int libpq_copy_of(void *addr)
@@ -84,7 +56,7 @@ PQSHIM_EXPORT void *dlsym(void *restrict handle, const char *restrict name)
     /* Sanitizer runtimes look up RTLD_NEXT while they initialise: only a
      * real handle (something was dlopen'ed) may lead into other code. */
     if (handle != RTLD_NEXT && handle != RTLD_DEFAULT) {
-        gotpatch_refresh();
+        gotpatch_refresh(&hooks_entry_points);
         if (name[0] == 'P' && name[1] == 'Q') {
             void *hook = hook_for_handle(handle, name);
             if (hook)
@@ -95,26 +67,6 @@ PQSHIM_EXPORT void *dlsym(void *restrict handle, const char *restrict name)
     if (!next)
         return NULL;
     return next(handle, name); /* tail call: see the note at the top */
-}
-
-typedef void *(*dlopen_fn)(const char *, int);
-static _Atomic(dlopen_fn) dlopen_ptr;
-
-static dlopen_fn real_dlopen_fn(void)
-{
-    dlopen_fn fn = atomic_load_explicit(&dlopen_ptr, memory_order_acquire);
-    if (!fn) {
-        fn = (dlopen_fn)real_dlsym(RTLD_NEXT, "dlopen");
-        if (fn)
-            atomic_store_explicit(&dlopen_ptr, fn, memory_order_release);
-    }
-    return fn;
-}
-
-void *real_dlopen(const char *file, int mode)
-{
-    dlopen_fn fn = real_dlopen_fn();
-    return fn ? fn(file, mode) : NULL;
 }
 
 /* A name without '/' is searched along the caller's RPATH and RUNPATH, and
@@ -132,6 +84,6 @@ PQSHIM_EXPORT void *dlopen(const char *file, int mode)
         return next(file, mode); /* tail call: see above */
     void *h = next(file, mode);
     if (h)
-        gotpatch_refresh();
+        gotpatch_refresh(&hooks_entry_points);
     return h;
 }

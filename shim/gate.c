@@ -18,6 +18,9 @@
  */
 #define _GNU_SOURCE
 #include "gate.h"
+#include "config.h"
+#include "log.h"
+#include "thread.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -421,11 +424,8 @@ static void release_held(struct gate *g)
     if (g->host_queued)
         hostlimit_leave(&g->host);
     g->host_queued = false;
-    if (!g->slots_taken) {
-        hostlimit_release(g->host_slot);
-        if (g->pool_slot)
-            pool_release(g->pool_slot, false, pthread_self(), false);
-    }
+    if (!g->slots_taken)
+        pool_unreserve(g->pool_slot, g->host_slot, false);
     g->host_slot = HOST_SLOT_NONE;
     g->pool_slot = NULL;
 }
@@ -547,7 +547,6 @@ static void unlist(struct gate *g)
 static void *keeper_main(void *arg)
 {
     (void)arg;
-    hooks_enter_internal_thread();
     for (;;) {
         uint32_t seen = atomic_load(&kicks);
         pool_close_pending();

@@ -16,7 +16,6 @@
 #define PQSHIM_GATE_H
 
 #include "hostlimit.h"
-#include "lifecycle.h"
 #include "pool.h"
 
 struct gate;

@@ -19,7 +19,10 @@
  * Writes are serialised by one lock that covers nothing else.
  */
 #define _GNU_SOURCE
-#include "pqshim.h"
+#include "gotpatch.h"
+#include "loader.h"
+#include "log.h"
+#include "real.h"
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -244,10 +247,14 @@ struct choice {
     int local, global; /* votes of resolved slots */
 };
 
+/* The entry points a module's slots are pointed at (hooks.c's), handed
+ * down by whoever asks for a refresh. */
+static const struct entry_points *_Atomic entry;
+
 static const void *libpq_base(const void *fn)
 {
     Dl_info info;
-    if (!fn || hooks_is_ours(fn) || !dladdr(fn, &info) ||
+    if (!fn || entry->is_ours(fn) || !dladdr(fn, &info) ||
         !real_is_libpq_name(info.dli_fname))
         return NULL;
     return info.dli_fbase;
@@ -255,12 +262,12 @@ static const void *libpq_base(const void *fn)
 
 static void vote(struct choice *c, const char *name, const void *value)
 {
-    if (value == hooks_lookup(name)) {
+    if (value == entry->lookup(name)) {
         c->global++; /* bound through the global scope, where we come first */
         return;
     }
     Dl_info info;
-    if (!value || hooks_is_ours(value) || !dladdr(value, &info))
+    if (!value || entry->is_ours(value) || !dladdr(value, &info))
         return;
     if (info.dli_fbase == c->local_base)
         c->local++;
@@ -302,7 +309,7 @@ static int plan_table(struct choice *c, struct module *m, const ElfW(Sym) *symta
             vote(c, name, now);
             continue;
         }
-        void *value = hooks_lookup_copy(name, m->copy);
+        void *value = entry->lookup_copy(name, m->copy);
         if (value && now != value)
             w[n++] = (struct write){(void **)slot, value};
     }
@@ -444,9 +451,11 @@ static int first_adds(struct dl_phdr_info *info, size_t size, void *data)
     return 1;
 }
 
-void gotpatch_refresh(void)
+void gotpatch_refresh(const struct entry_points *ep)
 {
+    (void)ep;
 #if defined(R_JUMP_SLOT)
+    entry = ep; /* every caller hands the same table */
     unsigned long long adds = 0;
     dl_iterate_phdr(first_adds, &adds);
     if (adds == atomic_load_explicit(&seen_adds, memory_order_relaxed))

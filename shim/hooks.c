@@ -4,40 +4,37 @@
  * (libpq calls its own exported functions: PQconnectdb -> PQconnectStart ->
  * PQconnectPoll, PQping -> PQconnectStart + PQfinish) and calls made while
  * the shim is inactive go straight to libpq; only the program's own call,
- * at depth 0, reaches the lifecycle code.
+ * at depth 0 (hook_depth, thread.c), reaches the lifecycle code.
  */
 #define _GNU_SOURCE
+#include "hooks.h"
+#include "cancel.h"
+#include "init.h"
 #include "lifecycle.h"
+#include "log.h"
+#include "thread.h"
 
 #include <string.h>
 
-static PQSHIM_TLS int depth;
-
-void hooks_enter_internal_thread(void)
-{
-    depth = 1; /* everything this thread calls is the shim's own doing */
-}
-
-/* The current copy's function, or NULL when libpq (or the symbol) is
- * missing: the hook then returns a safe failure value. */
+/* The real function, or a safe failure value when libpq lacks it. */
 #define REAL(fn) (real_libpq() ? real_libpq()->fn : NULL)
 #define REAL_FN(fn) __typeof__(((struct real_libpq *)0)->fn)
 
 static PGconn *hook_connect(const struct connect_request *req)
 {
-    if (depth == 0) {
-        gotpatch_refresh(); /* a module loaded behind our back */
+    if (hook_depth == 0) {
+        gotpatch_refresh(&hooks_entry_points); /* a module loaded behind our back */
         gotpatch_log_pending();
     }
     if (!real_libpq())
         return NULL;
-    if (depth > 0 || !shim_active())
-        return lifecycle_open_real(req);
-    depth++;
+    if (hook_depth > 0 || !shim_active())
+        return request_open_real(req);
+    hook_depth++;
     int cs = thread_cancel_off();
     PGconn *pg = lifecycle_connect(req);
     thread_cancel_restore(cs);
-    depth--;
+    hook_depth--;
     return pg;
 }
 
@@ -90,13 +87,13 @@ static PostgresPollingStatusType hook_PQconnectPoll(PGconn *conn)
     REAL_FN(PQconnectPoll) real = REAL(PQconnectPoll);
     if (!real)
         return PGRES_POLLING_FAILED;
-    if (depth > 0 || !conn || !shim_active())
+    if (hook_depth > 0 || !conn || !shim_active())
         return real(conn);
-    depth++;
+    hook_depth++;
     int cs = thread_cancel_off();
     PostgresPollingStatusType r = lifecycle_connect_poll(conn);
     thread_cancel_restore(cs);
-    depth--;
+    hook_depth--;
     return r;
 }
 
@@ -105,15 +102,15 @@ static void hook_PQfinish(PGconn *conn)
     REAL_FN(PQfinish) real = REAL(PQfinish);
     if (!real)
         return;
-    if (depth > 0 || !conn || !shim_active()) {
+    if (hook_depth > 0 || !conn || !shim_active()) {
         real(conn);
         return;
     }
-    depth++;
+    hook_depth++;
     int cs = thread_cancel_off();
     lifecycle_finish(conn);
     thread_cancel_restore(cs);
-    depth--;
+    hook_depth--;
 }
 
 static void hook_PQreset(PGconn *conn)
@@ -121,13 +118,13 @@ static void hook_PQreset(PGconn *conn)
     REAL_FN(PQreset) real = REAL(PQreset);
     if (!real)
         return;
-    if (depth > 0 || !conn || !shim_active()) {
+    if (hook_depth > 0 || !conn || !shim_active()) {
         real(conn);
         return;
     }
-    depth++;
+    hook_depth++;
     lifecycle_reset(conn);
-    depth--;
+    hook_depth--;
 }
 
 static int hook_PQresetStart(PGconn *conn)
@@ -135,13 +132,13 @@ static int hook_PQresetStart(PGconn *conn)
     REAL_FN(PQresetStart) real = REAL(PQresetStart);
     if (!real)
         return 0;
-    if (depth > 0 || !conn || !shim_active())
+    if (hook_depth > 0 || !conn || !shim_active())
         return real(conn);
-    depth++;
+    hook_depth++;
     int cs = thread_cancel_off();
     int r = lifecycle_reset_start(conn);
     thread_cancel_restore(cs);
-    depth--;
+    hook_depth--;
     return r;
 }
 
@@ -150,13 +147,13 @@ static PostgresPollingStatusType hook_PQresetPoll(PGconn *conn)
     REAL_FN(PQresetPoll) real = REAL(PQresetPoll);
     if (!real)
         return PGRES_POLLING_FAILED;
-    if (depth > 0 || !conn || !shim_active())
+    if (hook_depth > 0 || !conn || !shim_active())
         return real(conn);
-    depth++;
+    hook_depth++;
     int cs = thread_cancel_off();
     PostgresPollingStatusType r = lifecycle_reset_poll(conn);
     thread_cancel_restore(cs);
-    depth--;
+    hook_depth--;
     return r;
 }
 
@@ -167,10 +164,10 @@ static PGPing hook_PQping(const char *conninfo)
     REAL_FN(PQping) real = REAL(PQping);
     if (!real)
         return PQPING_NO_ATTEMPT;
-    depth++;
+    hook_depth++;
     PGPing r = real(conninfo);
-    depth--;
-    if (depth == 0 && shim_active())
+    hook_depth--;
+    if (hook_depth == 0 && shim_active())
         LOG_EVENT(LOG_LVL_DEBUG, "ping", LF_I("result", r));
     return r;
 }
@@ -181,10 +178,10 @@ static PGPing hook_PQpingParams(const char *const *keywords,
     REAL_FN(PQpingParams) real = REAL(PQpingParams);
     if (!real)
         return PQPING_NO_ATTEMPT;
-    depth++;
+    hook_depth++;
     PGPing r = real(keywords, values, expand_dbname);
-    depth--;
-    if (depth == 0 && shim_active())
+    hook_depth--;
+    if (hook_depth == 0 && shim_active())
         LOG_EVENT(LOG_LVL_DEBUG, "ping", LF_I("result", r));
     return r;
 }
@@ -197,7 +194,7 @@ static int hook_PQregisterEventProc(PGconn *conn, PGEventProc proc,
     REAL_FN(PQregisterEventProc) real = REAL(PQregisterEventProc);
     if (!real)
         return 0;
-    if (depth == 0 && conn && shim_active()) {
+    if (hook_depth == 0 && conn && shim_active()) {
         struct shim_conn *sc = registry_find(conn);
         if (sc)
             sc->unsafe = true;
@@ -209,7 +206,7 @@ static int hook_PQregisterEventProc(PGconn *conn, PGEventProc proc,
 static char *hook_PQerrorMessage(const PGconn *conn)
 {
     REAL_FN(PQerrorMessage) real = REAL(PQerrorMessage);
-    const char *ours = depth == 0 && conn ? lifecycle_error_message(conn) : NULL;
+    const char *ours = hook_depth == 0 && conn ? lifecycle_error_message(conn) : NULL;
     if (ours)
         return (char *)ours;
     return real ? real(conn) : (char *)"pqshim: libpq not found\n";
@@ -223,11 +220,11 @@ static PGcancel *hook_PQgetCancel(PGconn *conn)
     REAL_FN(PQgetCancel) real = REAL(PQgetCancel);
     if (!real)
         return NULL;
-    if (depth > 0 || !conn || !shim_active())
+    if (hook_depth > 0 || !conn || !shim_active())
         return real(conn);
-    depth++;
+    hook_depth++;
     PGcancel *c = cancel_get(conn);
-    depth--;
+    hook_depth--;
     return c;
 }
 
@@ -249,7 +246,7 @@ static int hook_PQexitPipelineMode(PGconn *conn)
     REAL_FN(PQexitPipelineMode) real = REAL(PQexitPipelineMode);
     if (!real)
         return 0;
-    if (depth > 0 || !conn || !shim_active())
+    if (hook_depth > 0 || !conn || !shim_active())
         return real(conn);
     bool aborted = real_PQpipelineStatus(conn) == PQ_PIPELINE_ABORTED;
     int r = real(conn);
@@ -268,7 +265,7 @@ static void hook_PQtrace(PGconn *conn, FILE *debug_port)
     REAL_FN(PQtrace) real = REAL(PQtrace);
     if (!real)
         return;
-    if (depth == 0 && conn && shim_active()) {
+    if (hook_depth == 0 && conn && shim_active()) {
         struct shim_conn *sc = registry_find(conn);
         if (sc)
             sc->unsafe = true;
@@ -291,7 +288,7 @@ static inline const struct real_libpq *enter_copy(int copy)
 {
     if (copy > 0)
         return real_use(real_copy(copy));
-    return depth > 0 ? real_current() : real_use(NULL);
+    return hook_depth > 0 ? real_current() : real_use(NULL);
 }
 
 /* An exported connect entry point: look at what was loaded first; a module
@@ -299,9 +296,9 @@ static inline const struct real_libpq *enter_copy(int copy)
  * loaded behind our back) and its connect belongs to its own copy. */
 static inline const struct real_libpq *enter_connect(const void *caller)
 {
-    if (depth > 0)
+    if (hook_depth > 0)
         return real_current();
-    gotpatch_refresh();
+    gotpatch_refresh(&hooks_entry_points);
     int copy = gotpatch_copy_of_caller(caller);
     return real_use(copy > 0 ? real_copy(copy) : NULL);
 }
@@ -398,3 +395,7 @@ bool hooks_is_ours(const void *addr)
                 return true;
     return false;
 }
+
+const struct entry_points hooks_entry_points = {
+    hooks_lookup, hooks_lookup_copy, hooks_is_ours,
+};

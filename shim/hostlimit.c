@@ -27,7 +27,9 @@
  */
 #define _GNU_SOURCE
 #include "hostlimit.h"
-#include "pool.h"
+#include "config.h"
+#include "log.h"
+#include "thread.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -712,20 +714,23 @@ int hostlimit_waiters(int slot)
     return slot >= 0 && hl ? count_waiting(slot / HOST_LIMIT_MAX) : 0;
 }
 
+/* What the watcher calls when somebody waits (pool.c's, handed down). */
+static int (*_Atomic watcher_close)(void);
+
 static void *watcher_main(void *arg)
 {
     (void)arg;
-    hooks_enter_internal_thread();
     for (;;) {
         uint32_t seen = atomic_load(&hl->demand);
-        pool_close_contended();
+        atomic_load(&watcher_close)();
         wait_on(&hl->demand, seen, 0);
     }
     return NULL;
 }
 
-void hostlimit_watch_idle(int slot)
+void hostlimit_watch_idle(int slot, int (*close_contended)(void))
 {
+    atomic_store(&watcher_close, close_contended);
     /* A waiter that arrived while this connection was being reset rang
      * before there was anything idle to close: ring again. */
     if (hostlimit_contended(slot))

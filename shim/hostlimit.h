@@ -6,11 +6,11 @@
 #ifndef PQSHIM_HOSTLIMIT_H
 #define PQSHIM_HOSTLIMIT_H
 
-#include "pqshim.h"
+#include "conn.h"
+#include "target.h"
 
 #define HOST_LIMIT_MAX 1000
 
-#define HOST_SLOT_NONE (-1)    /* no limit in force for this connection */
 #define HOST_SLOT_TIMEOUT (-2) /* waited PQSHIM_POOL_TIMEOUT in vain */
 
 /* A slot for one more server connection to t, waiting (in arrival order
@@ -81,9 +81,10 @@ int hostlimit_waiters(int slot);
 #define HOST_SLOT_TARGET(slot) ((slot) / HOST_LIMIT_MAX)
 
 /* A capped pool now keeps an idle connection holding slot: start the
- * thread that closes such connections when another process needs a slot
- * (and wake it if somebody already waits). */
-void hostlimit_watch_idle(int slot);
+ * thread that calls close_contended() (which closes such connections)
+ * when another process needs a slot, and wake it if somebody already
+ * waits. */
+void hostlimit_watch_idle(int slot, int (*close_contended)(void));
 
 struct hostlimit_view {
     int limit;      /* as this process applies it */

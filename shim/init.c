@@ -6,9 +6,11 @@
  * not pay for a thread, a socket, a file or a configuration read.
  */
 #define _GNU_SOURCE
+#include "init.h"
 #include "control.h"
 #include "gate.h"
 #include "hostlimit.h"
+#include "log.h"
 #include "pool.h"
 
 #include <pthread.h>
@@ -52,7 +54,7 @@ static void activate(void)
 {
     pqshim_pid = getpid();
     config_get();
-    config_report_problems();
+    log_config_problems();
     pthread_atfork(before_fork, after_fork_parent, after_fork_child);
     real_libpq();
 }
@@ -62,23 +64,7 @@ bool shim_active(void)
     pthread_once(&activate_once, activate);
     if (!real_complete())
         return false;
-    control_ensure();
+    control_ensure(control_dispatch);
     return true;
 }
 
-static void close_idle_at_exit(void)
-{
-    (void)pool_close_idle("exit", true);
-}
-
-/* atexit handlers run newest first. OpenSSL registers its own cleanup when
- * the first TLS connection initialises it; registering again after that
- * keeps our polite close of TLS connections ahead of OpenSSL's teardown. */
-void init_pool_in_use(bool ssl)
-{
-    static atomic_bool registered, registered_after_ssl;
-    if (!atomic_exchange(&registered, true))
-        atexit(close_idle_at_exit);
-    if (ssl && !atomic_exchange(&registered_after_ssl, true))
-        atexit(close_idle_at_exit);
-}

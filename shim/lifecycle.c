@@ -5,9 +5,14 @@
  */
 #define _GNU_SOURCE
 #include "lifecycle.h"
+#include "cancel.h"
 #include "gate.h"
 #include "hostlimit.h"
+#include "log.h"
 #include "pool.h"
+#include "retry.h"
+#include "settle.h"
+#include "thread.h"
 #include "target_cache.h"
 
 #include <stdatomic.h>
@@ -22,35 +27,6 @@
 #ifndef HOST_SHARE
 #define HOST_SHARE 8
 #endif
-
-PGconn *lifecycle_open_real(const struct connect_request *req)
-{
-    const struct real_libpq *pq = real_libpq();
-    switch (req->kind) {
-    case REQ_CONNINFO:
-        if (req->async)
-            return pq->PQconnectStart ? pq->PQconnectStart(req->conninfo) : NULL;
-        return pq->PQconnectdb ? pq->PQconnectdb(req->conninfo) : NULL;
-    case REQ_PARAMS:
-        if (req->async)
-            return pq->PQconnectStartParams
-                       ? pq->PQconnectStartParams(req->keywords, req->values,
-                                                  req->expand_dbname)
-                       : NULL;
-        return pq->PQconnectdbParams
-                   ? pq->PQconnectdbParams(req->keywords, req->values,
-                                           req->expand_dbname)
-                   : NULL;
-    case REQ_SETDB:
-        return pq->PQsetdbLogin
-                   ? pq->PQsetdbLogin(req->setdb[0], req->setdb[1],
-                                      req->setdb[2], req->setdb[3],
-                                      req->setdb[4], req->setdb[5],
-                                      req->setdb[6])
-                   : NULL;
-    }
-    return NULL;
-}
 
 /* The request's target; false when it does not parse (libpq will say). */
 static bool target_build(const struct connect_request *req, struct target *t)
@@ -128,9 +104,10 @@ static void log_checkout(struct shim_conn *sc, bool reused, double wait_ms)
 }
 
 /* A connect finished (blocking call returned, or poll said OK/FAILED).
- * Returns true when the connection is now tracked as the program's. */
-static bool connect_done(struct shim_conn *sc, struct pool *pool,
-                         const struct target *t, double wait_ms)
+ * True: sc is checked out to the program (CONN_OPEN); false: the connect
+ * failed and sc is gone (CONN_FAILED). */
+static bool connect_done(struct shim_conn *sc, const struct target *t,
+                         double wait_ms)
 {
     const struct real_libpq *pq = real_libpq();
     double ms = (now_monotonic() - sc->started) * 1000.0;
@@ -139,21 +116,17 @@ static bool connect_done(struct shim_conn *sc, struct pool *pool,
         name_failed(sc->pg, t, name, sizeof name);
         LOG_EVENT(LOG_LVL_WARN, "connect_failed", LF_S("target", name),
                   LF_D("ms", ms), LF_S("error", pq->PQerrorMessage(sc->pg)));
-        if (pool)
-            pool_release(pool, false, pthread_self(), true);
+        pool_move(sc, CONN_FAILED, NULL);
         return false;
     }
     conn_established(sc);
-    sc->state = CONN_OPEN;
+    pool_move(sc, CONN_OPEN, NULL);
     LOG_EVENT(LOG_LVL_INFO, "connect", LF_S("target", sc->name),
               LF_I("conn", (long long)sc->id),
               LF_I("backend_pid", sc->backend_pid), LF_D("ms", ms));
-    if (pool) {
-        pool_opened(pool, sc);
-        if (pool->capped) {
-            init_pool_in_use(sc->ssl);
-            log_checkout(sc, false, wait_ms);
-        }
+    if (sc->pool && pool_capped(sc->pool)) {
+        pool_close_at_exit(sc->ssl);
+        log_checkout(sc, false, wait_ms);
     }
     return true;
 }
@@ -190,9 +163,7 @@ static void opening_cancelled(void *arg)
         char *here = __builtin_frame_address(0);
         __asan_unpoison_memory_region(here - 65536, 65536);
     }
-    hostlimit_release(o->slot);
-    if (o->pool)
-        pool_release(o->pool, false, pthread_self(), true);
+    pool_unreserve(o->pool, o->slot, true);
 }
 
 /* The real connect, where the program's thread may be cancelled. */
@@ -227,13 +198,12 @@ static PGconn *open_tracked_gift(const struct connect_request *req,
         if (gift && *gift) {
             /* A checkin handed us its connection: the room we held under
              * the cap for a new one is not needed. */
-            pool_release(pool, false, pthread_self(), false);
+            pool_unreserve(pool, HOST_SLOT_NONE, false);
             *wait_ms += host_wait_ms;
             return NULL;
         }
         if (slot == HOST_SLOT_TIMEOUT) {
-            if (pool)
-                pool_release(pool, false, pthread_self(), true);
+            pool_unreserve(pool, HOST_SLOT_NONE, true);
             return host_timeout(t, host_wait_ms);
         }
         *wait_ms += host_wait_ms;
@@ -257,9 +227,7 @@ static PGconn *open_tracked_slot(const struct connect_request *req,
     PGconn *pg = open_cancellable(req, t ? t->name : NULL, &o);
     struct shim_conn *sc = pg ? conn_new(pg, CONN_CONNECTING, t ? t->name : NULL) : NULL;
     if (!sc) {
-        hostlimit_release(slot);
-        if (pool)
-            pool_release(pool, false, pthread_self(), !pg);
+        pool_unreserve(pool, slot, !pg);
         return pg; /* out of memory: the connection is passed through */
     }
     sc->host_slot = slot;
@@ -267,21 +235,12 @@ static PGconn *open_tracked_slot(const struct connect_request *req,
     sc->pool = pool;
     if (req->async && real_libpq()->PQstatus(pg) != CONNECTION_BAD) {
         /* The program's poll loop finishes it: lifecycle_connect_poll(). */
-        if (!registry_add(sc)) {
-            if (pool)
-                pool_release(pool, false, pthread_self(), false);
-            conn_free(sc);
-        }
+        if (!registry_add(sc))
+            pool_move(sc, CONN_FORGOTTEN, NULL);
         return pg;
     }
-    if (connect_done(sc, pool, t, wait_ms) && !registry_add(sc)) {
-        if (pool)
-            pool_release(pool, true, pthread_self(), false);
-        conn_free(sc);
-        return pg;
-    }
-    if (sc->state != CONN_OPEN)
-        conn_free(sc);
+    if (connect_done(sc, t, wait_ms) && !registry_add(sc))
+        pool_move(sc, CONN_FORGOTTEN, NULL);
     return pg;
 }
 
@@ -301,7 +260,7 @@ static const char *unusable(struct shim_conn *sc, bool handed)
     const struct pqshim_config *c = config_get();
     if (c->pool_recycle > 0 && now_monotonic() - sc->opened >= c->pool_recycle)
         return "recycle";
-    if (!conn_reset_finish(sc))
+    if (!conn_clean_finish(sc))
         return sc->server_ended || real_libpq()->PQstatus(sc->pg) != CONNECTION_OK
                    ? "dead" : "reset_failed";
     /* A connection handed over by a checkin has just answered its reset. */
@@ -347,18 +306,13 @@ static PGconn *capped_connect(const struct connect_request *req,
             struct shim_conn *sc = a.conn;
             const char *why = unusable(sc, a.handed);
             if (why) {
-                pthread_t owner = sc->owner;
-                conn_close(sc, why);
-                pool_release(a.pool, true, owner, false);
+                pool_move(sc, CONN_CLOSED, why);
                 continue;
             }
             conn_give_to_program(sc);
-            sc->state = CONN_OPEN;
             sc->reused = true;
             if (!registry_add(sc)) {
-                pthread_t owner = sc->owner;
-                conn_close(sc, "out_of_memory");
-                pool_release(a.pool, true, owner, false);
+                pool_move(sc, CONN_CLOSED, "out_of_memory");
                 return open_tracked(req, NULL, NULL, 0);
             }
             pool_count_reuse(a.pool);
@@ -420,7 +374,8 @@ static void unstart_gated(struct shim_conn *sc)
     gate_done(sc->gate);
     real_libpq()->PQfinish(sc->pg);
     sc->host_slot = HOST_SLOT_NONE;
-    conn_free(sc);
+    sc->pool = NULL;
+    pool_move(sc, CONN_FORGOTTEN, NULL);
 }
 
 /* A slot under the cap (or the null policy's count) is held in pool: the
@@ -498,7 +453,8 @@ static bool async_checkout(struct shim_conn *sc, struct pool *pool, double wait_
         return false;
     }
     sc->reused = true;
-    sc->state = r == SETTLE_OK ? CONN_OPEN : CONN_SETTLING;
+    if (r != SETTLE_OK)
+        pool_move(sc, CONN_SETTLING, NULL);
     if (!registry_add(sc)) {
         pool_close_later(sc, "out_of_memory");
         return false;
@@ -564,12 +520,12 @@ static PostgresPollingStatusType reconnect_in_place(struct shim_conn *sc)
     sc->reset_pending = sc->ping_pending = false;
     sc->server_ended = false;
     sc->said[0] = '\0';
-    sc->reconnecting = true;
     sc->started = now_monotonic();
-    sc->state = CONN_OPEN; /* checked out, as a broken one would be */
-    if (!pq->PQresetStart(sc->pg))
+    if (!pq->PQresetStart(sc->pg)) {
+        pool_move(sc, CONN_OPEN, NULL); /* the program finishes it, broken */
         return PGRES_POLLING_FAILED;
-    sc->state = CONN_CONNECTING;
+    }
+    pool_move(sc, CONN_RECONNECTING, NULL);
     return PGRES_POLLING_WRITING;
 }
 
@@ -579,7 +535,7 @@ static PostgresPollingStatusType poll_settling(struct shim_conn *sc)
     case SETTLE_PENDING:
         return PGRES_POLLING_READING;
     case SETTLE_OK:
-        sc->state = CONN_OPEN;
+        pool_move(sc, CONN_OPEN, NULL);
         log_checkout(sc, true, 0);
         return PGRES_POLLING_OK;
     case SETTLE_DEAD:
@@ -593,8 +549,7 @@ static void reconnected(struct shim_conn *sc, PostgresPollingStatusType r)
 {
     const struct real_libpq *pq = real_libpq();
     double ms = (now_monotonic() - sc->started) * 1000.0;
-    sc->reconnecting = false;
-    sc->state = CONN_OPEN;
+    pool_move(sc, CONN_OPEN, NULL);
     if (sc->pool)
         pool_count_reconnect(sc->pool, r == PGRES_POLLING_OK);
     if (r != PGRES_POLLING_OK) {
@@ -653,13 +608,12 @@ static void gated_failure(struct shim_conn *sc)
         LOG_EVENT(LOG_LVL_WARN, "connect_failed", LF_S("target", sc->name),
                   LF_D("ms", (now_monotonic() - sc->started) * 1000.0),
                   LF_S("error", message ? message : pq->PQerrorMessage(sc->pg)));
-    if (sc->pool)
-        pool_release(sc->pool, false, pthread_self(), true);
-    sc->pool = NULL;
-    if (message)
+    if (message) {
+        pool_move(sc, CONN_SYNTHETIC, NULL);
         conn_hold_error(sc, message);
-    else
-        conn_free(sc);
+    } else {
+        pool_move(sc, CONN_FAILED, NULL);
+    }
 }
 
 static PostgresPollingStatusType poll_connecting(PGconn *pg, struct shim_conn *sc)
@@ -671,7 +625,7 @@ static PostgresPollingStatusType poll_connecting(PGconn *pg, struct shim_conn *s
     PostgresPollingStatusType r = pq->PQconnectPoll(pg);
     if (r != PGRES_POLLING_OK && r != PGRES_POLLING_FAILED)
         return r;
-    if (sc->reconnecting) {
+    if (sc->state == CONN_RECONNECTING) {
         reconnected(sc, r);
         return r;
     }
@@ -687,11 +641,8 @@ static PostgresPollingStatusType poll_connecting(PGconn *pg, struct shim_conn *s
         gate_done(sc->gate);
         sc->gate = NULL;
     }
-    if (connect_done(sc, sc->pool, NULL, 0) && registry_add(sc))
-        return r;
-    if (sc->state == CONN_OPEN && sc->pool)
-        pool_release(sc->pool, true, sc->owner, false);
-    conn_free(sc);
+    if (connect_done(sc, NULL, 0) && !registry_add(sc))
+        pool_move(sc, CONN_FORGOTTEN, NULL);
     return r;
 }
 
@@ -716,7 +667,7 @@ const char *lifecycle_error_message(const PGconn *pg)
 PostgresPollingStatusType lifecycle_connect_poll(PGconn *pg)
 {
     struct shim_conn *sc = registry_find(pg);
-    if (sc && sc->state == CONN_CONNECTING)
+    if (sc && (sc->state == CONN_CONNECTING || sc->state == CONN_RECONNECTING))
         return poll_connecting(pg, sc);
     if (sc && sc->state == CONN_SETTLING)
         return poll_settling(sc);
@@ -737,22 +688,15 @@ void lifecycle_finish(PGconn *pg)
         gate_done(sc->gate); /* leaves any queue at once */
         sc->gate = NULL;
     }
-    if (sc->state == CONN_CONNECTING && sc->reconnecting)
-        sc->state = CONN_OPEN; /* checked out: closed as a broken one */
     cancel_checkout_ended(sc);
     struct pool *pool = sc->pool;
     if (sc->state == CONN_SYNTHETIC || sc->state == CONN_CONNECTING) {
-        if (sc->state == CONN_CONNECTING && pool)
-            pool_release(pool, false, pthread_self(), false);
-        conn_free(sc);
+        pool_move(sc, CONN_FORGOTTEN, NULL);
         pq->PQfinish(pg);
         return;
     }
-    if (!pool || !pool->capped) {
-        pthread_t owner = sc->owner;
-        conn_close(sc, "finish");
-        if (pool)
-            pool_release(pool, true, owner, false);
+    if (!pool || !pool_capped(pool)) {
+        pool_move(sc, CONN_CLOSED, "finish");
         return;
     }
     const struct pqshim_config *c = config_get();
@@ -768,7 +712,7 @@ void lifecycle_finish(PGconn *pg)
          * caller of ours for a bounded share, then yield it to the
          * oldest waiter (who may be ours too). */
         why = "host_demand";
-        if (sc->host_handoffs < HOST_SHARE && conn_reset(sc, &why)) {
+        if (sc->host_handoffs < HOST_SHARE && conn_clean_for_reuse(sc, &why)) {
             sc->host_handoffs += contention == HOST_OTHERS;
             if (pool_hand_on(sc))
                 return; /* sc may already belong to another thread */
@@ -776,23 +720,16 @@ void lifecycle_finish(PGconn *pg)
         }
         if (!strcmp(why, "host_demand") && contention == HOST_OTHERS)
             pool_count_yield(pool);
-    } else if (!conn_reset(sc, &why))
+    } else if (!conn_clean_for_reuse(sc, &why))
         ; /* why says what was wrong */
     else {
         LOG_EVENT(LOG_LVL_DEBUG, "checkin", LF_S("target", sc->name),
                   LF_I("conn", (long long)sc->id),
                   LF_D("reset_ms", (now_monotonic() - t0) * 1000.0));
-        int slot = sc->host_slot;
-        if (pool_checkin(sc, &why)) {
-            /* sc may already belong to another thread */
-            if (slot >= 0)
-                hostlimit_watch_idle(slot);
-            return;
-        }
+        pool_checkin(sc); /* sc may already belong to another thread */
+        return;
     }
-    pthread_t owner = sc->owner;
-    conn_close(sc, why);
-    pool_release(pool, true, owner, false);
+    pool_move(sc, CONN_CLOSED, why);
 }
 
 /* PQreset closes and reopens the same PGconn: the program still holds it,
@@ -819,7 +756,8 @@ static struct shim_conn *begin_reset(PGconn *pg)
 {
     struct shim_conn *sc = registry_find(pg);
     if (sc && sc->state == CONN_SYNTHETIC && registry_take(pg)) {
-        conn_free(sc); /* a failed connect the program revives itself */
+        /* a failed connect the program revives itself */
+        pool_move(sc, CONN_FORGOTTEN, NULL);
         return NULL;
     }
     if (!sc || (sc->state != CONN_OPEN && sc->state != CONN_RESETTING))
@@ -836,7 +774,7 @@ void lifecycle_reset(PGconn *pg)
     struct shim_conn *sc = begin_reset(pg);
     real_libpq()->PQreset(pg);
     if (sc) {
-        sc->state = CONN_OPEN;
+        pool_move(sc, CONN_OPEN, NULL);
         log_reset_result(sc);
     }
 }
@@ -846,7 +784,7 @@ int lifecycle_reset_start(PGconn *pg)
     struct shim_conn *sc = begin_reset(pg);
     int r = real_libpq()->PQresetStart(pg);
     if (sc)
-        sc->state = r ? CONN_RESETTING : CONN_OPEN;
+        pool_move(sc, r ? CONN_RESETTING : CONN_OPEN, NULL);
     return r;
 }
 
@@ -856,7 +794,7 @@ PostgresPollingStatusType lifecycle_reset_poll(PGconn *pg)
     struct shim_conn *sc = registry_find(pg);
     if (sc && sc->state == CONN_RESETTING &&
         (r == PGRES_POLLING_OK || r == PGRES_POLLING_FAILED)) {
-        sc->state = CONN_OPEN;
+        pool_move(sc, CONN_OPEN, NULL);
         log_reset_result(sc);
     }
     return r;

@@ -5,7 +5,7 @@
  * lines from threads and processes sharing the destination never interleave.
  */
 #define _GNU_SOURCE
-#include "pqshim.h"
+#include "log.h"
 #include "escape.h"
 
 #include <errno.h>
@@ -312,22 +312,34 @@ void log_emit(const struct pqshim_config *cfg, enum log_level level,
     errno = saved_errno;
 }
 
+static void log_problem(enum log_level level, const char *variable,
+                        const char *value, const char *accepted)
+{
+    const struct pqshim_config *c = config_get();
+    if (level == LOG_LVL_WARN) {
+        log_emit(c, LOG_LVL_WARN, "config_unknown",
+                 (const struct log_field[]){
+                     LF_S("variable", variable),
+                     LF_S("detail", "not a pqshim variable (misspelt?); ignored"),
+                     LF_END_});
+        return;
+    }
+    char using[32];
+    config_value_string(c, variable, using, sizeof using);
+    log_emit(c, LOG_LVL_ERROR, "config_invalid",
+             (const struct log_field[]){LF_S("variable", variable),
+                                        LF_S("value", value),
+                                        LF_S("accepted", accepted),
+                                        LF_S("using", using), LF_END_});
+}
+
+void log_config_problems(void)
+{
+    config_for_each_problem(log_problem);
+}
+
 void log_event(enum log_level level, const char *event,
                const struct log_field *fields)
 {
     log_emit(config_get(), level, event, fields);
-}
-
-double now_monotonic(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-double now_realtime(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }

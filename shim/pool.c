@@ -1,8 +1,8 @@
 /*
  * pool.c — capped pools: one per target, idle lists, the cap, waiting.
  *
- * Accounting per pool: open = idle + checked_out + being opened; open never
- * exceeds pool_size + max_overflow. Waiters are served in arrival order by
+ * Accounting per pool: open = idle + checked_out + being opened, kept by
+ * count_move() alone; open never exceeds pool_size + max_overflow. Waiters are served in arrival order by
  * handing them a connection (or a slot to open one) directly, so a thread
  * arriving later can never barge ahead of one already waiting.
  *
@@ -11,16 +11,45 @@
  * ages out through the idle timeout when demand drops.
  */
 #define _GNU_SOURCE
-#include "pqshim.h"
 #include "pool.h"
 #include "hostlimit.h"
+#include "log.h"
+#include "thread.h"
 
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
+#ifdef PQSHIM_DEBUG
+#include <assert.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+struct waiter;
+
+
+struct pool {
+    char key[TARGET_KEY_MAX];
+    char name[TARGET_NAME_MAX];
+    char params[TARGET_KEY_MAX]; /* see struct target (password inside) */
+    /* Kept by count_move() alone (pool.c): open = opening + checked_out +
+     * idle_count, checked in debug builds (PQSHIM_DEBUG). */
+    int open;
+    int opening;      /* room taken for a connection being opened */
+    int checked_out;  /* includes those taken out to be closed */
+    int idle_count;
+    int waiting;
+    bool capped;      /* false: the null policy only counts */
+    bool disposing;   /* at exit: close at checkin instead of keeping */
+    unsigned generation; /* dispose: older connections close at checkin */
+    struct shim_conn *idle;   /* LIFO stack */
+    struct waiter *wait_head, *wait_tail;
+    struct owner *owners;     /* checkouts per thread (self-deadlock) */
+    struct pool_stats stats;
+    UT_hash_handle hh;
+};
 
 struct owner {
     pthread_t tid;
@@ -101,13 +130,30 @@ static int owner_held(struct pool *p, pthread_t tid)
     return *o ? (*o)->held : 0;
 }
 
-static void mark_checked_out(struct pool *p, struct shim_conn *sc,
-                             pthread_t tid)
+/* ---- a connection's life: the counters follow the state ------------- */
+
+/* The counter of p a connection in state s is counted in; NULL when it
+ * holds no room in p (not yet, or no longer). */
+static int *bucket_of(struct pool *p, enum conn_state s)
 {
-    p->checked_out++;
-    p->stats.checkouts_total++;
-    sc->owner = tid;
-    owner_add(p, tid);
+    switch (s) {
+    case CONN_CONNECTING:
+        return &p->opening;
+    case CONN_IDLE:
+        return &p->idle_count;
+    case CONN_OPEN:
+    case CONN_RESETTING:
+    case CONN_SETTLING:
+    case CONN_RECONNECTING:
+    case CONN_CLOSING:
+        return &p->checked_out;
+    case CONN_SYNTHETIC:
+    case CONN_CLOSED:
+    case CONN_FORGOTTEN:
+    case CONN_FAILED:
+        break;
+    }
+    return NULL;
 }
 
 /* How many idle connections a checkout looks at for a settled reset. */
@@ -144,15 +190,94 @@ static struct shim_conn **ready_idle(struct pool *p)
     return settled ? settled : &p->idle;
 }
 
-static struct shim_conn *pop_idle(struct pool *p)
+/* Debug builds stop at the first wrong count; a release build never
+ * aborts its host over bookkeeping. */
+static void check_counts(const struct pool *p)
+{
+#ifdef PQSHIM_DEBUG
+    int idle = 0;
+    for (const struct shim_conn *sc = p->idle; sc; sc = sc->next)
+        idle++;
+    assert(p->opening >= 0 && p->checked_out >= 0 && p->idle_count >= 0);
+    assert(p->open == p->opening + p->checked_out + p->idle_count);
+    assert(idle == p->idle_count);
+#else
+    (void)p;
+#endif
+}
+
+/* Count a move of sc (NULL: room reserved without a connection) from
+ * state `from` to `to`, checked out by tid when `to` is a checked-out
+ * state. The only place the counters change. Called with the lock held. */
+static void count_move(struct pool *p, struct shim_conn *sc,
+                       enum conn_state from, enum conn_state to, pthread_t tid)
+{
+    int *a = bucket_of(p, from), *b = bucket_of(p, to);
+    if (sc)
+        sc->state = to;
+    if (a == b)
+        return;
+    if (a == &p->checked_out) {
+        owner_remove(p, sc->owner);
+        if (!b)
+            p->stats.closes_total++;
+    }
+    if (a == &p->opening && b == &p->checked_out) {
+        p->stats.connects_total++;
+        sc->generation = p->generation;
+    }
+    if (a == &p->opening && (to == CONN_FAILED || to == CONN_SYNTHETIC))
+        p->stats.connect_errors_total++;
+    if (a)
+        (*a)--;
+    else
+        p->open++;
+    if (b)
+        (*b)++;
+    else
+        p->open--;
+    if (b == &p->checked_out) {
+        sc->owner = tid;
+        owner_add(p, tid);
+        if (to != CONN_CLOSING)
+            p->stats.checkouts_total++;
+    }
+    check_counts(p);
+}
+
+/* Room for one connection about to be opened. Lock held. */
+static void reserve(struct pool *p)
+{
+    count_move(p, NULL, CONN_CLOSED, CONN_CONNECTING, pthread_self());
+}
+
+/* sc (checked out) now belongs to thread tid. Lock held. */
+static void hand_over(struct pool *p, struct shim_conn *sc, pthread_t tid)
+{
+    owner_remove(p, sc->owner);
+    sc->owner = tid;
+    owner_add(p, tid);
+    p->stats.checkouts_total++;
+}
+
+/* Check out to tid the idle connection ready_idle() picks. Lock held. */
+static struct shim_conn *checkout_idle(struct pool *p, pthread_t tid)
 {
     struct shim_conn **link = ready_idle(p), *sc = *link;
     if (sc) {
         *link = sc->next;
         sc->next = NULL;
-        p->idle_count--;
+        count_move(p, sc, CONN_IDLE, CONN_OPEN, tid);
     }
     return sc;
+}
+
+/* Put sc (checked out) on top of p's idle list. Lock held. */
+static void push_idle(struct pool *p, struct shim_conn *sc)
+{
+    sc->next = p->idle;
+    p->idle = sc;
+    count_move(p, sc, sc->state, CONN_IDLE, pthread_self());
 }
 
 /* Give waiting threads what has become available: idle connections first,
@@ -174,7 +299,7 @@ static void serve_waiters(struct pool *p)
                 }
                 return;
             }
-            p->open++;
+            reserve(p);
             p->wait_head = w->next;
             if (!p->wait_head)
                 p->wait_tail = NULL;
@@ -185,13 +310,11 @@ static void serve_waiters(struct pool *p)
             free(w);
             continue;
         }
-        struct shim_conn *sc = pop_idle(p);
-        if (!sc && p->open >= cap_of())
+        if (!p->idle && p->open >= cap_of())
             return;
-        if (sc)
-            mark_checked_out(p, sc, w->tid);
-        else
-            p->open++;
+        struct shim_conn *sc = checkout_idle(p, w->tid);
+        if (!sc)
+            reserve(p);
         w->conn = sc;
         w->done = true;
         p->wait_head = w->next;
@@ -287,15 +410,14 @@ enum acquire_result pool_acquire(const struct target *t, struct acquire *a,
 
     /* Someone already waiting goes first, even if a slot just freed up. */
     if (!p->wait_head && !paused) {
-        struct shim_conn *sc = pop_idle(p);
+        struct shim_conn *sc = checkout_idle(p, self);
         if (sc) {
-            mark_checked_out(p, sc, self);
             a->conn = sc;
             pthread_mutex_unlock(&pool_lock);
             return ACQ_IDLE;
         }
         if (p->open < cap_of()) {
-            p->open++;
+            reserve(p);
             pthread_mutex_unlock(&pool_lock);
             return ACQ_SLOT;
         }
@@ -431,35 +553,58 @@ struct pool *pool_reserve_uncapped(const struct target *t)
     pthread_mutex_lock(&pool_lock);
     struct pool *p = find_or_create(t);
     if (p)
-        p->open++;
+        reserve(p);
     pthread_mutex_unlock(&pool_lock);
     return p;
 }
 
-void pool_opened(struct pool *p, struct shim_conn *sc)
+static bool is_end(enum conn_state s)
 {
+    return s == CONN_CLOSED || s == CONN_FORGOTTEN || s == CONN_FAILED;
+}
+
+void pool_move(struct shim_conn *sc, enum conn_state to, const char *reason)
+{
+    struct pool *p = sc->pool;
+    enum conn_state from = sc->state;
+    if (to == CONN_CLOSED)
+        conn_close(sc, reason);
+    bool gives_back = is_end(to) || to == CONN_SYNTHETIC;
+    if (gives_back) {
+        /* After the real close: the next holder never finds the server
+         * with one connection too many. */
+        hostlimit_release(sc->host_slot);
+        sc->host_slot = HOST_SLOT_NONE;
+        sc->pool = NULL;
+    }
+    if (!p || bucket_of(p, from) == bucket_of(p, to)) {
+        sc->state = to; /* no counter changes (checked out all along) */
+    } else {
+        pthread_mutex_lock(&pool_lock);
+        count_move(p, sc, from, to, pthread_self());
+        if (gives_back)
+            serve_waiters(p);
+        pthread_mutex_unlock(&pool_lock);
+    }
+    if (is_end(to))
+        conn_free(sc);
+}
+
+void pool_unreserve(struct pool *p, int host_slot, bool failed)
+{
+    hostlimit_release(host_slot);
+    if (!p)
+        return;
     pthread_mutex_lock(&pool_lock);
-    sc->pool = p;
-    sc->generation = p->generation;
-    p->stats.connects_total++;
-    mark_checked_out(p, sc, pthread_self());
+    count_move(p, NULL, CONN_CONNECTING, failed ? CONN_FAILED : CONN_FORGOTTEN,
+               pthread_self());
+    serve_waiters(p);
     pthread_mutex_unlock(&pool_lock);
 }
 
-void pool_release(struct pool *p, bool checked_out, pthread_t owner,
-                  bool failed)
+bool pool_capped(const struct pool *p)
 {
-    pthread_mutex_lock(&pool_lock);
-    if (checked_out) {
-        p->checked_out--;
-        owner_remove(p, owner);
-        p->stats.closes_total++;
-    }
-    if (failed)
-        p->stats.connect_errors_total++;
-    p->open--;
-    serve_waiters(p);
-    pthread_mutex_unlock(&pool_lock);
+    return p->capped; /* set once, when the pool is made */
 }
 
 bool pool_reserve_probe(struct pool *p)
@@ -467,7 +612,7 @@ bool pool_reserve_probe(struct pool *p)
     pthread_mutex_lock(&pool_lock);
     bool room = !p->capped || (!p->wait_head && p->open < cap_of());
     if (room)
-        p->open++;
+        reserve(p);
     pthread_mutex_unlock(&pool_lock);
     return room;
 }
@@ -499,36 +644,31 @@ static void hand_to_waiter(struct pool *p, struct shim_conn *sc)
     if (!p->wait_head)
         p->wait_tail = NULL;
     p->waiting--;
-    p->checked_out--;
-    owner_remove(p, sc->owner);
-    mark_checked_out(p, sc, w->tid);
+    hand_over(p, sc, w->tid);
     w->conn = sc;
     w->done = true;
     pthread_cond_signal(&w->cond);
 }
 
-bool pool_checkin(struct shim_conn *sc, const char **why)
+void pool_checkin(struct shim_conn *sc)
 {
     struct pool *p = sc->pool;
     const struct pqshim_config *cfg = config_get();
+    const char *why = NULL;
     bool kept = true;
+    int slot = sc->host_slot;
     pthread_mutex_lock(&pool_lock);
     bool stale = p->disposing || sc->generation != p->generation;
     if (p->wait_head && p->wait_head->async && !paused && !stale) {
         /* The first waiter has a PGconn of its own and needs a slot:
-         * this connection makes room for it (pool_release serves it). */
+         * this connection makes room for it (its close serves it). */
         kept = false;
-        *why = "handoff";
+        why = "handoff";
     } else if (p->wait_head && !paused && !stale) {
         hand_to_waiter(p, sc);
     } else if (p->idle_count < cfg->pool_size && !stale) {
-        p->checked_out--;
-        owner_remove(p, sc->owner);
-        sc->state = CONN_IDLE;
         sc->idle_since = now_monotonic();
-        sc->next = p->idle;
-        p->idle = sc;
-        p->idle_count++;
+        push_idle(p, sc);
         /* Wake the janitor for whichever limit comes first. */
         double expiry = cfg->idle_timeout > 0
                             ? sc->idle_since + cfg->idle_timeout
@@ -538,11 +678,14 @@ bool pool_checkin(struct shim_conn *sc, const char **why)
         if (janitor_started && expiry < janitor_wake_at)
             pthread_cond_signal(&janitor_cond);
     } else {
-        kept = false; /* still counted until the caller's pool_release() */
-        *why = stale ? "disposed" : "overflow";
+        kept = false; /* still counted until it is closed below */
+        why = stale ? "disposed" : "overflow";
     }
     pthread_mutex_unlock(&pool_lock);
-    return kept;
+    if (!kept)
+        pool_move(sc, CONN_CLOSED, why);
+    else if (slot >= 0) /* sc may already belong to another thread */
+        hostlimit_watch_idle(slot, pool_close_contended);
 }
 
 bool pool_hand_on(struct shim_conn *sc)
@@ -559,10 +702,8 @@ bool pool_hand_on(struct shim_conn *sc)
         given = true;
     } else if (hostlimit_give(sc->host_slot, p, sc, &tid)) {
         /* The taker holds room under the cap for a new connection, which
-         * it gives back (pool_release) before it touches sc. */
-        p->checked_out--;
-        owner_remove(p, sc->owner);
-        mark_checked_out(p, sc, tid);
+         * it gives back (pool_unreserve) before it touches sc. */
+        hand_over(p, sc, tid);
         given = true;
     }
     if (given)
@@ -579,18 +720,14 @@ void pool_count_yield(struct pool *p)
 }
 
 /* Take the idle connection *link (a link of p's idle list) out for
- * closing, onto *list: it counts as checked out by the caller until
- * pool_release(). Called with the lock held. */
+ * closing, onto *list: it counts as checked out by the caller until it is
+ * closed. Called with the lock held. */
 static void take_for_close(struct pool *p, struct shim_conn **link,
                            const char *reason, struct shim_conn **list)
 {
     struct shim_conn *sc = *link;
     *link = sc->next;
-    p->idle_count--;
-    p->checked_out++;
-    sc->owner = pthread_self();
-    owner_add(p, sc->owner);
-    sc->state = CONN_OPEN;
+    count_move(p, sc, CONN_IDLE, CONN_CLOSING, pthread_self());
     sc->close_reason = reason;
     sc->next = *list;
     *list = sc;
@@ -628,18 +765,14 @@ static void close_list(struct shim_conn *list)
     while (list) {
         struct shim_conn *sc = list;
         list = sc->next;
-        struct pool *p = sc->pool;
-        pthread_t owner = sc->owner;
         sc->next = NULL;
-        conn_close(sc, sc->close_reason); /* frees sc */
-        pool_release(p, true, owner, false);
+        pool_move(sc, CONN_CLOSED, sc->close_reason);
     }
 }
 
 static void *janitor_main(void *arg)
 {
     (void)arg;
-    hooks_enter_internal_thread();
     pthread_mutex_lock(&pool_lock);
     pid_t mine = pqshim_pid;
     for (;;) {
@@ -664,6 +797,7 @@ static void *janitor_main(void *arg)
 void pool_close_later(struct shim_conn *sc, const char *reason)
 {
     pthread_mutex_lock(&pool_lock);
+    count_move(sc->pool, sc, sc->state, CONN_CLOSING, sc->owner);
     sc->close_reason = reason;
     sc->next = closing;
     closing = sc;
@@ -697,6 +831,23 @@ int pool_close_idle(const char *reason, bool forever)
     pthread_mutex_unlock(&pool_lock);
     close_list(list);
     return n;
+}
+
+static void close_idle_at_exit(void)
+{
+    (void)pool_close_idle("exit", true);
+}
+
+/* atexit handlers run newest first. OpenSSL registers its own cleanup when
+ * the first TLS connection initialises it; registering again after that
+ * keeps our polite close of TLS connections ahead of OpenSSL's teardown. */
+void pool_close_at_exit(bool ssl)
+{
+    static atomic_bool registered, registered_after_ssl;
+    if (!atomic_exchange(&registered, true))
+        atexit(close_idle_at_exit);
+    if (ssl && !atomic_exchange(&registered_after_ssl, true))
+        atexit(close_idle_at_exit);
 }
 
 int pool_close_contended(void)
@@ -856,19 +1007,12 @@ struct shim_conn *pool_borrow_idle(struct pool *p)
 void pool_return_borrowed(struct shim_conn *sc, bool alive)
 {
     struct pool *p = sc->pool;
-    pthread_t owner = sc->owner;
     if (!alive) {
-        conn_close(sc, "dead");
-        pool_release(p, true, owner, false);
+        pool_move(sc, CONN_CLOSED, "dead");
         return;
     }
     pthread_mutex_lock(&pool_lock);
-    p->checked_out--;
-    owner_remove(p, owner);
-    sc->state = CONN_IDLE;
-    sc->next = p->idle;
-    p->idle = sc;
-    p->idle_count++;
+    push_idle(p, sc);
     serve_waiters(p);
     pthread_mutex_unlock(&pool_lock);
 }

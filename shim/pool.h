@@ -5,7 +5,8 @@
 #ifndef PQSHIM_POOL_H
 #define PQSHIM_POOL_H
 
-#include "pqshim.h"
+#include "conn.h"
+#include "target.h"
 
 struct pool_stats {
     uint64_t connects_total;
@@ -21,31 +22,13 @@ struct pool_stats {
     double wait_ms_total;
 };
 
-struct owner;
-struct waiter;
-
-struct pool {
-    char key[TARGET_KEY_MAX];
-    char name[TARGET_NAME_MAX];
-    char params[TARGET_KEY_MAX]; /* see struct target (password inside) */
-    int open;         /* idle + checked_out + being opened */
-    int checked_out;
-    int idle_count;
-    int waiting;
-    bool capped;      /* false: the null policy only counts */
-    bool disposing;   /* at exit: close at checkin instead of keeping */
-    unsigned generation; /* dispose: older connections close at checkin */
-    struct shim_conn *idle;   /* LIFO stack */
-    struct waiter *wait_head, *wait_tail;
-    struct owner *owners;     /* checkouts per thread (self-deadlock) */
-    struct pool_stats stats;
-    UT_hash_handle hh;
-};
+/* One per target; pools live as long as the process. Opaque: pool.c. */
+struct pool;
 
 enum acquire_result {
     ACQ_IDLE,     /* a.conn is checked out to the caller */
-    ACQ_SLOT,     /* room under the cap: open a connection, then
-                     pool_opened() or pool_release(failed) */
+    ACQ_SLOT,     /* room under the cap: open a connection (moved to
+                     CONN_OPEN when established), or pool_unreserve() */
     ACQ_TIMEOUT,  /* waited PQSHIM_POOL_TIMEOUT in vain */
     ACQ_DEADLOCK, /* this thread holds every connection of the target */
     ACQ_NOMEM,    /* no pool could be made: pass the call through */
@@ -69,7 +52,7 @@ enum acquire_result pool_acquire(const struct target *t, struct acquire *a,
 
 /* Asynchronous waiters (gate.c). granted(cookie, wait_ms) is called under
  * the pool lock when a queued cookie is given a slot (open is counted for
- * it: release it with pool_release(p, false, ...) if unused); it must only
+ * it: give it back with pool_unreserve() if unused); it must only
  * flag and wake. kick() asks for pool_close_pending() to be called soon. */
 void pool_set_async(void (*granted)(void *cookie, double wait_ms),
                     void (*kick)(void));
@@ -89,18 +72,41 @@ void pool_close_pending(void);
  * a slot reserved as for ACQ_SLOT. NULL when out of memory. */
 struct pool *pool_reserve_uncapped(const struct target *t);
 
-/* A connection opened in an ACQ_SLOT slot is now established. */
-void pool_opened(struct pool *p, struct shim_conn *sc);
+/*
+ * A connection's life. Its state, its pool's counters, the owner counts
+ * (self-deadlock check), the statistics and its host-wide slot change
+ * together, here and nowhere else:
+ *
+ *   (room reserved) --> CONNECTING --> OPEN <--> IDLE --> CLOSING
+ *                           |           |  \              |
+ *                           |           |   SETTLING, RESETTING,
+ *                           |           |   RECONNECTING (still checked out)
+ *                           v           v                 v
+ *              FAILED, SYNTHETIC    CLOSED, FORGOTTEN   CLOSED, OPEN
+ *
+ * pool_move(sc, to, reason) makes every move a caller outside pool.c
+ * makes; the moves to and from IDLE (checkin, checkout, hand-over) and to
+ * CLOSING happen inside pool.c under its lock. A move to CLOSED closes the
+ * session (reason: the close line's), FORGOTTEN and FAILED leave the
+ * PGconn alone; all three give back the host slot and the room in the pool
+ * (serving the next waiter) and free sc. SYNTHETIC gives them back and
+ * keeps sc as the carrier of its error (conn_hold_error()).
+ */
+void pool_move(struct shim_conn *sc, enum conn_state to, const char *reason);
 
-/* A connection of p is gone (closed after checkout: checked_out is true)
- * or a slot was never filled (failed connect): frees the room under the
- * cap for the next waiter. */
-void pool_release(struct pool *p, bool checked_out, pthread_t owner,
-                  bool failed);
+/* Room reserved without a connection (ACQ_SLOT, a granted async waiter, a
+ * health check's probe) and host_slot (or HOST_SLOT_NONE) are given back
+ * unused; failed: counted as a connect error. p may be NULL. */
+void pool_unreserve(struct pool *p, int host_slot, bool failed);
 
-/* Return a reset connection. False: not kept (pool full or disposing, as
- * *why says); the caller closes it and calls pool_release(p, true, ...). */
-bool pool_checkin(struct shim_conn *sc, const char **why);
+/* Check in a connection cleaned for reuse: handed to a waiting thread,
+ * kept IDLE (and the host-wide watcher told), or closed (the pool is full:
+ * overflow; disposing: disposed; an async waiter needs the room: handoff).
+ * sc may belong to another thread or be gone on return. */
+void pool_checkin(struct shim_conn *sc);
+
+/* Is p a capped pool (false: the null policy only counts)? */
+bool pool_capped(const struct pool *p);
 
 void pool_count_reuse(struct pool *p);
 
@@ -121,13 +127,16 @@ void pool_count_reconnect(struct pool *p, bool ok);
 
 /* Room for one more connection of p without waiting (health checks):
  * false when p is at its cap or others wait. The room is given back with
- * pool_release(p, false, pthread_self(), false). */
+ * pool_unreserve(). */
 bool pool_reserve_probe(struct pool *p);
 
 /* Close every idle connection now and make checked-out ones close at
  * checkin (dispose). With forever set (exit), nothing is kept again.
  * Returns the number of idle connections closed. */
 int pool_close_idle(const char *reason, bool forever);
+
+/* A capped pool holds connections: close idle ones politely at exit. */
+void pool_close_at_exit(bool ssl);
 
 /* Close every idle connection whose host-wide slot another caller waits
  * for (hostlimit.c's watcher). Returns the number closed. */

@@ -9,7 +9,9 @@
  * the hook a call came in through says which one is current (real_use()).
  */
 #define _GNU_SOURCE
-#include "pqshim.h"
+#include "real.h"
+#include "loader.h"
+#include "log.h"
 
 #include <dlfcn.h>
 #include <link.h>
@@ -44,12 +46,6 @@ struct binding {
     {#name, offsetof(struct real_libpq, name)},
 static const struct binding bindings[] = {LIBPQ_FUNCTIONS(BIND, _)};
 #undef BIND
-
-void *real_dlsym(void *handle, const char *name)
-{
-    void *(*fn)(void *, const char *) = real_dlsym_fn();
-    return fn ? fn(handle, name) : NULL;
-}
 
 void real_note_library(const char *path)
 {
@@ -108,6 +104,15 @@ static void *find_libpq(void)
     return NULL;
 }
 
+/* Does addr lie in the shim itself? Our library exports no PQ* name but
+ * the entry points, so a lookup answered from here found one of them. */
+static bool in_this_library(const void *addr)
+{
+    Dl_info mine, theirs;
+    return dladdr((const void *)in_this_library, &mine) && dladdr(addr, &theirs) &&
+           mine.dli_fbase == theirs.dli_fbase;
+}
+
 /* Bind every function of the libpq behind handle h into *t. False when
  * nothing could be bound; t->complete says whether everything was. */
 static bool bind_table(void *h, struct real_libpq *t)
@@ -116,7 +121,7 @@ static bool bind_table(void *h, struct real_libpq *t)
     for (size_t i = 0; i < sizeof bindings / sizeof bindings[0]; i++) {
         void *fn = real_dlsym(h, bindings[i].name);
         /* Guard against resolving to ourselves: that would recurse forever. */
-        if (fn && hooks_is_ours(fn))
+        if (fn && in_this_library(fn))
             fn = NULL;
         if (!fn) {
             LOG_EVENT(LOG_LVL_WARN, "libpq_symbol_missing",

@@ -6,7 +6,9 @@
  * "full" is recognised by the texts servers and poolers send for it.
  */
 #define _GNU_SOURCE
-#include "lifecycle.h"
+#include "retry.h"
+#include "config.h"
+#include "log.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -55,7 +57,7 @@ PGconn *retry_open(const struct connect_request *req, const char *name)
 {
     const struct real_libpq *pq = real_libpq();
     const struct pqshim_config *cfg = config_get();
-    PGconn *pg = lifecycle_open_real(req);
+    PGconn *pg = request_open_real(req);
     /* An async connect is retried inside the program's poll loop, behind
      * a gate (lifecycle_connect_poll): never by sleeping here. */
     if (!cfg->retry_full || req->async)
@@ -72,7 +74,7 @@ PGconn *retry_open(const struct connect_request *req, const char *name)
                   LF_S("error", pq->PQerrorMessage(pg)));
         pq->PQfinish(pg);
         sleep_seconds(delay);
-        pg = lifecycle_open_real(req);
+        pg = request_open_real(req);
     }
     return pg;
 }

@@ -7,7 +7,8 @@
  * program waits on PQsocket as it would for a new connection.
  */
 #define _GNU_SOURCE
-#include "pqshim.h"
+#include "settle.h"
+#include "config.h"
 
 /* Read what has arrived of the outstanding command. True when its
  * results are complete; *ok false when one of them failed. */

@@ -8,7 +8,7 @@
  * kept only as a hash and the key is never shown to anyone.
  */
 #define _GNU_SOURCE
-#include "pqshim.h"
+#include "target.h"
 
 #include <pwd.h>
 #include <stdio.h>

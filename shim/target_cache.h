@@ -4,7 +4,8 @@
 #ifndef TARGET_CACHE_H
 #define TARGET_CACHE_H
 
-#include "lifecycle.h"
+#include "request.h"
+#include "target.h"
 
 /* Requests (arguments plus environment) longer than this are not cached. */
 #define TARGET_REQUEST_MAX 4096

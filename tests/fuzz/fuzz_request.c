@@ -30,9 +30,6 @@
 
 /* ---- stand-ins for the parts that need a server ------------------------- */
 
-pid_t pqshim_pid;
-__thread bool pqshim_oom __attribute__((tls_model("initial-exec")));
-
 bool conn_alive(struct shim_conn *sc, bool answered)
 {
     (void)sc;
@@ -42,7 +39,12 @@ bool conn_alive(struct shim_conn *sc, bool answered)
 
 void conn_close(struct shim_conn *sc, const char *reason)
 {
+    (void)sc;
     (void)reason;
+}
+
+void conn_free(struct shim_conn *sc)
+{
     free(sc);
 }
 
@@ -50,10 +52,6 @@ void registry_for_each(void (*fn)(const struct shim_conn *, void *), void *arg)
 {
     (void)fn;
     (void)arg;
-}
-
-void hooks_enter_internal_thread(void)
-{
 }
 
 static PGconn *stub_connectdb_params(const char *const *kw, const char *const *val, int expand)

@@ -305,6 +305,30 @@ test_install_installs_man_pages() {
     [ -z "$(find "$prefix" -type f)" ] || fail "left after make uninstall: $(find "$prefix" -type f)"
 }
 
+# The modules call each other downwards only: the graph read from the
+# objects of this build has no cycle, and the check names one when there
+# is (two objects calling each other).
+test_module_graph_has_no_cycle() {
+    local out
+    out=$("$ROOT/tools/callgraph.sh" -v "$BUILD/obj") || { echo "$out"; fail "callgraph of $BUILD/obj"; }
+    assert_contains "$out" "no cycle" "callgraph verdict"
+    assert_contains "$out" "layer 1:" "callgraph layers"
+    mkdir -p "$T/cycle"
+    printf 'int low(void);\nint high(void) { return low(); }\n' >"$T/cycle/high.c"
+    printf 'int high(void);\nint low(void) { return high() + 1; }\n' >"$T/cycle/low.c"
+    printf 'int high(void);\nint top(void) { return high(); }\n' >"$T/cycle/top.c"
+    local f
+    for f in high low top; do
+        ${CC:-cc} -c -o "$T/cycle/$f.o" "$T/cycle/$f.c" || fail "compile $f.c"
+    done
+    local rc=0
+    out=$("$ROOT/tools/callgraph.sh" "$T/cycle") || rc=$?
+    assert_eq 1 "$rc" "callgraph exit status on a cycle"
+    assert_contains "$out" "high -> low (low)" "the cycle's first edge"
+    assert_contains "$out" "low -> high (high)" "the cycle's second edge"
+    assert_not_contains "$out" "top ->" "a module above the cycle"
+}
+
 # ---- the Debian package -----------------------------------------------------------
 
 # Build the package from a copy of the tree (make deb), install it, run psql
