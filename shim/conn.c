@@ -181,7 +181,7 @@ static void quiet_receiver(void *arg, const PGresult *res)
 
 static void own_notices(struct shim_conn *sc)
 {
-    real_libpq()->PQsetNoticeReceiver(sc->pg, quiet_receiver, sc);
+    real_PQsetNoticeReceiver(sc->pg, quiet_receiver, sc);
 }
 
 /* Wait for input at most until deadline; false on timeout or error. */
@@ -406,7 +406,7 @@ void conn_close(struct shim_conn *sc, const char *reason)
     conn_log_close(sc, reason);
     if (sc->reset_pending)
         settle_reset(sc);
-    real_libpq()->PQfinish(sc->pg);
+    real_PQfinish(sc->pg);
     real_use(prev);
 }
 

@@ -233,7 +233,7 @@ static PGconn *open_tracked_slot(const struct connect_request *req,
     sc->host_slot = slot;
     sc->started = started;
     sc->pool = pool;
-    if (req->async && real_libpq()->PQstatus(pg) != CONNECTION_BAD) {
+    if (req->async && real_PQstatus(pg) != CONNECTION_BAD) {
         /* The program's poll loop finishes it: lifecycle_connect_poll(). */
         if (!registry_add(sc))
             pool_move(sc, CONN_FORGOTTEN, NULL);
@@ -261,7 +261,7 @@ static const char *unusable(struct shim_conn *sc, bool handed)
     if (c->pool_recycle > 0 && now_monotonic() - sc->opened >= c->pool_recycle)
         return "recycle";
     if (!conn_clean_finish(sc))
-        return sc->server_ended || real_libpq()->PQstatus(sc->pg) != CONNECTION_OK
+        return sc->server_ended || real_PQstatus(sc->pg) != CONNECTION_OK
                    ? "dead" : "reset_failed";
     /* A connection handed over by a checkin has just answered its reset. */
     if (!conn_alive(sc, handed))
@@ -356,7 +356,7 @@ static PGconn *start_gated(const struct target *t, struct pool *pool,
     struct shim_conn *sc = conn_new(pg, CONN_CONNECTING, t->name);
     if (!sc || !registry_add(sc)) {
         gate_done(g);
-        real_libpq()->PQfinish(pg);
+        real_PQfinish(pg);
         conn_free(sc);
         return NULL;
     }
@@ -372,7 +372,7 @@ static void unstart_gated(struct shim_conn *sc)
 {
     registry_take(sc->pg);
     gate_done(sc->gate);
-    real_libpq()->PQfinish(sc->pg);
+    real_PQfinish(sc->pg);
     sc->host_slot = HOST_SLOT_NONE;
     sc->pool = NULL;
     pool_move(sc, CONN_FORGOTTEN, NULL);
@@ -656,7 +656,7 @@ const char *lifecycle_error_message(const PGconn *pg)
         return NULL;
     /* Kept until the next call or the end of the connect: libpq's own
      * text lives as long. */
-    char *m = gate_error_message(sc->gate, real_libpq()->PQerrorMessage(pg));
+    char *m = gate_error_message(sc->gate, real_PQerrorMessage(pg));
     if (!m)
         return NULL;
     free(sc->message);
@@ -671,7 +671,7 @@ PostgresPollingStatusType lifecycle_connect_poll(PGconn *pg)
         return poll_connecting(pg, sc);
     if (sc && sc->state == CONN_SETTLING)
         return poll_settling(sc);
-    return real_libpq()->PQconnectPoll(pg);
+    return real_PQconnectPoll(pg);
 }
 
 void lifecycle_finish(PGconn *pg)
@@ -772,7 +772,7 @@ static struct shim_conn *begin_reset(PGconn *pg)
 void lifecycle_reset(PGconn *pg)
 {
     struct shim_conn *sc = begin_reset(pg);
-    real_libpq()->PQreset(pg);
+    real_PQreset(pg);
     if (sc) {
         pool_move(sc, CONN_OPEN, NULL);
         log_reset_result(sc);
@@ -782,7 +782,7 @@ void lifecycle_reset(PGconn *pg)
 int lifecycle_reset_start(PGconn *pg)
 {
     struct shim_conn *sc = begin_reset(pg);
-    int r = real_libpq()->PQresetStart(pg);
+    int r = real_PQresetStart(pg);
     if (sc)
         pool_move(sc, r ? CONN_RESETTING : CONN_OPEN, NULL);
     return r;
@@ -790,7 +790,7 @@ int lifecycle_reset_start(PGconn *pg)
 
 PostgresPollingStatusType lifecycle_reset_poll(PGconn *pg)
 {
-    PostgresPollingStatusType r = real_libpq()->PQresetPoll(pg);
+    PostgresPollingStatusType r = real_PQresetPoll(pg);
     struct shim_conn *sc = registry_find(pg);
     if (sc && sc->state == CONN_RESETTING &&
         (r == PGRES_POLLING_OK || r == PGRES_POLLING_FAILED)) {
