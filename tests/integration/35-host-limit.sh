@@ -110,7 +110,10 @@ test_sigkill_frees_slot() {
 }
 
 # A waiter killed while queued does not hold up the queue: once the slot is
-# free, the next process connects at once.
+# free, the next process connects at once. "At once" is the shim's own
+# account, not the time psql takes on a busy machine: the next process
+# finds the dead entry gone and never queues (no host_wait line), where a
+# dead entry ahead used to cost it four polls of 200 ms.
 test_sigkill_of_waiter_does_not_block_queue() {
     export PQSHIM_HOST_LIMIT=1 PQSHIM_POOL_TIMEOUT=20
     hold a
@@ -122,7 +125,8 @@ test_sigkill_of_waiter_does_not_block_queue() {
     local ms
     ms=$(connect_ms c 3)
     echo "connected in ${ms} ms past the dead waiter's entry"
-    assert_le 500 "$ms" "ms for the next process to connect"
+    cat "$T/c.log"
+    assert_eq 0 "$(count_events "$T/c.log" host_wait)" "times the next process queued for a slot"
 }
 
 # Nor does a dead waiter's entry make a pool give up its connections: the
