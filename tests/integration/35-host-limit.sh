@@ -263,7 +263,7 @@ h = d["pools"][0]["host"]
 assert h == {"limit": 3, "held": 2, "held_here": 1, "waiting": 0, "longest_wait_s": 0,
              "handoffs_total": 0, "yields_total": 0}, h
 EOF
-    "$BUILD/pqshimctl" ls -d "$T" >"$T/ls.out"
+    "$BUILD/pqshimctl" ls -D "$T" >"$T/ls.out"
     cat "$T/ls.out"
     assert_eq 2 "$(grep -c 'host=2/3 host_waiting=0' "$T/ls.out")" "ls rows with the host-wide totals"
     "$BUILD/pqshimctl" -s "$sock" status >"$T/status.txt"

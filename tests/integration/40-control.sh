@@ -949,7 +949,7 @@ EOF
     assert_eq "1 1 0 0" "$(pool_of "$T/ctl-$child.sock")" "child pool"
     assert_eq 1 "$(field "$T/ctl-$child.sock" 'd["pools"][0]["connects_total"]')" "child connects"
     assert_eq 2 "$(backends ctlfork)" "server sessions"
-    "$CTL" ls -d "$T" | sed -E 's/^ +//; s/  +/ /g' >"$T/ls.txt"
+    "$CTL" ls -D "$T" | sed -E 's/^ +//; s/  +/ /g' >"$T/ls.txt"
     assert_file_contains "$T/ls.txt" "$parent python3 capped no $T/ctl-$parent.sock " "ls lists the parent"
     assert_file_contains "$T/ls.txt" "$child python3 capped no $T/ctl-$child.sock " "ls lists the child"
     touch "$T/stop"
@@ -987,7 +987,7 @@ test_socket_lifecycle() {
     kill -9 "${HPID[c]}"
     wait_until 10 gone "${HPID[c]}" || fail "not killed"
     # ls reports the stale socket and removes it.
-    "$CTL" ls -d "$T" >"$T/ls.txt"
+    "$CTL" ls -D "$T" >"$T/ls.txt"
     assert_file_contains "$T/ls.txt" "stale socket $T/fixed.sock (no process listening): removed" "ls report"
     [ ! -e "$T/fixed.sock" ] || fail "stale socket not removed"
     rc=0
@@ -1038,13 +1038,17 @@ test_pqshimctl_modes_and_exit_codes() {
     start_holder b ctlcli2 1 0
     local pa=${HPID[a]} pb=${HPID[b]} rc
 
-    # ls: one line per process.
-    # (Columns are as wide as the widest process on the host: compare with
-    # runs of spaces squeezed.)
-    "$CTL" ls | sed -E 's/^ +//; s/  +/ /g' >"$T/ls.txt"
+    # ls: one line per process, here of this test's directory only (no
+    # other process of the machine in the table).
+    # (Columns are as wide as the widest process: compare with runs of
+    # spaces squeezed.)
+    "$CTL" ls -D "$T" | sed -E 's/^ +//; s/  +/ /g' >"$T/ls.txt"
     assert_eq "PID PROGRAM POLICY PAUSED SOCKET TARGETS" "$(head -n 1 "$T/ls.txt")" "ls header"
     assert_file_contains "$T/ls.txt" "$pa python3 capped no $T/ctl-$pa.sock $(TARGET_NAME) open=3 used=2 idle=1 waiting=0 cap=5" "ls line of a"
     assert_file_contains "$T/ls.txt" "$pb python3 null no $T/ctl-$pb.sock $(TARGET_NAME) open=1 used=1 idle=0 waiting=0 cap=-" "ls line of b"
+    # Found through /proc (their sockets named by their environment), as
+    # the test's processes are picked out by pid: whatever else runs on
+    # the machine only adds entries.
     "$CTL" ls --json >"$T/ls.json"
     assert_eq "3 1" "$("$PYTHON" "$T/ctl.py" get "$T/ls.json" '" ".join(str(s["pools"][0][k]) for s in d if s["pid"] == '"$pa"' for k in ["open", "idle"])')" "ls --json"
     assert_eq 1 "$("$PYTHON" "$T/ctl.py" get "$T/ls.json" 'len([s for s in d if s["pid"] == '"$pb"'])')" "ls --json lists b once"
@@ -1059,7 +1063,7 @@ test_pqshimctl_modes_and_exit_codes() {
     assert_file_contains "$T/help.txt" "dispose  close idle connections now" "help from the process"
 
     # metrics --all: one exposition, both processes, each family once.
-    "$CTL" metrics --all -d "$T" >"$T/all.txt"
+    "$CTL" metrics --all -D "$T" >"$T/all.txt"
     "$PYTHON" "$T/ctl.py" prom "$T/all.txt" >/dev/null
     assert_eq 3 "$("$PYTHON" "$T/ctl.py" prom-value "$T/all.txt" pqshim_connections_open pid="$pa")" "a's samples"
     assert_eq 1 "$("$PYTHON" "$T/ctl.py" prom-value "$T/all.txt" pqshim_connections_open pid="$pb")" "b's samples"
@@ -1068,7 +1072,7 @@ test_pqshimctl_modes_and_exit_codes() {
     assert_eq 1 "$(grep -c '^# HELP pqshim_connections_open ' "$T/all.txt")" "one HELP"
 
     # top: two screens, then out.
-    "$CTL" top -n 2 -i 0.1 -d "$T" >"$T/top.txt"
+    "$CTL" top -n 2 -i 0.1 -D "$T" >"$T/top.txt"
     assert_eq 2 "$(grep -o $'\e\\[2J' "$T/top.txt" | wc -l)" "screens drawn"
     assert_file_contains "$T/top.txt" "$pa  python3  capped" "a in top"
     assert_file_contains "$T/top.txt" "[############======............]   3/5 " "a's bar"
