@@ -217,30 +217,7 @@ test_idle_connection_released_for_other_process() {
 # the child still lives.
 test_fork_child_holds_no_parent_slot() {
     export PQSHIM_HOST_LIMIT=1 PQSHIM_POOL_TIMEOUT=1
-    PQSHIM_LOG="$T/shim.log" shimmed "$PYTHON" - "$T" "$PSQL" >"$T/out" 2>&1 <<'EOF' || fail "script failed: $(cat "$T/out")"
-import os, sys, time, subprocess
-import psycopg2
-T = sys.argv[1]
-conn = psycopg2.connect("")
-pid = os.fork()
-if pid == 0:
-    try:
-        psycopg2.connect("")
-        print("child connected", flush=True)
-    except psycopg2.OperationalError as e:
-        print("child refused:", str(e).strip().splitlines()[0], flush=True)
-    while not os.path.exists(T + "/release"):
-        time.sleep(0.02)
-    os._exit(0)
-time.sleep(1.5)   # the child's attempt has timed out by now
-conn.close()
-# The child is alive; a new process must still get the slot.
-r = subprocess.run([sys.argv[2], "-X", "-At", "-c", "select 7"],
-                   capture_output=True, text=True)
-print("after close:", r.returncode, r.stdout.strip(), r.stderr.strip())
-open(T + "/release", "w").close()
-os.waitpid(pid, 0)
-EOF
+    PQSHIM_LOG="$T/shim.log" shimmed "$PYTHON" "$HELPERS/hostlimit_fork.py" "$T" "$PSQL" >"$T/out" 2>&1 || fail "script failed: $(cat "$T/out")"
     cat "$T/out"
     assert_contains "$(cat "$T/out")" "child refused: pqshim: host limit of 1 connections" "child waits for its parent's slot"
     assert_contains "$(cat "$T/out")" "after close: 0 7" "slot free after the parent closes, child alive"
@@ -303,17 +280,7 @@ test_bad_host_limit_settings() {
 # log file is opened again (its old number may be the program's now).
 test_closed_descriptor_turns_limit_off() {
     PQSHIM_HOST_LIMIT=1 PQSHIM_POOL_TIMEOUT=10 PQSHIM_LOG="$T/shim.log" \
-        shimmed "$PYTHON" - >"$T/out" 2>&1 <<'EOF' || fail "script failed: $(cat "$T/out")"
-import os, time
-import psycopg2
-psycopg2.connect("").close()
-os.closerange(3, 65536)
-t0 = time.monotonic()
-c = psycopg2.connect("")
-cur = c.cursor()
-cur.execute("select 5")
-print(cur.fetchone()[0], "%.0f" % ((time.monotonic() - t0) * 1000))
-EOF
+        shimmed "$PYTHON" "$HELPERS/hostlimit_closed_fds.py" >"$T/out" 2>&1 || fail "script failed: $(cat "$T/out")"
     cat "$T/out" "$T/shim.log"
     assert_eq 5 "$(cut -d' ' -f1 "$T/out")" "query after closing every descriptor"
     assert_le 2000 "$(cut -d' ' -f2 "$T/out")" "ms for that connect"

@@ -7,22 +7,7 @@
 # man_headings FILE [SECTION]: the heading line of every .TP entry (of one
 # section), as plain text: macro, fonts, quotes and escapes removed.
 man_headings() {
-    "$PYTHON" - "$@" <<'EOF'
-import re, sys
-lines = open(sys.argv[1]).read().split("\n")
-want = sys.argv[2] if len(sys.argv) > 2 else None
-section = None
-for prev, line in zip([""] + lines, lines):
-    if line.startswith(".SH "):
-        section = line[4:].strip('"')
-    if prev.startswith(".TP") and (want is None or section == want):
-        m = re.match(r"\.([A-Z]+) ?(.*)", line)
-        macro, rest = (m.group(1), m.group(2)) if m else ("", line)
-        words = [a if a else b for a, b in re.findall(r'"([^"]*)"|(\S+)', rest)]
-        # .BR, .IR, ...: the arguments alternate fonts, with no space between.
-        text = ("" if len(macro) == 2 else " ").join(words)
-        print(re.sub(r"\\f[BIRP]", "", text).replace("\\-", "-").replace("\\e", "\\"))
-EOF
+    "$PYTHON" "$HELPERS/man_headings.py" "$@"
 }
 
 # The variables the shim parses: the table in shim/config.c.
@@ -53,64 +38,13 @@ test_every_variable_documented() {
             fail "man/pqshim.7 documents $var, which shim/config.c does not parse"
     done <"$T/env-headings"
     # What each variable accepts, as config.c says it, appears in its entry.
-    "$PYTHON" - "$ROOT/shim/config.c" "$ROOT/man/pqshim.7" <<'EOF'
-import re, sys
-config, man = open(sys.argv[1]).read(), open(sys.argv[2]).read()
-env = man.split("\n.SH ENVIRONMENT\n", 1)[1].split("\n.SH ", 1)[0]
-# Entries: ".TP\n.B NAME\n" up to the next .TP, markup removed.
-entries = {}
-for block in re.split(r"^\.TP\n", env, flags=re.M):
-    m = re.match(r"\.B (PQSHIM_[A-Z_]+)\n", block)
-    if m:
-        text = re.sub(r"^\.[A-Z]+ ?", "", block, flags=re.M)
-        text = re.sub(r"\\f[BIRP]", "", text).replace("\\-", "-").replace("\\e", "\\")
-        entries[m.group(1)] = text
-ignore = {"an", "a", "or", "from", "to", "for", "integer", "seconds", "decimals", "allowed",
-          "absolute", "file", "path", "percent", "sign", "pid", "uid", "never"}
-bad = []
-for name, accepted in re.findall(r'\{"(PQSHIM_[A-Z_]+)", *parse_\w+, *"((?:[^"\\]|\\.)*)"\}', config):
-    for w in re.findall(r"[%A-Za-z0-9]+", accepted):
-        if w.lower() not in ignore and not re.search(r"(?<![A-Za-z0-9])" + re.escape(w) + r"(?![A-Za-z0-9])",
-                                                     entries.get(name, "")):
-            bad.append("%s: man/pqshim.7 does not say %r (config.c accepts: %s)" % (name, w, accepted))
-if bad:
-    sys.exit("\n".join(bad))
-EOF
+    "$PYTHON" "$HELPERS/check_man_accepts.py" "$ROOT/shim/config.c" "$ROOT/man/pqshim.7"
 }
 
 # Every log event and close reason the shim writes is in pqshim(7)'s LOG
 # LINES, and every event listed there is one the shim writes.
 test_every_log_event_in_man() {
-    "$PYTHON" - "$ROOT/shim" "$ROOT/man/pqshim.7" <<'EOF'
-import glob, os, re, sys
-shim, page = sys.argv[1], open(sys.argv[2]).read()
-events, reasons = set(), set()
-for path in glob.glob(os.path.join(shim, "*.c")):
-    name = os.path.basename(path)
-    for line in open(path):
-        events.update(re.findall(r'(?:LOG_EVENT\(|log_emit\([^,]*, *)LOG_LVL_[A-Z]+, *"([a-z_]+)"', line))
-        events.update(re.findall(r'\brefuse\("([a-z_]+)"', line))
-        reasons.update(re.findall(r'LF_S\("reason", *"([a-z_]+)"', line))
-        if re.search(r'why = |conn_close\(|take_for_close\(|pool_close_idle\(', line) or \
-                (name == "lifecycle.c" and re.match(r'\s*return "[a-z_]+";', line)):
-            reasons.update(re.findall(r'"([a-z_]+)"', line))
-log = page.split("\n.SH LOG LINES\n", 1)[1].split("\n.SH ", 1)[0]
-lines = log.split("\n")
-headings = set()
-for prev, line in zip([""] + lines, lines):
-    if prev.startswith(".TP") and line.startswith(".B"):
-        headings.update(w.strip('",') for w in line.split()[1:] if w.strip('",'))
-close = log.split("\n.B close\n", 1)[1].split("\n.TP\n", 1)[0]
-listed = set(re.findall(r"^\.BR? ([a-z_]+)", close, flags=re.M))
-bad = ["event %s (shim/*.c) is not in man/pqshim.7 LOG LINES" % e for e in sorted(events - headings)]
-bad += ["man/pqshim.7 lists event %s, which the shim never writes" % e for e in sorted(headings - events)]
-bad += ["close reason %s (shim/*.c) is not in man/pqshim.7" % r for r in sorted(reasons - listed)]
-if len(events) < 20 or len(reasons) < 10:
-    bad.append("found only %d events and %d close reasons in shim/*.c" % (len(events), len(reasons)))
-if bad:
-    sys.exit("\n".join(bad))
-print("%d events, %d close reasons" % (len(events), len(reasons)))
-EOF
+    "$PYTHON" "$HELPERS/check_man_log_events.py" "$ROOT/shim" "$ROOT/man/pqshim.7"
 }
 
 # Every option in the launcher's --help has an entry in pqshim(1)'s OPTIONS,
