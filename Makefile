@@ -169,9 +169,10 @@ deps:
 ASAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
         -DPQSHIM_DEBUG
 
-# The whole suite, then the whole suite again with the shim and the test
-# programs built under ASan + UBSan.
+# The test runner's own check, the whole suite, then the whole suite again
+# with the shim and the test programs built under ASan + UBSan.
 check: deps
+	tests/runner-check.sh
 	$(MAKE) test-build callgraph
 	tests/run.sh
 	$(MAKE) BUILD=build/asan SAN="$(ASAN)" test-build callgraph

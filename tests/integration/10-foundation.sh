@@ -97,48 +97,9 @@ test_pgbench_connect_per_transaction() {
 # ---- 3. psycopg2 (extension module: libpq loaded RTLD_LOCAL) -----------------------
 
 test_psycopg2_sync_and_async() {
-    cat >"$T/p2.py" <<'EOF'
-import ctypes
-import select
-import psycopg2
-import psycopg2.extensions as ext
-
-# Python loads extension modules RTLD_LOCAL: libpq is not in the global
-# scope, so the shim cannot find it with dlsym(RTLD_NEXT).
-assert not hasattr(ctypes.CDLL(None), "PQlibVersion"), "libpq is global"
-
-for i in range(3):
-    conn = psycopg2.connect("")
-    cur = conn.cursor()
-    cur.execute("select 1")
-    assert cur.fetchone() == (1,)
-    conn.close()
-
-def wait(conn):
-    for _ in range(1000):
-        state = conn.poll()
-        if state == ext.POLL_OK:
-            return
-        if state == ext.POLL_READ:
-            select.select([conn.fileno()], [], [], 10)
-        elif state == ext.POLL_WRITE:
-            select.select([], [conn.fileno()], [], 10)
-        else:
-            raise RuntimeError("poll state %r" % state)
-    raise RuntimeError("async connection never became ready")
-
-aconn = psycopg2.connect("", async_=1)
-wait(aconn)
-cur = aconn.cursor()
-cur.execute("select 2")
-wait(aconn)
-assert cur.fetchone() == (2,)
-aconn.close()
-print("ok")
-EOF
     local mark
     mark=$(log_mark)
-    PQSHIM_LOG=$T/shim.log shimmed "$PYTHON" "$T/p2.py" >"$T/out" 2>"$T/err" || { cat "$T/out" "$T/err"; return 1; }
+    PQSHIM_LOG=$T/shim.log shimmed "$PYTHON" "$HELPERS/foundation_psycopg2.py" >"$T/out" 2>"$T/err" || { cat "$T/out" "$T/err"; return 1; }
     assert_eq ok "$(cat "$T/out")" "script output"
     assert_eq "" "$(cat "$T/err")" "script stderr"
     assert_eq 4 "$(authorized_since "$mark")" "server connections"
@@ -150,18 +111,9 @@ EOF
 # ---- 4. psycopg 3, pure-Python implementation (ctypes + dlsym) ----------------------
 
 test_psycopg3_python_impl() {
-    cat >"$T/p3.py" <<'EOF'
-import psycopg
-assert psycopg.pq.__impl__ == "python", psycopg.pq.__impl__
-for i in range(3):
-    conn = psycopg.connect("")
-    assert conn.execute("select %s::int", (i,)).fetchone() == (i,)
-    conn.close()
-print("ok", psycopg.pq.__impl__)
-EOF
     local mark
     mark=$(log_mark)
-    PSYCOPG_IMPL=python PQSHIM_LOG=$T/shim.log shimmed "$PYTHON" "$T/p3.py" >"$T/out" 2>"$T/err" ||
+    PSYCOPG_IMPL=python PQSHIM_LOG=$T/shim.log shimmed "$PYTHON" "$HELPERS/foundation_psycopg3.py" >"$T/out" 2>"$T/err" ||
         { cat "$T/out" "$T/err"; return 1; }
     assert_eq "ok python" "$(cat "$T/out")" "script output"
     assert_eq "" "$(cat "$T/err")" "script stderr"
@@ -295,18 +247,7 @@ test_log_destinations_and_formats() {
     # JSON: every line is an object with the common keys.
     PQSHIM_LOG_FORMAT=json PQSHIM_LOG_LEVEL=debug PQSHIM_LOG=$T/json.log psql_one
     assert_eq 1 "$(cat "$T/out")" "json: psql output"
-    "$PYTHON" - "$T/json.log" <<'EOF'
-import json, sys
-lines = open(sys.argv[1]).read().splitlines()
-events = []
-for line in lines:
-    obj = json.loads(line)
-    for key in ("ts", "pid", "level", "event", "target"):
-        assert key in obj, "%s missing in %s" % (key, line)
-    assert isinstance(obj["pid"], int), line
-    events.append(obj["event"])
-assert events == ["connect", "close"], events
-EOF
+    "$PYTHON" "$HELPERS/check_json_log.py" "$T/json.log"
 
     # warn: connects and closes are info, so nothing.
     PQSHIM_LOG_LEVEL=warn PQSHIM_LOG=$T/warn.log psql_one
@@ -463,37 +404,9 @@ test_foreign_connections_pass_through() {
 # ---- 13. Python threads ---------------------------------------------------------------
 
 test_psycopg2_threads() {
-    cat >"$T/threads.py" <<'EOF'
-import threading
-import psycopg2
-
-errors = []
-done = []
-
-def work(n):
-    try:
-        for i in range(20):
-            conn = psycopg2.connect("")
-            cur = conn.cursor()
-            cur.execute("select %s", (n * 100 + i,))
-            assert cur.fetchone() == (n * 100 + i,)
-            conn.close()
-            done.append(1)
-    except Exception as e:
-        errors.append(repr(e))
-
-threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
-print("done", len(done), "errors", len(errors))
-for e in errors[:5]:
-    print(e)
-EOF
     local mark
     mark=$(log_mark)
-    PQSHIM_LOG=$T/shim.log shimmed "$PYTHON" "$T/threads.py" >"$T/out" 2>"$T/err" ||
+    PQSHIM_LOG=$T/shim.log shimmed "$PYTHON" "$HELPERS/foundation_threads.py" >"$T/out" 2>"$T/err" ||
         { cat "$T/out" "$T/err"; return 1; }
     assert_eq "done 160 errors 0" "$(cat "$T/out")" "script output"
     assert_eq "" "$(cat "$T/err")" "script stderr"

@@ -32,15 +32,7 @@ test_cap_holds_under_threads() {
 # Sequential connects in one process get the same backend: one real
 # connect, then reused checkouts.
 test_sequential_connects_reuse_one_backend() {
-    PQSHIM_LOG="$T/shim.log" PQSHIM_LOG_LEVEL=debug shimmed timeout 60 "$PYTHON" - >"$T/out" <<'EOF'
-import psycopg2
-for i in range(10):
-    conn = psycopg2.connect("")
-    cur = conn.cursor()
-    cur.execute("select pg_backend_pid()")
-    print(cur.fetchone()[0])
-    conn.close()
-EOF
+    PQSHIM_LOG="$T/shim.log" PQSHIM_LOG_LEVEL=debug shimmed timeout 60 "$PYTHON" "$HELPERS/capped_sequential.py" >"$T/out"
     assert_eq 10 "$(wc -l <"$T/out")" "connects"
     assert_eq 1 "$(sort -u "$T/out" | wc -l)" "distinct backend pids"
     assert_eq 1 "$(count_events "$T/shim.log" connect)" "real connects"
@@ -172,29 +164,7 @@ EOF
 # connection object: after that object is gone, the next user of the pooled
 # connection must neither crash nor lose its notices.
 test_reset_psycopg2_notice_processor() {
-    PQSHIM_LOG="$T/shim.log" shimmed timeout 60 "$PYTHON" - >"$T/out" 2>"$T/err" <<'EOF' ||
-import gc
-import psycopg2
-
-conn = psycopg2.connect("")
-pid = conn.get_backend_pid()
-cur = conn.cursor()
-cur.execute("do $$begin raise notice 'one'; end$$")  # leaves a transaction open
-assert conn.notices == ["NOTICE:  one\n"], conn.notices
-conn.close()
-del cur, conn
-gc.collect()
-junk = [bytearray(256) for _ in range(20000)]  # reuse the freed memory
-for i in range(3):
-    conn = psycopg2.connect("")
-    assert conn.get_backend_pid() == pid, (conn.get_backend_pid(), pid)
-    conn.cursor().execute("do $$begin raise notice 'again %s'; end$$" % i)
-    assert conn.notices == ["NOTICE:  again %d\n" % i], conn.notices
-    conn.close()
-    del conn
-    gc.collect()
-print("ok", pid)
-EOF
+    PQSHIM_LOG="$T/shim.log" shimmed timeout 60 "$PYTHON" "$HELPERS/capped_notice_owner.py" >"$T/out" 2>"$T/err" ||
         fail "psycopg2 client failed: $(cat "$T/err")"
     assert_contains "$(cat "$T/out")" "ok " "psycopg2 client"
     assert_eq 1 "$(count_events "$T/shim.log" connect)" "real connects"
@@ -402,37 +372,7 @@ test_psql_and_pgbench_through_pool() {
 test_psycopg2_threads() {
     sampler_start
     PQSHIM_POOL_SIZE=2 PQSHIM_MAX_OVERFLOW=1 PQSHIM_LOG="$T/shim.log" \
-        shimmed timeout 60 "$PYTHON" - >"$T/out" 2>"$T/err" <<'EOF' || fail "psycopg2 threads: $(cat "$T/err")"
-import threading
-import psycopg2
-
-errors = []
-done = [0]
-lock = threading.Lock()
-
-def work():
-    for i in range(25):
-        try:
-            conn = psycopg2.connect("")
-            cur = conn.cursor()
-            cur.execute("select pg_sleep(0.002), 1")
-            assert cur.fetchone()[1] == 1
-            conn.close()
-            with lock:
-                done[0] += 1
-        except Exception as e:
-            with lock:
-                errors.append(repr(e))
-
-threads = [threading.Thread(target=work) for _ in range(8)]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
-print("done=%d errors=%d" % (done[0], len(errors)))
-for e in errors[:5]:
-    print(e)
-EOF
+        shimmed timeout 60 "$PYTHON" "$HELPERS/capped_threads.py" >"$T/out" 2>"$T/err" || fail "psycopg2 threads: $(cat "$T/err")"
     sampler_stop
     assert_eq "done=200 errors=0" "$(head -n 1 "$T/out")" "psycopg2 threads: $(cat "$T/out")"
     assert_le 3 "$(sampler_peak)" "peak server connections"
@@ -512,13 +452,7 @@ start 2 ok pid=BACKEND
 exec 2 ok 2
 finish 2
 EOF
-    PQSHIM_LOG="$T/psycopg.log" PQSHIM_LOG_LEVEL=debug shimmed timeout 60 "$PYTHON" - >"$T/out" 2>"$T/err" <<'EOF' ||
-import psycopg
-print(psycopg.pq.__impl__)
-for i in range(5):
-    with psycopg.connect("") as conn:
-        print(conn.execute("select pg_backend_pid()").fetchone()[0])
-EOF
+    PQSHIM_LOG="$T/psycopg.log" PQSHIM_LOG_LEVEL=debug shimmed timeout 60 "$PYTHON" "$HELPERS/capped_psycopg3.py" >"$T/out" 2>"$T/err" ||
         fail "psycopg 3 client: $(cat "$T/err")"
     cat "$T/out"
     assert_eq 5 "$(tail -n +2 "$T/out" | wc -l)" "psycopg 3 connects"

@@ -12,57 +12,10 @@ CTL="$BUILD/pqshimctl"
 
 # ---- dead pooled connections ------------------------------------------------
 
-# killed_rounds.py ROUNDS CONNINFO: each round pools three connections, has
-# the server kill them (pg_terminate_backend), waits until they are gone,
-# then runs six connect + query cycles. Prints what failed, then
-# "rounds N" and "errors N"; 40 s at most.
-write_killer() {
-    cat >"$T/killed_rounds.py" <<'PY'
-import sys, time
-import psycopg2
-rounds, conninfo = int(sys.argv[1]), sys.argv[2]
-# The killer's own connection is another target: held all along, it never
-# shares the pool under test.
-admin = psycopg2.connect(conninfo + " application_name=killer")
-admin.autocommit = True
-ac = admin.cursor()
-errors = done = 0
-deadline = time.monotonic() + 40
-for r in range(rounds):
-    if time.monotonic() > deadline:
-        break
-    done += 1
-    conns = [psycopg2.connect(conninfo) for _ in range(3)]
-    pids = []
-    for c in conns:
-        cur = c.cursor()
-        cur.execute("select pg_backend_pid()")
-        pids.append(cur.fetchone()[0])
-    for c in conns:
-        c.close()
-    ac.execute("select count(pg_terminate_backend(pid)) from pg_stat_activity where pid = any(%s)", (pids,))
-    while True:
-        ac.execute("select count(*) from pg_stat_activity where pid = any(%s)", (pids,))
-        if ac.fetchone()[0] == 0:
-            break
-        time.sleep(0.01)
-    for i in range(6):
-        try:
-            c = psycopg2.connect(conninfo)
-            cur = c.cursor()
-            cur.execute("select 1")
-            c.close()
-        except Exception as e:
-            errors += 1
-            print("round %d cycle %d: %s" % (r, i, str(e).strip().replace("\n", " ")))
-print("rounds %d" % done)
-print("errors %d" % errors)
-PY
-}
-
+# killed_rounds ROUNDS CONNINFO: tests/helpers/fresh_killed_rounds.py
+# through the shim.
 killed_rounds() {  # ROUNDS CONNINFO
-    write_killer
-    PQSHIM_LOG=none shimmed "$PYTHON" "$T/killed_rounds.py" "$1" "$2" \
+    PQSHIM_LOG=none shimmed "$PYTHON" "$HELPERS/fresh_killed_rounds.py" "$1" "$2" \
         >"$T/killed.out" 2>"$T/killed.err" || { cat "$T/killed.out" "$T/killed.err"; fail "program failed"; }
     cat "$T/killed.out"
     assert_eq "errors 0" "$(tail -n 1 "$T/killed.out")" "errors the program saw"
@@ -95,23 +48,7 @@ test_killed_idle_connections_tcp() {
 # idle: nothing is printed, nothing fails, and the log says what the server
 # said.
 test_idle_session_timeout_is_silent() {
-    cat >"$T/idle.py" <<'PY'
-import time
-import psycopg2
-errors = 0
-for i in range(12):
-    try:
-        c = psycopg2.connect("options='-c idle_session_timeout=150'")
-        cur = c.cursor()
-        cur.execute("select 1")
-        c.close()
-    except Exception as e:
-        errors += 1
-        print("cycle %d: %s" % (i, str(e).strip().replace("\n", " ")))
-    time.sleep(0.4)
-print("errors %d" % errors)
-PY
-    PQSHIM_LOG=$T/shim.log shimmed "$PYTHON" "$T/idle.py" >"$T/out" 2>"$T/err" ||
+    PQSHIM_LOG=$T/shim.log shimmed "$PYTHON" "$HELPERS/fresh_idle.py" >"$T/out" 2>"$T/err" ||
         { cat "$T/out" "$T/err"; fail "program failed"; }
     cat "$T/out"
     assert_eq "errors 0" "$(cat "$T/out")" "program output"
@@ -142,23 +79,7 @@ test_restart_is_silent() {
 test_pgbouncer_client_idle_timeout_is_silent() {
     need_pgbouncer || return 0
     bouncer_start client_idle_timeout=1
-    cat >"$T/bouncer.py" <<'PY'
-import sys, time
-import psycopg2
-errors = 0
-for i in range(4):
-    try:
-        c = psycopg2.connect(sys.argv[1])
-        cur = c.cursor()
-        cur.execute("select 1")
-        c.close()
-    except Exception as e:
-        errors += 1
-        print("cycle %d: %s" % (i, str(e).strip().replace("\n", " ")))
-    time.sleep(1.6)
-print("errors %d" % errors)
-PY
-    PQSHIM_LOG=$T/shim.log shimmed "$PYTHON" "$T/bouncer.py" "$(bouncer_tcp)" >"$T/out" 2>"$T/err" ||
+    PQSHIM_LOG=$T/shim.log shimmed "$PYTHON" "$HELPERS/fresh_bouncer.py" "$(bouncer_tcp)" >"$T/out" 2>"$T/err" ||
         { cat "$T/out" "$T/err"; fail "program failed"; }
     cat "$T/out"
     assert_eq "errors 0" "$(cat "$T/out")" "program output"
@@ -207,32 +128,7 @@ test_rollback_reset_leaves_no_error_text() {
 # from a finished connection leaves the next user's query alone.
 test_psycopg3_cancel_objects() {
     "$PYTHON" -c 'import psycopg' 2>/dev/null || { skip_test "python3-psycopg not installed"; return 0; }
-    cat >"$T/pg3.py" <<'PY'
-import threading, time
-import psycopg
-for i in range(3):
-    conn = psycopg.connect("")
-    t = threading.Timer(0.2, conn.cancel)
-    t.start()
-    try:
-        conn.execute("select pg_sleep(5)")
-        print("not cancelled")
-    except psycopg.errors.QueryCanceled:
-        print("cancelled")
-    t.join()
-    conn.close()
-first = psycopg.connect("")
-stale, pid = first.pgconn.get_cancel(), first.info.backend_pid
-first.close()
-second = psycopg.connect("")
-t = threading.Timer(0.2, stale.cancel)
-t.start()
-second.execute("select pg_sleep(0.6)")
-t.join()
-print("same backend %s, query done" % (second.info.backend_pid == pid))
-second.close()
-PY
-    PSYCOPG_IMPL=python PQSHIM_LOG=$T/shim.log shimmed timeout 30 "$PYTHON" "$T/pg3.py" >"$T/out" 2>"$T/err" ||
+    PSYCOPG_IMPL=python PQSHIM_LOG=$T/shim.log shimmed timeout 30 "$PYTHON" "$HELPERS/fresh_psycopg3.py" >"$T/out" 2>"$T/err" ||
         { cat "$T/out" "$T/err"; fail "program failed"; }
     assert_eq "cancelled|cancelled|cancelled|same backend True, query done" "$(paste -sd '|' "$T/out")" \
         "program output"

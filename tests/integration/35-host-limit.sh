@@ -110,7 +110,10 @@ test_sigkill_frees_slot() {
 }
 
 # A waiter killed while queued does not hold up the queue: once the slot is
-# free, the next process connects at once.
+# free, the next process connects at once. "At once" is the shim's own
+# account, not the time psql takes on a busy machine: the next process
+# finds the dead entry gone and never queues (no host_wait line), where a
+# dead entry ahead used to cost it four polls of 200 ms.
 test_sigkill_of_waiter_does_not_block_queue() {
     export PQSHIM_HOST_LIMIT=1 PQSHIM_POOL_TIMEOUT=20
     hold a
@@ -122,7 +125,8 @@ test_sigkill_of_waiter_does_not_block_queue() {
     local ms
     ms=$(connect_ms c 3)
     echo "connected in ${ms} ms past the dead waiter's entry"
-    assert_le 500 "$ms" "ms for the next process to connect"
+    cat "$T/c.log"
+    assert_eq 0 "$(count_events "$T/c.log" host_wait)" "times the next process queued for a slot"
 }
 
 # Nor does a dead waiter's entry make a pool give up its connections: the
@@ -213,30 +217,7 @@ test_idle_connection_released_for_other_process() {
 # the child still lives.
 test_fork_child_holds_no_parent_slot() {
     export PQSHIM_HOST_LIMIT=1 PQSHIM_POOL_TIMEOUT=1
-    PQSHIM_LOG="$T/shim.log" shimmed "$PYTHON" - "$T" "$PSQL" >"$T/out" 2>&1 <<'EOF' || fail "script failed: $(cat "$T/out")"
-import os, sys, time, subprocess
-import psycopg2
-T = sys.argv[1]
-conn = psycopg2.connect("")
-pid = os.fork()
-if pid == 0:
-    try:
-        psycopg2.connect("")
-        print("child connected", flush=True)
-    except psycopg2.OperationalError as e:
-        print("child refused:", str(e).strip().splitlines()[0], flush=True)
-    while not os.path.exists(T + "/release"):
-        time.sleep(0.02)
-    os._exit(0)
-time.sleep(1.5)   # the child's attempt has timed out by now
-conn.close()
-# The child is alive; a new process must still get the slot.
-r = subprocess.run([sys.argv[2], "-X", "-At", "-c", "select 7"],
-                   capture_output=True, text=True)
-print("after close:", r.returncode, r.stdout.strip(), r.stderr.strip())
-open(T + "/release", "w").close()
-os.waitpid(pid, 0)
-EOF
+    PQSHIM_LOG="$T/shim.log" shimmed "$PYTHON" "$HELPERS/hostlimit_fork.py" "$T" "$PSQL" >"$T/out" 2>&1 || fail "script failed: $(cat "$T/out")"
     cat "$T/out"
     assert_contains "$(cat "$T/out")" "child refused: pqshim: host limit of 1 connections" "child waits for its parent's slot"
     assert_contains "$(cat "$T/out")" "after close: 0 7" "slot free after the parent closes, child alive"
@@ -259,7 +240,7 @@ h = d["pools"][0]["host"]
 assert h == {"limit": 3, "held": 2, "held_here": 1, "waiting": 0, "longest_wait_s": 0,
              "handoffs_total": 0, "yields_total": 0}, h
 EOF
-    "$BUILD/pqshimctl" ls -d "$T" >"$T/ls.out"
+    "$BUILD/pqshimctl" ls -D "$T" >"$T/ls.out"
     cat "$T/ls.out"
     assert_eq 2 "$(grep -c 'host=2/3 host_waiting=0' "$T/ls.out")" "ls rows with the host-wide totals"
     "$BUILD/pqshimctl" -s "$sock" status >"$T/status.txt"
@@ -299,17 +280,7 @@ test_bad_host_limit_settings() {
 # log file is opened again (its old number may be the program's now).
 test_closed_descriptor_turns_limit_off() {
     PQSHIM_HOST_LIMIT=1 PQSHIM_POOL_TIMEOUT=10 PQSHIM_LOG="$T/shim.log" \
-        shimmed "$PYTHON" - >"$T/out" 2>&1 <<'EOF' || fail "script failed: $(cat "$T/out")"
-import os, time
-import psycopg2
-psycopg2.connect("").close()
-os.closerange(3, 65536)
-t0 = time.monotonic()
-c = psycopg2.connect("")
-cur = c.cursor()
-cur.execute("select 5")
-print(cur.fetchone()[0], "%.0f" % ((time.monotonic() - t0) * 1000))
-EOF
+        shimmed "$PYTHON" "$HELPERS/hostlimit_closed_fds.py" >"$T/out" 2>&1 || fail "script failed: $(cat "$T/out")"
     cat "$T/out" "$T/shim.log"
     assert_eq 5 "$(cut -d' ' -f1 "$T/out")" "query after closing every descriptor"
     assert_le 2000 "$(cut -d' ' -f2 "$T/out")" "ms for that connect"

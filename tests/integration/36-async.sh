@@ -18,7 +18,7 @@ STALL_MAX_MS=500
 async_tasks() {
     local out=$1
     shift
-    shimmed timeout 120 "$PYTHON" "$ROOT/tests/helpers/async_tasks.py" "$@" >"$out" 2>"$out.err" ||
+    shimmed timeout 120 "$PYTHON" "$HELPERS/async_tasks.py" "$@" >"$out" 2>"$out.err" ||
         fail "async_tasks $*: $(cat "$out.err")"
     cat "$out"
 }
@@ -68,33 +68,8 @@ test_c_poll_loop_fifo_at_cap() {
 # Blocking and asynchronous waiters share one line: a thread that waits
 # before an asynchronous connect is served before it.
 test_blocking_and_async_waiters_fifo() {
-    cat >"$T/mixed.py" <<'EOF'
-import asyncio, threading, time
-import psycopg, psycopg2
-
-order = []
-holder = psycopg2.connect("")
-def blocking():
-    c = psycopg2.connect("")          # waits in this thread
-    order.append("blocking")
-    time.sleep(0.2)
-    c.close()
-t = threading.Thread(target=blocking)
-t.start()
-time.sleep(0.3)                       # the thread is queued first
-async def main():
-    task = asyncio.create_task(psycopg.AsyncConnection.connect(""))
-    await asyncio.sleep(0.3)
-    holder.close()                    # frees the only slot
-    conn = await task
-    order.append("async")
-    await conn.close()
-asyncio.run(main())
-t.join()
-print(",".join(order))
-EOF
     PQSHIM_POLICY=capped PQSHIM_POOL_SIZE=1 PQSHIM_MAX_OVERFLOW=0 PQSHIM_LOG=$T/shim.log \
-        shimmed timeout 60 "$PYTHON" "$T/mixed.py" >"$T/out" 2>"$T/err" || fail "mixed waiters: $(cat "$T/err")"
+        shimmed timeout 60 "$PYTHON" "$HELPERS/async_mixed_waiters.py" >"$T/out" 2>"$T/err" || fail "mixed waiters: $(cat "$T/err")"
     assert_eq "blocking,async" "$(cat "$T/out")" "order the waiters were served in"
     assert_eq 1 "$(grep -c 'event=wait .*async=1' "$T/shim.log")" "asynchronous waits"
 }
@@ -125,23 +100,32 @@ test_asyncio_two_processes_host_limit() {
 # The server is full (a holder takes every slot until told to let go):
 # asyncio tasks under the null policy are retried behind the gate, in
 # their own loop, and all succeed once slots free up; without the shim
-# they fail.
+# they fail. The server stays full until a task has retried seven times
+# (backoff: at least 2.5 s), and a loop that waited in a retry would have
+# stalled that whole time: the longest stall must stay well below it,
+# measured in the same run, whatever else the machine is doing.
 test_asyncio_server_full_retry() {
     full_holder_start -1
     PQSHIM_LOG=$T/shim.log PGUSER=$FULL_ROLE async_tasks "$T/out" 4 0.1 --stagger-ms 0 &
     local pid=$!
     track_pid $pid
     await_line "$T/shim.log" 'event=retry .*async=1' 60
+    local full_from full_ms
+    full_from=$(date +%s%N)
+    await_line "$T/shim.log" 'event=retry .*attempt=8 .*async=1' 60
+    full_ms=$(( ($(date +%s%N) - full_from) / 1000000 ))
     touch "$T/release"
     wait_pid $pid 60 || fail "async_tasks failed"
     wait_pid "$HOLDER_PID" 10 || fail "the holder failed: $(cat "$T/holder.out")"
     assert_eq 0 "$(json_field "$T/out" errors)" "failed tasks"
-    stall_ok "$T/out"
+    echo "server full for ${full_ms} ms after the first retry"
+    assert_ge 2000 "$full_ms" "ms the server stayed full after the first retry"
+    STALL_MAX_MS=$((full_ms / 2)) stall_ok "$T/out"
     assert_not_contains "$(grep retry "$T/shim.log" | head -n 1)" "pqshim-gate" "retry line names the gate"
     assert_eq 0 "$(count_events "$T/shim.log" connect_failed)" "failed connects"
 
     full_holder_start -1
-    PGUSER=$FULL_ROLE timeout 60 "$PYTHON" "$ROOT/tests/helpers/async_tasks.py" 4 0.1 \
+    PGUSER=$FULL_ROLE timeout 60 "$PYTHON" "$HELPERS/async_tasks.py" 4 0.1 \
         --stagger-ms 0 >"$T/direct" 2>&1
     touch "$T/release"
     wait_pid "$HOLDER_PID" 10 || fail "the holder failed: $(cat "$T/holder.out")"
@@ -165,36 +149,8 @@ test_psycopg_async_connection_pool() {
 # psycopg2's asynchronous connections (async_=1) polled from one thread:
 # three beyond a cap of 1 all connect in turn.
 test_psycopg2_async_mode() {
-    cat >"$T/pg2async.py" <<'EOF'
-import select, time
-import psycopg2, psycopg2.extensions as ext
-
-def wait(conn):
-    while True:
-        state = conn.poll()
-        if state == ext.POLL_OK:
-            return
-        fd = conn.fileno()
-        if state == ext.POLL_READ:
-            select.select([fd], [], [], 10)
-        elif state == ext.POLL_WRITE:
-            select.select([], [fd], [], 10)
-
-first = psycopg2.connect("", async_=1)
-wait(first)
-second = psycopg2.connect("", async_=1)   # must wait: cap 1
-t0 = time.monotonic()
-state = second.poll()
-print("waiting", state in (ext.POLL_READ, ext.POLL_WRITE), round(time.monotonic() - t0, 3))
-first.close()
-wait(second)
-cur = second.cursor()
-cur.execute("select 1")
-wait(second)
-print("result", cur.fetchone()[0])
-EOF
     PQSHIM_POLICY=capped PQSHIM_POOL_SIZE=1 PQSHIM_MAX_OVERFLOW=0 PQSHIM_LOG=$T/shim.log \
-        shimmed timeout 60 "$PYTHON" "$T/pg2async.py" >"$T/out" 2>"$T/err" || fail "psycopg2 async: $(cat "$T/err")"
+        shimmed timeout 60 "$PYTHON" "$HELPERS/psycopg2_async.py" >"$T/out" 2>"$T/err" || fail "psycopg2 async: $(cat "$T/err")"
     cat "$T/out"
     assert_contains "$(cat "$T/out")" "waiting True" "the second connect waits in the program's loop"
     assert_contains "$(cat "$T/out")" "result 1" "the second connection works"
@@ -276,7 +232,7 @@ test_fastapi_uvicorn_capped() {
     wait_until 30 test -S "$T/app.sock" || fail "uvicorn did not start: $(cat "$T/uvicorn.log")"
     local ep
     for ep in sync async; do
-        timeout 300 "$PYTHON" "$ROOT/tests/helpers/http_load.py" "$T/app.sock" /$ep 200 20 >"$T/$ep.json" ||
+        timeout 300 "$PYTHON" "$HELPERS/http_load.py" "$T/app.sock" /$ep 200 20 >"$T/$ep.json" ||
             fail "load on /$ep failed"
         echo "/$ep: $(cat "$T/$ep.json")"
         assert_eq 200 "$(json_field "$T/$ep.json" ok)" "requests to /$ep answered 200"
@@ -297,29 +253,9 @@ test_fastapi_uvicorn_capped() {
 test_gate_keeps_host_lists() {
     local dead
     dead=$(free_port)
-    cat >"$T/hosts.py" <<EOF
-import asyncio, psycopg
-cases = [
-    "host=127.0.0.1,$PGHOST port=$dead,$PGPORT",
-    "hostaddr=127.0.0.1 port=$PGPORT",
-    "host=localhost,$PGHOST hostaddr=127.0.0.1, port=$dead,$PGPORT",
-    "host=$PGHOST port=$PGPORT sslmode=prefer target_session_attrs=read-write",
-]
-async def main():
-    for ci in cases:
-        conn = await psycopg.AsyncConnection.connect(ci)
-        cur = await conn.execute("select 1")
-        print("ok", (await cur.fetchone())[0], conn.pgconn.host.decode(), conn.pgconn.port.decode())
-        await conn.close()
-    try:
-        await psycopg.AsyncConnection.connect("host=127.0.0.1 port=$dead")
-    except psycopg.OperationalError as e:
-        print("refused", str(e).replace("\n", " | "))
-asyncio.run(main())
-EOF
-    PQSHIM_LOG=$T/shim.log shimmed timeout 60 "$PYTHON" "$T/hosts.py" >"$T/out" 2>"$T/err" ||
+    PQSHIM_LOG=$T/shim.log shimmed timeout 60 "$PYTHON" "$HELPERS/async_host_lists.py" "$dead" >"$T/out" 2>"$T/err" ||
         fail "host lists: $(cat "$T/err")"
-    timeout 60 "$PYTHON" "$T/hosts.py" >"$T/direct" 2>&1 || fail "host lists, directly: $(cat "$T/direct")"
+    timeout 60 "$PYTHON" "$HELPERS/async_host_lists.py" "$dead" >"$T/direct" 2>&1 || fail "host lists, directly: $(cat "$T/direct")"
     cat "$T/out"
     assert_eq 4 "$(grep -c '^ok 1 ' "$T/out")" "connections through host lists"
     assert_contains "$(sed -n 1p "$T/out")" "ok 1 $PGHOST $PGPORT" "the host libpq reached"
@@ -346,7 +282,7 @@ test_node_pg_native() {
     fi
     sampler_start application_name
     PGAPPNAME=node PQSHIM_POLICY=capped PQSHIM_POOL_SIZE=1 PQSHIM_MAX_OVERFLOW=1 PQSHIM_LOG=$T/shim.log \
-        NODE_PATH="$dir/node_modules" shimmed timeout 120 node "$ROOT/tests/helpers/pg_native_load.js" 8 300 \
+        NODE_PATH="$dir/node_modules" shimmed timeout 120 node "$HELPERS/pg_native_load.js" 8 300 \
         >"$T/out" 2>"$T/err" || fail "node: $(cat "$T/err")"
     sampler_stop
     cat "$T/out"

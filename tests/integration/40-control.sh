@@ -8,431 +8,8 @@ CTL="$BUILD/pqshimctl"
 
 # ---- helpers -----------------------------------------------------------------------
 
-# The programs: holder.py (the host) and ctl.py (the checking client).
-setup_tools() {
-    # holder.py APP N CLOSE OUTFILE [DSN...]: open N connections tagged
-    # application_name=APP, close CLOSE of them, say "ready PID", then obey
-    # one command per stdin line until "exit" or end of input.
-    cat >"$T/holder.py" <<'EOF'
-import os, sys, time
-import psycopg2
-
-app, n, close, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-dsn = " ".join(["application_name=" + app] + sys.argv[5:])
-
-def say(msg):
-    with open(out, "a") as f:
-        f.write(msg + "\n")
-
-conns = [psycopg2.connect(dsn) for _ in range(n)]
-for c in conns[:close]:
-    c.close()
-held = conns[close:]
-say("ready %d" % os.getpid())
-for line in sys.stdin:
-    words = line.split()
-    if not words:
-        continue
-    if words[0] == "connect":
-        t0 = time.monotonic()
-        try:
-            c = psycopg2.connect(dsn)
-            c.cursor().execute("select 1")
-            held.append(c)
-            say("connected %.3f" % (time.monotonic() - t0))
-        except psycopg2.Error as e:
-            say("failed %.3f %s" % (time.monotonic() - t0, " ".join(str(e).split())))
-    elif words[0] == "close":
-        k = int(words[1])
-        for c in held[:k]:
-            c.close()
-        del held[:k]
-        say("closed %d" % k)
-    elif words[0] == "query":
-        for c in held:
-            c.cursor().execute("select 1")
-        say("queried %d" % len(held))
-    elif words[0] == "churn":
-        # connect, query, close until the file words[1] exists (bounded)
-        count = errors = 0
-        say("churning")
-        while not os.path.exists(words[1]) and count < 200000:
-            try:
-                c = psycopg2.connect(dsn)
-                c.cursor().execute("select 1")
-                c.close()
-            except psycopg2.Error:
-                errors += 1
-            count += 1
-        say("churned %d errors=%d" % (count, errors))
-    elif words[0] == "exit":
-        break
-for c in held:
-    c.close()
-say("bye")
-EOF
-    cat >"$T/ctl.py" <<'EOF'
-import json, os, re, select, signal, socket, struct, subprocess, sys, threading, time
-
-def recv_all(s):
-    # A peer that closes with our request unread (a refusal, an oversize
-    # request) makes the next read after its reply fail with ECONNRESET.
-    data = b""
-    while True:
-        try:
-            chunk = s.recv(65536)
-        except ConnectionResetError:
-            if data:
-                return data
-            raise
-        if not chunk:
-            return data
-        data += chunk
-
-def connect(path, timeout=10):
-    # A blocking connect waits while the listen queue is full (a timeout
-    # would make it non-blocking: EAGAIN at once); SO_SNDTIMEO bounds it.
-    s = socket.socket(socket.AF_UNIX)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", int(timeout), 0))
-    s.connect(path)
-    s.settimeout(timeout)
-    return s
-
-def ask(path, payload, timeout=10):
-    s = connect(path, timeout)
-    if payload:
-        try:
-            s.sendall(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # answered (refused) without reading: the reply is there
-    data = recv_all(s)
-    s.close()
-    return data
-
-def fail(msg):
-    sys.exit("check failed: " + msg)
-
-# ---- strict checks ----------------------------------------------------------
-
-COUNTERS = ["connects_total", "connect_errors_total", "closes_total", "checkouts_total",
-            "reuses_total", "waits_total", "timeouts_total", "deadlocks_total"]
-POOL = ["target", "cap", "open", "checked_out", "idle", "waiting"] + COUNTERS + \
-       ["wait_ms_total", "oldest_checkout_s"]
-SETTINGS = ["PQSHIM_POLICY", "PQSHIM_POOL_SIZE", "PQSHIM_MAX_OVERFLOW", "PQSHIM_POOL_TIMEOUT",
-            "PQSHIM_RESET", "PQSHIM_PRE_PING", "PQSHIM_POOL_RECYCLE", "PQSHIM_IDLE_TIMEOUT",
-            "PQSHIM_LOG", "PQSHIM_LOG_LEVEL", "PQSHIM_LOG_FORMAT", "PQSHIM_CONTROL"]
-
-def is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
-
-def is_num(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
-
-def check_pool(p, where):
-    if not isinstance(p, dict) or not set(POOL) <= set(p):
-        fail("%s: keys %r" % (where, sorted(p) if isinstance(p, dict) else p))
-    if not isinstance(p["target"], str):
-        fail(where + ": target")
-    if p["cap"] is not None and not is_int(p["cap"]):
-        fail(where + ": cap")
-    for k in ["open", "checked_out", "idle", "waiting"] + COUNTERS:
-        if not is_int(p[k]):
-            fail("%s: %s = %r" % (where, k, p[k]))
-    for k in ["wait_ms_total", "oldest_checkout_s"]:
-        if not is_num(p[k]):
-            fail("%s: %s = %r" % (where, k, p[k]))
-    if p["checked_out"] + p["idle"] > p["open"]:
-        fail(where + ": checked_out + idle > open")
-
-# The documented keys must be there with their types; the reply may grow.
-def check_status(text):
-    d = json.loads(text)
-    keys = ["pid", "program", "policy", "paused", "uptime_s", "settings", "totals", "pools"]
-    if not isinstance(d, dict) or not set(keys) <= set(d):
-        fail("status keys %r" % sorted(d))
-    if not is_int(d["pid"]) or not isinstance(d["program"], str):
-        fail("pid/program")
-    if d["policy"] not in ("null", "capped") or not isinstance(d["paused"], bool):
-        fail("policy/paused")
-    if not is_num(d["uptime_s"]):
-        fail("uptime_s")
-    s = d["settings"]
-    if not isinstance(s, dict) or not set(SETTINGS) <= set(s) or \
-       not all(k.startswith("PQSHIM_") and isinstance(v, str) for k, v in s.items()):
-        fail("settings %r" % s)
-    check_pool(d["totals"], "totals")
-    if not isinstance(d["pools"], list):
-        fail("pools")
-    for i, p in enumerate(d["pools"]):
-        check_pool(p, "pools[%d]" % i)
-        if (p["cap"] is None) != (d["policy"] == "null"):
-            fail("cap %r under policy %s" % (p["cap"], d["policy"]))
-    for k in ["open", "checked_out", "idle", "waiting"] + COUNTERS:
-        if d["totals"][k] != sum(p[k] for p in d["pools"]):
-            fail("totals." + k)
-    return d
-
-def check_health(text):
-    d = json.loads(text)
-    if sorted(d) != ["ok", "targets"] or not isinstance(d["ok"], bool):
-        fail("health keys %r" % d)
-    for t in d["targets"]:
-        if sorted(t) != ["error", "ms", "ok", "target", "via"]:
-            fail("health target keys %r" % t)
-        if t["via"] not in ("idle", "new") or not is_num(t["ms"]) or \
-           not isinstance(t["ok"], bool) or not isinstance(t["error"], str):
-            fail("health target %r" % t)
-        if t["ok"] == bool(t["error"]):
-            fail("ok and error disagree: %r" % t)
-    if d["ok"] != all(t["ok"] for t in d["targets"]):
-        fail("overall ok")
-    return d
-
-NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
-LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
-VALUE = r"(?:[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?Inf|NaN)"
-SAMPLE = re.compile(r"^(%s)(?:\{((?:%s)(?:,%s)*)\})? (%s)(?: -?[0-9]+)?$" % (NAME, LABEL, LABEL, VALUE))
-HELP = re.compile(r"^# HELP (%s) ((?:[^\\\n]|\\[\\n])*)$" % NAME)
-TYPE = re.compile(r"^# TYPE (%s) (counter|gauge|histogram|summary|untyped)$" % NAME)
-PAIR = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"')
-
-def check_prom(text):
-    """Text exposition format, strictly: every line a HELP, TYPE or sample;
-    each family's HELP and TYPE once, before its samples; a family's lines
-    contiguous; no duplicate series. Returns [(name, labels, value)]."""
-    if text and not text.endswith("\n"):
-        fail("exposition does not end with a newline")
-    helps, types, done, samples, series = set(), {}, set(), [], set()
-    current = None
-    for n, line in enumerate(text.split("\n")[:-1], 1):
-        m = HELP.match(line) or TYPE.match(line)
-        s = None if m else SAMPLE.match(line)
-        if not m and not s:
-            fail("line %d does not parse: %r" % (n, line))
-        name = (m or s).group(1)
-        if name != current:
-            if name in done:
-                fail("line %d: the lines of %s are not contiguous" % (n, name))
-            if current:
-                done.add(current)
-            current = name
-        if m:
-            seen = helps if line.startswith("# HELP") else types
-            if name in seen:
-                fail("line %d: second %s for %s" % (n, line[:6], name))
-            if any(x[0] == name for x in samples):
-                fail("line %d: %s after the samples of %s" % (n, line[:6], name))
-            if line.startswith("# HELP"):
-                helps.add(name)
-            else:
-                types[name] = m.group(2)
-            continue
-        labels, value = s.group(2) or "", s.group(3)
-        if name not in helps or name not in types:
-            fail("line %d: sample of %s before its HELP and TYPE" % (n, name))
-        if types[name] == "counter" and not name.endswith("_total"):
-            fail("counter %s does not end in _total" % name)
-        pairs = PAIR.findall(labels)
-        keys = [k for k, _ in pairs]
-        if len(set(keys)) != len(keys):
-            fail("line %d: repeated label" % n)
-        key = (name, tuple(sorted(pairs)))
-        if key in series:
-            fail("line %d: duplicate series" % n)
-        series.add(key)
-        v = float(value)
-        if types[name] == "counter" and v < 0:
-            fail("line %d: negative counter" % n)
-        samples.append((name, dict(pairs), v))
-    return samples
-
-# ---- commands -----------------------------------------------------------------
-
-def main():
-    cmd, args = sys.argv[1], sys.argv[2:]
-    if cmd == "send":               # send SOCK TEXT: one line, raw reply
-        sys.stdout.write(ask(args[0], args[1].encode() + b"\n").decode())
-    elif cmd == "status":           # status FILE|-: strict check
-        d = check_status(sys.stdin.read() if args[0] == "-" else open(args[0]).read())
-        print("ok", d["pid"])
-    elif cmd == "health":
-        d = check_health(sys.stdin.read() if args[0] == "-" else open(args[0]).read())
-        print("ok" if d["ok"] else "failing")
-    elif cmd == "get":              # get FILE|- EXPR  (d is the JSON)
-        d = json.loads(sys.stdin.read() if args[0] == "-" else open(args[0]).read())
-        print(eval(args[1], {"d": d}))
-    elif cmd == "pool":             # pool FILE|-: open checked_out idle waiting of pools[0]
-        d = json.loads(sys.stdin.read() if args[0] == "-" else open(args[0]).read())
-        p = d["pools"][0]
-        print(p["open"], p["checked_out"], p["idle"], p["waiting"])
-    elif cmd == "prom":             # prom FILE|-: strict check
-        samples = check_prom(sys.stdin.read() if args[0] == "-" else open(args[0]).read())
-        print("ok", len({s[0] for s in samples}), len(samples))
-    elif cmd == "prom-value":       # prom-value FILE NAME [LABEL=VALUE...]
-        want = dict(a.split("=", 1) for a in args[2:])
-        found = [v for n, l, v in check_prom(open(args[0]).read())
-                 if n == args[1] and all(l.get(k) == x for k, x in want.items())]
-        print("none" if not found else " ".join("%g" % v for v in found))
-    elif cmd == "storm":            # storm SOCK N PID: N clients at once
-        sock, n, pid = args[0], int(args[1]), int(args[2])
-        barrier = threading.Barrier(n)
-        results = [None] * n
-        def one(i):
-            command = ["status", "metrics", "help", "status"][i % 4]
-            try:
-                barrier.wait(timeout=30)
-                results[i] = (command, ask(sock, command.encode() + b"\n", timeout=30))
-            except Exception as e:
-                results[i] = (command, e)
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-        for command, reply in results:
-            if not isinstance(reply, bytes):
-                fail("%s: %r" % (command, reply))
-            text = reply.decode()
-            if command == "status":
-                if check_status(text)["pid"] != pid:
-                    fail("status of another pid")
-            elif command == "metrics":
-                if not check_prom(text):
-                    fail("empty metrics")
-            elif not text.startswith("status "):
-                fail("help: %r" % text[:80])
-        print("ok", n)
-    elif cmd == "raw":              # raw SOCK HEX: send bytes as given, print reply
-        sys.stdout.write(ask(args[0], bytes.fromhex(args[1])).decode(errors="replace"))
-    elif cmd == "halfopen":         # halfopen SOCK MARKER: connect, send nothing
-        s = connect(args[0])
-        t0 = time.monotonic()
-        open(args[1], "w").close()
-        data = recv_all(s)
-        print("%.3f %s" % (time.monotonic() - t0, data.decode().strip()))
-    elif cmd == "top-pty":          # top-pty CTL DIR: q and SIGINT restore the terminal
-        import termios
-        for how in ("q", "sigint"):
-            master, slave = os.openpty()
-            p = subprocess.Popen([args[0], "top", "-i", "0.1", "-d", args[1]], stdin=slave,
-                                 stdout=slave, stderr=slave, start_new_session=True)
-            out, deadline = b"", time.monotonic() + 10
-            while out.count(b"pqshimctl top") < 2 and time.monotonic() < deadline:
-                if select.select([master], [], [], 0.1)[0]:
-                    out += os.read(master, 65536)
-            if out.count(b"pqshimctl top") < 2:
-                p.kill()
-                fail("top drew nothing: %r" % out[-300:])
-            lflag = termios.tcgetattr(slave)[3]
-            if lflag & (termios.ICANON | termios.ECHO):
-                fail("terminal not raw while top runs")
-            if how == "q":
-                os.write(master, b"q")
-            else:
-                p.send_signal(signal.SIGINT)
-            deadline = time.monotonic() + 5
-            while p.poll() is None and time.monotonic() < deadline:
-                if select.select([master], [], [], 0.05)[0]:
-                    out += os.read(master, 65536)
-            if p.poll() is None:
-                p.kill()
-                fail("top did not quit on " + how)
-            lflag = termios.tcgetattr(slave)[3]
-            if not (lflag & termios.ICANON) or not (lflag & termios.ECHO):
-                fail("terminal not restored after " + how)
-            want = 0 if how == "q" else -signal.SIGINT
-            if p.returncode != want:
-                fail("exit status %r after %s" % (p.returncode, how))
-            if b"\x1b[?25l" not in out:
-                fail("cursor never hidden")
-            while select.select([master], [], [], 0.2)[0]:
-                try:
-                    out += os.read(master, 65536)
-                except OSError:
-                    break
-            if b"\x1b[?25h" not in out[out.rfind(b"\x1b[?25l"):]:
-                fail("cursor not shown again after " + how)
-            os.close(master)
-            os.close(slave)
-            print(how, "ok")
-    elif cmd == "fake":             # fake CTL SOCK: pqshimctl against bad replies
-        ctl, path = args
-        me = str(os.getpid()).encode()   # who serves the socket, as the kernel says
-        big = json.dumps({"pid": os.getpid(), "program": "x", "policy": "capped", "paused": False,
-                          "uptime_s": 1, "pools": [{"target": "t%d" % i, "cap": 5, "open": 1}
-                                                   for i in range(60000)]}).encode()
-        cases = [
-            # (reply, command, extra args, exit status, stderr has, stdout must not have)
-            (b'{"pid":1', "status", [], 1, "malformed reply", None),
-            (b"[" * 100000, "status", [], 1, "malformed reply", None),
-            (b'{"a":1}x', "status", [], 1, "malformed reply", None),
-            (b"\x00\xff\xfe garbage", "status", [], 1, "malformed reply", None),
-            (b'{"n":01}', "status", [], 1, "malformed reply", None),
-            (b'{"s":"\\x"}', "status", [], 1, "malformed reply", None),
-            (b'{"s":"\x01"}', "status", [], 1, "malformed reply", None),
-            (b'{"error":"boom \\u001b[31m red"}', "status", [], 1, "boom ?[31m red", None),
-            (b'{"error":"nope"}', "metrics", [], 1, "nope", None),
-            (b'{"error":"nope"}', "status", ["--json"], 1, "", None),
-            (b'{"pid":' + me + b',"program":"\\u001b]0;owned\\u0007","policy":"\\u001b[2J","pools":'
-             b'[{"target":"\\u001b[2J\\ud800\\udc00\\ud800","cap":1e999,"open":-1.5e3}]}',
-             "status", [], 0, "", b"\x1b"),
-            # A reply that names another process is not believed.
-            (b'{"pid":1,"program":"x","policy":"capped","pools":[]}', "status", [], 1,
-             "the reply claims pid 1 but pid " + me.decode() + " serves the socket", None),
-            # Raw text replies reach no terminal with their escapes.
-            (b"# HELP \x1b]0;owned\x07 \x9b2J \xc2\x9b2J\npqshim_x 1\n", "metrics", [], 0, "",
-             b"\x1b"),
-            (b"help \x1b[2J\x07\r\n", "help", [], 0, "", b"\x1b"),
-            (b'{"pid":' + me + b',"\x1b":"\x1b[2J"}', "status", ["--json"], 1, "malformed", b"\x1b"),
-            (b'{"targets":[{"target":"a","ok":false,"via":"new","ms":1,"error":"down"}],"ok":false}',
-             "health", [], 1, "", None),
-            (b'{"targets":[],"ok":true}', "health", [], 0, "", None),
-            (big, "status", [], 0, "", None),
-            (None, "status", ["-t", "0.5"], 2, "no reply within 0.5 s", None),
-        ]
-        for reply, command, extra, want_rc, want_err, banned in cases:
-            if os.path.exists(path):
-                os.unlink(path)
-            srv = socket.socket(socket.AF_UNIX)
-            srv.bind(path)
-            srv.listen(1)
-            def serve():
-                c, _ = srv.accept()
-                c.settimeout(5)
-                try:
-                    c.recv(4096)
-                    if reply is None:
-                        time.sleep(1.5)   # a hung process: never answers in time
-                    else:
-                        c.sendall(reply)
-                except OSError:
-                    pass
-                c.close()
-            t = threading.Thread(target=serve)
-            t.start()
-            t0 = time.monotonic()
-            r = subprocess.run([ctl, "-s", path] + extra + [command], capture_output=True,
-                               timeout=20)
-            took = time.monotonic() - t0
-            t.join(10)
-            srv.close()
-            what = "%r... %s" % ((reply or b"")[:40], command)
-            if r.returncode != want_rc:
-                fail("%s: exit %d, want %d; stderr %r" % (what, r.returncode, want_rc, r.stderr[:300]))
-            if want_err and want_err.encode() not in r.stderr:
-                fail("%s: stderr %r lacks %r" % (what, r.stderr[:300], want_err))
-            if banned and (banned in r.stdout or banned in r.stderr):
-                fail("%s: output carries %r" % (what, banned))
-            if reply is None and took > 1.4:
-                fail("timeout took %.2f s" % took)
-        os.unlink(path)
-        print("ok", len(cases))
-    else:
-        fail("unknown helper command " + cmd)
-
-main()
-EOF
-}
+# The programs: tests/helpers/ctl_holder.py (the host) and
+# tests/helpers/ctl_client.py (the checking client).
 
 # start_holder NAME APP N CLOSE [DSN...]: holder.py under the shim (PQSHIM_*
 # from the caller's environment; PQSHIM_CONTROL defaults to $T/ctl-%p.sock,
@@ -455,7 +32,7 @@ start_holder() {
             eval "exec $other>&-"
         done
         PQSHIM_CONTROL=$pattern PQSHIM_LOG=${PQSHIM_LOG:-$T/$name.log} \
-            shimmed "$PYTHON" "$T/holder.py" "$app" "$n" "$close" "$T/$name.out" "$@"
+            shimmed "$PYTHON" "$HELPERS/ctl_holder.py" "$app" "$n" "$close" "$T/$name.out" "$@"
     ) <"$T/$name.in" >"$T/$name.stdout" 2>&1 &
     HJOB[$name]=$!
     local fd
@@ -522,7 +99,6 @@ cleanup_holders() {
 }
 
 begin() {
-    setup_tools
     trap cleanup_holders EXIT
 }
 
@@ -534,17 +110,17 @@ backends() {
 # jstatus SOCK: the status reply, strictly checked, in $T/status.json.
 jstatus() {
     "$CTL" -s "$1" --json status >"$T/status.json"
-    "$PYTHON" "$T/ctl.py" status "$T/status.json" >/dev/null
+    "$PYTHON" "$HELPERS/ctl_client.py" status "$T/status.json" >/dev/null
 }
 
 # pool_of SOCK: "open checked_out idle waiting" of its first pool.
 pool_of() {
-    jstatus "$1" && "$PYTHON" "$T/ctl.py" pool "$T/status.json"
+    jstatus "$1" && "$PYTHON" "$HELPERS/ctl_client.py" pool "$T/status.json"
 }
 
 # field SOCK EXPR: a value from the status reply (d is the JSON).
 field() {
-    jstatus "$1" && "$PYTHON" "$T/ctl.py" get "$T/status.json" "$2"
+    jstatus "$1" && "$PYTHON" "$HELPERS/ctl_client.py" get "$T/status.json" "$2"
 }
 
 pool_is() {  # SOCK "open co idle waiting"
@@ -568,7 +144,7 @@ test_status_numbers_match_server() {
     assert_eq "$(id -u)" "$(stat -c %u "$sock")" "socket owner"
 
     jstatus "$sock"
-    local get="$PYTHON $T/ctl.py get $T/status.json"
+    local get="$PYTHON $HELPERS/ctl_client.py get $T/status.json"
     assert_eq "$pid" "$($get 'd["pid"]')" "pid"
     assert_eq python3 "$($get 'd["program"]')" "program"
     assert_eq capped "$($get 'd["policy"]')" "policy"
@@ -604,7 +180,7 @@ test_null_policy_status() {
     start_holder h ctlnull 3 1
     local sock=${HSOCK[h]}
     jstatus "$sock"
-    local get="$PYTHON $T/ctl.py get $T/status.json"
+    local get="$PYTHON $HELPERS/ctl_client.py get $T/status.json"
     assert_eq null "$($get 'd["policy"]')" "policy"
     assert_eq None "$($get 'd["pools"][0]["cap"]')" "no cap"
     assert_eq "2 2 0 0" "$(pool_of "$sock")" "open checked_out idle waiting"
@@ -625,8 +201,8 @@ EOF
     "$CTL" -s "$sock" status | tr -s ' ' >"$T/status.txt"
     assert_file_contains "$T/status.txt" "$(TARGET_NAME) | - | 2 | 2 | 0 | 0 | 3 |" "status row, no cap"
     "$CTL" -s "$sock" metrics >"$T/metrics.txt"
-    assert_eq none "$("$PYTHON" "$T/ctl.py" prom-value "$T/metrics.txt" pqshim_cap)" "no cap sample"
-    assert_eq 2 "$("$PYTHON" "$T/ctl.py" prom-value "$T/metrics.txt" pqshim_connections_open)" "open sample"
+    assert_eq none "$("$PYTHON" "$HELPERS/ctl_client.py" prom-value "$T/metrics.txt" pqshim_cap)" "no cap sample"
+    assert_eq 2 "$("$PYTHON" "$HELPERS/ctl_client.py" prom-value "$T/metrics.txt" pqshim_connections_open)" "open sample"
 }
 
 # ---- metrics ----------------------------------------------------------------------------
@@ -635,20 +211,20 @@ test_metrics_prometheus_strict() {
     begin
     PQSHIM_POLICY=capped PQSHIM_POOL_SIZE=3 PQSHIM_MAX_OVERFLOW=2 start_holder h ctlprom 3 1
     local pid=${HPID[h]} sock=${HSOCK[h]}
-    "$PYTHON" "$T/ctl.py" send "$sock" metrics >"$T/raw.txt"
+    "$PYTHON" "$HELPERS/ctl_client.py" send "$sock" metrics >"$T/raw.txt"
     "$CTL" -s "$sock" metrics >"$T/metrics.txt"
     "$CTL" -s "$sock" --json metrics >"$T/metrics-json.txt"
     local check
-    check=$("$PYTHON" "$T/ctl.py" prom "$T/metrics.txt")
+    check=$("$PYTHON" "$HELPERS/ctl_client.py" prom "$T/metrics.txt")
     assert_contains "$check" "ok " "strict Prometheus check"
-    "$PYTHON" "$T/ctl.py" prom "$T/raw.txt" >/dev/null
+    "$PYTHON" "$HELPERS/ctl_client.py" prom "$T/raw.txt" >/dev/null
     # pqshimctl passes the exposition through untouched (also with --json).
     cmp -s <(sed -E 's/^(pqshim_oldest_checkout_seconds.*) .*/\1/' "$T/raw.txt") \
            <(sed -E 's/^(pqshim_oldest_checkout_seconds.*) .*/\1/' "$T/metrics.txt") ||
         fail "pqshimctl changed the exposition"
-    "$PYTHON" "$T/ctl.py" prom "$T/metrics-json.txt" >/dev/null
+    "$PYTHON" "$HELPERS/ctl_client.py" prom "$T/metrics-json.txt" >/dev/null
     local lbl=(pid="$pid" program=python3 target="$(TARGET_NAME)")
-    local v="$PYTHON $T/ctl.py prom-value $T/metrics.txt"
+    local v="$PYTHON $HELPERS/ctl_client.py prom-value $T/metrics.txt"
     assert_eq "$(backends ctlprom)" "$($v pqshim_connections_open "${lbl[@]}")" "open = server sessions"
     assert_eq 3 "$($v pqshim_connections_open "${lbl[@]}")" "open"
     assert_eq 2 "$($v pqshim_connections_checked_out "${lbl[@]}")" "checked out"
@@ -754,8 +330,8 @@ test_health_idle_new_and_failing() {
     PQSHIM_POLICY=capped start_holder h ctlhealth 2 1 dbname=ctlhealth
     local sock=${HSOCK[h]} target="postgres@$PGHOST:$PGPORT/ctlhealth"
     "$CTL" -s "$sock" --json health >"$T/h1.json"
-    assert_eq ok "$("$PYTHON" "$T/ctl.py" health "$T/h1.json")" "healthy"
-    assert_eq "$target idle True" "$("$PYTHON" "$T/ctl.py" get "$T/h1.json" '" ".join(str(d["targets"][0][k]) for k in ["target", "via", "ok"])')" "via idle"
+    assert_eq ok "$("$PYTHON" "$HELPERS/ctl_client.py" health "$T/h1.json")" "healthy"
+    assert_eq "$target idle True" "$("$PYTHON" "$HELPERS/ctl_client.py" get "$T/h1.json" '" ".join(str(d["targets"][0][k]) for k in ["target", "via", "ok"])')" "via idle"
     # The borrowed connection went back: nothing changed.
     assert_eq "2 1 1 0" "$(pool_of "$sock")" "pool after health"
     "$CTL" -s "$sock" health >"$T/h1.txt"
@@ -766,8 +342,8 @@ test_health_idle_new_and_failing() {
     # No idle connection: a new one is opened for the check, then closed.
     "$CTL" -s "$sock" dispose >/dev/null
     "$CTL" -s "$sock" --json health >"$T/h2.json"
-    assert_eq ok "$("$PYTHON" "$T/ctl.py" health "$T/h2.json")" "healthy"
-    assert_eq new "$("$PYTHON" "$T/ctl.py" get "$T/h2.json" 'd["targets"][0]["via"]')" "via new"
+    assert_eq ok "$("$PYTHON" "$HELPERS/ctl_client.py" health "$T/h2.json")" "healthy"
+    assert_eq new "$("$PYTHON" "$HELPERS/ctl_client.py" get "$T/h2.json" 'd["targets"][0]["via"]')" "via new"
     assert_eq "1 1 0 0" "$(pool_of "$sock")" "the check's connection is not pooled"
 
     # The database goes away: the target fails, and so does the exit status.
@@ -778,8 +354,8 @@ test_health_idle_new_and_failing() {
     local rc=0
     "$CTL" -s "$sock" --json health >"$T/h3.json" || rc=$?
     assert_eq 1 "$rc" "exit status of a failing health (--json)"
-    assert_eq failing "$("$PYTHON" "$T/ctl.py" health "$T/h3.json")" "failing"
-    assert_contains "$("$PYTHON" "$T/ctl.py" get "$T/h3.json" 'd["targets"][0]["error"]')" \
+    assert_eq failing "$("$PYTHON" "$HELPERS/ctl_client.py" health "$T/h3.json")" "failing"
+    assert_contains "$("$PYTHON" "$HELPERS/ctl_client.py" get "$T/h3.json" 'd["targets"][0]["error"]')" \
         "does not exist" "error text"
     rc=0
     "$CTL" -s "$sock" health >"$T/h3.txt" || rc=$?
@@ -813,10 +389,12 @@ test_other_uid_refused() {
     rc=0
     runuser -u nobody -- "$T/pqshimctl" -s "$sock" --json pause >"$T/out3" 2>"$T/err3" || rc=$?
     assert_eq 2 "$rc" "exit status, --json"
-    # And the shim checks the peer's uid, whatever the client.
-    runuser -u nobody -- "$PYTHON" "$T/ctl.py" send "$sock" status >"$T/out2"
+    # And the shim checks the peer's uid, whatever the client (a copy
+    # nobody can read, wherever the tree is).
+    install -m 0644 "$HELPERS/ctl_client.py" "$T/ctl_client.py"
+    runuser -u nobody -- "$PYTHON" "$T/ctl_client.py" send "$sock" status >"$T/out2"
     assert_contains "$(cat "$T/out2")" "permission denied: uid $(id -u nobody) is not the owner (uid 0) of process $pid" "error reply"
-    runuser -u nobody -- "$PYTHON" "$T/ctl.py" send "$sock" dispose >"$T/out4"
+    runuser -u nobody -- "$PYTHON" "$T/ctl_client.py" send "$sock" dispose >"$T/out4"
     assert_contains "$(cat "$T/out4")" '"error":"permission denied' "raw client refused"
     # Refused requests did nothing; the owner is still served.
     assert_eq False "$(field "$sock" 'd["paused"]')" "not paused"
@@ -834,13 +412,13 @@ test_concurrent_control_clients() {
     hwait h '^churning'
     # 200 clients at once (status, metrics, help), all while the host churns.
     local out
-    out=$("$PYTHON" "$T/ctl.py" storm "$sock" 200 "$pid")
+    out=$("$PYTHON" "$HELPERS/ctl_client.py" storm "$sock" 200 "$pid")
     assert_eq "ok 200" "$out" "every reply valid"
     # And 40 pqshimctl processes, 10 at a time.
     seq 40 | xargs -P 10 -I{} sh -c '"$1" -p "$2" --json status >"$3/storm-{}.json"' _ "$CTL" "$pid" "$T"
     local f
     for f in "$T"/storm-*.json; do
-        "$PYTHON" "$T/ctl.py" status "$f" >/dev/null || fail "bad reply in $f"
+        "$PYTHON" "$HELPERS/ctl_client.py" status "$f" >/dev/null || fail "bad reply in $f"
     done
     assert_eq 40 "$(ls "$T"/storm-*.json | wc -l)" "pqshimctl replies"
     touch "$T/stop-churn"
@@ -869,22 +447,22 @@ test_bad_requests_do_not_disturb_host() {
     )
     local hex
     for hex in "${garbage[@]}"; do
-        reply=$("$PYTHON" "$T/ctl.py" raw "$sock" "$hex")
-        "$PYTHON" "$T/ctl.py" get - 'd["error"]' <<<"$reply" | grep -q "^unknown command '" ||
+        reply=$("$PYTHON" "$HELPERS/ctl_client.py" raw "$sock" "$hex")
+        "$PYTHON" "$HELPERS/ctl_client.py" get - 'd["error"]' <<<"$reply" | grep -q "^unknown command '" ||
             fail "reply to $hex: $reply"
         assert_not_contains "$reply" $'\e' "no raw escape in the reply"
     done
     # CRLF and trailing spaces are fine.
-    reply=$("$PYTHON" "$T/ctl.py" raw "$sock" "$(printf 'status \r\n' | od -An -tx1 | tr -d ' \n')")
-    "$PYTHON" "$T/ctl.py" status - <<<"$reply" >/dev/null
+    reply=$("$PYTHON" "$HELPERS/ctl_client.py" raw "$sock" "$(printf 'status \r\n' | od -An -tx1 | tr -d ' \n')")
+    "$PYTHON" "$HELPERS/ctl_client.py" status - <<<"$reply" >/dev/null
     # 4095 bytes and a newline is one line; 5000 without one is too long.
-    reply=$("$PYTHON" "$T/ctl.py" raw "$sock" "$(printf '61%.0s' $(seq 4095))0a")
+    reply=$("$PYTHON" "$HELPERS/ctl_client.py" raw "$sock" "$(printf '61%.0s' $(seq 4095))0a")
     assert_contains "$reply" "unknown command 'aaaa" "longest line"
-    reply=$("$PYTHON" "$T/ctl.py" raw "$sock" "$(printf '61%.0s' $(seq 5000))")
+    reply=$("$PYTHON" "$HELPERS/ctl_client.py" raw "$sock" "$(printf '61%.0s' $(seq 5000))")
     assert_eq '{"error":"request longer than 4096 bytes"}' "$reply" "oversize"
     # A client that connects and says nothing gets an answer after 1 s; the
     # host keeps connecting meanwhile.
-    "$PYTHON" "$T/ctl.py" halfopen "$sock" "$T/half-connected" >"$T/half.out" &
+    "$PYTHON" "$HELPERS/ctl_client.py" halfopen "$sock" "$T/half-connected" >"$T/half.out" &
     local half=$!
     wait_until 10 test -e "$T/half-connected" || fail "half-open client never connected"
     hsend h connect
@@ -906,43 +484,8 @@ test_bad_requests_do_not_disturb_host() {
 
 test_fork_gives_each_process_its_socket() {
     begin
-    cat >"$T/fork.py" <<'EOF'
-import os, sys, time
-import psycopg2
-
-out, stop = sys.argv[1], sys.argv[2]
-dsn = "application_name=ctlfork"
-
-def say(msg):
-    with open(out, "a") as f:
-        f.write(msg + "\n")
-
-def wait_for_stop():
-    deadline = time.monotonic() + 60
-    while not os.path.exists(stop) and time.monotonic() < deadline:
-        time.sleep(0.02)
-
-first = psycopg2.connect(dsn)
-first.cursor().execute("select 1")
-first.close()                     # pooled: the parent's idle connection
-child = os.fork()
-if child == 0:
-    mine = psycopg2.connect(dsn)  # the child's own, and its own socket
-    mine.cursor().execute("select 1")
-    say("child %d" % os.getpid())
-    wait_for_stop()
-    mine.close()
-    sys.exit(0)
-again = psycopg2.connect(dsn)     # the parent reuses its idle connection
-again.cursor().execute("select 1")
-say("parent %d" % os.getpid())
-wait_for_stop()
-again.close()
-_, status = os.waitpid(child, 0)
-say("child exit %d" % status)
-EOF
     PQSHIM_POLICY=capped PQSHIM_CONTROL="$T/ctl-%p.sock" PQSHIM_LOG=$T/fork.log \
-        shimmed "$PYTHON" "$T/fork.py" "$T/fork.out" "$T/stop" >"$T/fork.stdout" 2>&1 &
+        shimmed "$PYTHON" "$HELPERS/ctl_fork.py" "$T/fork.out" "$T/stop" >"$T/fork.stdout" 2>&1 &
     local job=$!
     # Whatever happens, both processes end (the pids they wrote, and the job).
     trap "touch '$T/stop'; wait_until 10 gone $job || kill -9 $job \$(awk '/^(parent|child) /{print \$2}' '$T/fork.out' 2>/dev/null) 2>/dev/null; cleanup_holders" EXIT
@@ -962,7 +505,7 @@ EOF
     assert_eq "1 1 0 0" "$(pool_of "$T/ctl-$child.sock")" "child pool"
     assert_eq 1 "$(field "$T/ctl-$child.sock" 'd["pools"][0]["connects_total"]')" "child connects"
     assert_eq 2 "$(backends ctlfork)" "server sessions"
-    "$CTL" ls -d "$T" | sed -E 's/^ +//; s/  +/ /g' >"$T/ls.txt"
+    "$CTL" ls -D "$T" | sed -E 's/^ +//; s/  +/ /g' >"$T/ls.txt"
     assert_file_contains "$T/ls.txt" "$parent python3 capped no $T/ctl-$parent.sock " "ls lists the parent"
     assert_file_contains "$T/ls.txt" "$child python3 capped no $T/ctl-$child.sock " "ls lists the child"
     touch "$T/stop"
@@ -1000,7 +543,7 @@ test_socket_lifecycle() {
     kill -9 "${HPID[c]}"
     wait_until 10 gone "${HPID[c]}" || fail "not killed"
     # ls reports the stale socket and removes it.
-    "$CTL" ls -d "$T" >"$T/ls.txt"
+    "$CTL" ls -D "$T" >"$T/ls.txt"
     assert_file_contains "$T/ls.txt" "stale socket $T/fixed.sock (no process listening): removed" "ls report"
     [ ! -e "$T/fixed.sock" ] || fail "stale socket not removed"
     rc=0
@@ -1051,37 +594,41 @@ test_pqshimctl_modes_and_exit_codes() {
     start_holder b ctlcli2 1 0
     local pa=${HPID[a]} pb=${HPID[b]} rc
 
-    # ls: one line per process.
-    # (Columns are as wide as the widest process on the host: compare with
-    # runs of spaces squeezed.)
-    "$CTL" ls | sed -E 's/^ +//; s/  +/ /g' >"$T/ls.txt"
+    # ls: one line per process, here of this test's directory only (no
+    # other process of the machine in the table).
+    # (Columns are as wide as the widest process: compare with runs of
+    # spaces squeezed.)
+    "$CTL" ls -D "$T" | sed -E 's/^ +//; s/  +/ /g' >"$T/ls.txt"
     assert_eq "PID PROGRAM POLICY PAUSED SOCKET TARGETS" "$(head -n 1 "$T/ls.txt")" "ls header"
     assert_file_contains "$T/ls.txt" "$pa python3 capped no $T/ctl-$pa.sock $(TARGET_NAME) open=3 used=2 idle=1 waiting=0 cap=5" "ls line of a"
     assert_file_contains "$T/ls.txt" "$pb python3 null no $T/ctl-$pb.sock $(TARGET_NAME) open=1 used=1 idle=0 waiting=0 cap=-" "ls line of b"
+    # Found through /proc (their sockets named by their environment), as
+    # the test's processes are picked out by pid: whatever else runs on
+    # the machine only adds entries.
     "$CTL" ls --json >"$T/ls.json"
-    assert_eq "3 1" "$("$PYTHON" "$T/ctl.py" get "$T/ls.json" '" ".join(str(s["pools"][0][k]) for s in d if s["pid"] == '"$pa"' for k in ["open", "idle"])')" "ls --json"
-    assert_eq 1 "$("$PYTHON" "$T/ctl.py" get "$T/ls.json" 'len([s for s in d if s["pid"] == '"$pb"'])')" "ls --json lists b once"
+    assert_eq "3 1" "$("$PYTHON" "$HELPERS/ctl_client.py" get "$T/ls.json" '" ".join(str(s["pools"][0][k]) for s in d if s["pid"] == '"$pa"' for k in ["open", "idle"])')" "ls --json"
+    assert_eq 1 "$("$PYTHON" "$HELPERS/ctl_client.py" get "$T/ls.json" 'len([s for s in d if s["pid"] == '"$pb"'])')" "ls --json lists b once"
 
     # -p PID, readable and --json.
     "$CTL" -p "$pa" status >"$T/st.txt"
     assert_file_contains "$T/st.txt" "pid $pa  program python3  policy capped" "-p status"
-    "$CTL" -p "$pa" --json status | "$PYTHON" "$T/ctl.py" status - >/dev/null
+    "$CTL" -p "$pa" --json status | "$PYTHON" "$HELPERS/ctl_client.py" status - >/dev/null
     "$CTL" --pid="$pb" --json status >"$T/stb.json"
-    assert_eq "$pb" "$("$PYTHON" "$T/ctl.py" get "$T/stb.json" 'd["pid"]')" "--pid=PID"
+    assert_eq "$pb" "$("$PYTHON" "$HELPERS/ctl_client.py" get "$T/stb.json" 'd["pid"]')" "--pid=PID"
     "$CTL" -p "$pa" help >"$T/help.txt"
     assert_file_contains "$T/help.txt" "dispose  close idle connections now" "help from the process"
 
     # metrics --all: one exposition, both processes, each family once.
-    "$CTL" metrics --all -d "$T" >"$T/all.txt"
-    "$PYTHON" "$T/ctl.py" prom "$T/all.txt" >/dev/null
-    assert_eq 3 "$("$PYTHON" "$T/ctl.py" prom-value "$T/all.txt" pqshim_connections_open pid="$pa")" "a's samples"
-    assert_eq 1 "$("$PYTHON" "$T/ctl.py" prom-value "$T/all.txt" pqshim_connections_open pid="$pb")" "b's samples"
-    assert_eq 5 "$("$PYTHON" "$T/ctl.py" prom-value "$T/all.txt" pqshim_cap pid="$pa")" "a's cap"
-    assert_eq none "$("$PYTHON" "$T/ctl.py" prom-value "$T/all.txt" pqshim_cap pid="$pb")" "b has no cap"
+    "$CTL" metrics --all -D "$T" >"$T/all.txt"
+    "$PYTHON" "$HELPERS/ctl_client.py" prom "$T/all.txt" >/dev/null
+    assert_eq 3 "$("$PYTHON" "$HELPERS/ctl_client.py" prom-value "$T/all.txt" pqshim_connections_open pid="$pa")" "a's samples"
+    assert_eq 1 "$("$PYTHON" "$HELPERS/ctl_client.py" prom-value "$T/all.txt" pqshim_connections_open pid="$pb")" "b's samples"
+    assert_eq 5 "$("$PYTHON" "$HELPERS/ctl_client.py" prom-value "$T/all.txt" pqshim_cap pid="$pa")" "a's cap"
+    assert_eq none "$("$PYTHON" "$HELPERS/ctl_client.py" prom-value "$T/all.txt" pqshim_cap pid="$pb")" "b has no cap"
     assert_eq 1 "$(grep -c '^# HELP pqshim_connections_open ' "$T/all.txt")" "one HELP"
 
     # top: two screens, then out.
-    "$CTL" top -n 2 -i 0.1 -d "$T" >"$T/top.txt"
+    "$CTL" top -n 2 -i 0.1 -D "$T" >"$T/top.txt"
     assert_eq 2 "$(grep -o $'\e\\[2J' "$T/top.txt" | wc -l)" "screens drawn"
     assert_file_contains "$T/top.txt" "$pa  python3  capped" "a in top"
     assert_file_contains "$T/top.txt" "[############======............]   3/5 " "a's bar"
@@ -1090,7 +637,7 @@ test_pqshimctl_modes_and_exit_codes() {
 
     # The default socket: PQSHIM_CONTROL of this environment, without %p.
     ln -s "$T/ctl-$pa.sock" "$T/only.sock"
-    PQSHIM_CONTROL=$T/only.sock "$CTL" --json status | "$PYTHON" "$T/ctl.py" status - >/dev/null
+    PQSHIM_CONTROL=$T/only.sock "$CTL" --json status | "$PYTHON" "$HELPERS/ctl_client.py" status - >/dev/null
 
     # Exit codes: 2 for no such process, socket, or bad usage.
     local case
@@ -1140,14 +687,14 @@ test_pqshimctl_top_terminal() {
     begin
     PQSHIM_POLICY=capped start_holder h ctltop 1 0
     local out
-    out=$("$PYTHON" "$T/ctl.py" top-pty "$CTL" "$T")
+    out=$("$PYTHON" "$HELPERS/ctl_client.py" top-pty "$CTL" "$T")
     assert_eq $'q ok\nsigint ok' "$out" "q and SIGINT restore the terminal"
 }
 
 test_pqshimctl_bad_replies() {
     begin
     local out
-    out=$("$PYTHON" "$T/ctl.py" fake "$CTL" "$T/fake.sock")
+    out=$("$PYTHON" "$HELPERS/ctl_client.py" fake "$CTL" "$T/fake.sock")
     assert_contains "$out" "ok " "pqshimctl against malformed, hostile and slow replies"
 }
 
@@ -1174,26 +721,7 @@ test_fuzz_request_deterministic() {
     ${CC:-cc} -std=gnu11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
         -DFUZZ_REPLAY_MAIN -I"$(pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)" \
         -I"$ROOT/shim" -o "$T/replay" "${srcs[@]}" -lpthread -lm
-    "$PYTHON" - "$T/inputs" <<'EOF'
-import random, sys
-random.seed(1)
-words = [b"status", b"metrics", b"dispose", b"pause", b"resume", b"health", b"help"]
-alphabet = b"\x00\x01\t\r \"\\%{}[]:,\xc3\xa9\xff" + bytes(range(0x20, 0x7f))
-with open(sys.argv[1], "wb") as f:
-    for _ in range(3000):
-        w = bytearray(random.choice(words))
-        for _ in range(random.randint(0, 4)):
-            op, pos = random.randint(0, 2), random.randint(0, len(w))
-            if op == 0:
-                w[pos:pos] = bytes(random.choice(alphabet) for _ in range(random.randint(1, 8)))
-            elif op == 1 and w:
-                del w[pos:pos + random.randint(1, 4)]
-            else:
-                w[pos:pos] = random.choice(words)
-        f.write(bytes(w).replace(b"\n", b"") + random.choice([b"\n", b"\r\n", b" \n"]))
-    for w in words:
-        f.write(w + b"\n")
-EOF
+    "$PYTHON" "$HELPERS/ctl_bad_requests.py" "$T/inputs"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 "$T/replay" <"$T/inputs" >"$T/replay.out" 2>&1 ||
         { tail -n 40 "$T/replay.out"; fail "replay found a failure"; }
     assert_eq "3007 inputs ok" "$(cat "$T/replay.out")" "replayed inputs"

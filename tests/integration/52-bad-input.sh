@@ -47,46 +47,7 @@ run_case() {
 # characters; no other error or warning line. (One pass for all cases:
 # a few processes per case would cost more than the cases themselves.)
 check_cases() {
-    "$PYTHON" - "$1" <<'EOF'
-import os, re, sys
-items = open(sys.argv[1], "rb").read().split(b"\0")[:-1]
-problems, n = [], 0
-
-def read(d, name):
-    path = os.path.join(d, name)
-    return open(path, "rb").read() if os.path.exists(path) else b""
-
-for i in range(0, len(items), 3):
-    d, var, value = items[i].decode(), items[i + 1].decode(), items[i + 2]
-    n += 1
-    what = "%s=%r" % (var, value[:20])
-    rc, out, err = read(d, "rc").strip(), read(d, "out"), read(d, "err")
-    log = err if var == "PQSHIM_LOG" else read(d, "log")
-    if rc != b"0" or out != b"1\n":
-        problems.append("%s: psql rc=%s out=%r err=%r" % (what, rc, out, err[:300]))
-        continue
-    if var != "PQSHIM_LOG" and err:
-        problems.append("%s: psql stderr %r" % (what, err[:300]))
-    lines = log.decode("utf-8", "replace").splitlines()
-    bad = [l for l in lines if re.search(r": (error|warn) ", l)]
-    if len(bad) != 1 or " error event=config_invalid " not in bad[0]:
-        problems.append("%s: error and warning lines %r" % (what, bad))
-        continue
-    line = bad[0]
-    for need in (" variable=%s " % var, ' accepted="', " using="):
-        if need not in line:
-            problems.append("%s: %r not in %r" % (what, need, line))
-    if len(line) >= 600:
-        problems.append("%s: a %d-byte line" % (what, len(line)))
-    if len(value) > 64 and ("value=%s..." % value[:64].decode()) not in line:
-        problems.append("%s: the value is not shown cut to 64 characters: %r" % (what, line[:300]))
-    if sum(1 for l in lines if " event=connect " in l) != 1:
-        problems.append("%s: connect lines: %r" % (what, lines))
-for p in problems:
-    print("    " + p)
-print("%d cases, %d problems" % (n, len(problems)))
-sys.exit(1 if problems else 0)
-EOF
+    "$PYTHON" "$HELPERS/check_bad_input_log.py" "$1"
 }
 
 test_every_variable_rejects_bad_values() {
@@ -147,30 +108,7 @@ test_all_variables_bad_at_once() {
 # event, key=value pairs with balanced quotes; json: an object), at most
 # 2048 bytes, no error-level line, only the events a connect can cause.
 check_log_lines() {
-    "$PYTHON" - "$1" "$2" <<'EOF'
-import json, re, sys
-path, fmt = sys.argv[1:3]
-allowed = {"connect", "connect_failed", "close", "checkout", "checkin", "ping", "wait"}
-text = re.compile(r'^pqshim\[[0-9]+\]: (warn|info|debug) event=([a-z_]+)'
-                  r'( [a-z_]+=([^ "]*|"([^"\\]|\\.)*"))*$')
-n = 0
-with open(path, "rb") as f:
-    for raw in f:
-        n += 1
-        assert len(raw) <= 2048, "a %d-byte line" % len(raw)
-        line = raw.decode("utf-8").rstrip("\n")
-        if fmt == "json":
-            obj = json.loads(line)
-            event, level = obj["event"], obj["level"]
-            assert level != "error", line
-        else:
-            m = text.match(line)
-            assert m, "malformed line: %r" % line[:300]
-            event = m.group(2)
-        assert event in allowed, "unexpected event %s: %s" % (event, line[:300])
-assert n > 0, "empty log"
-print("%s: %d well-formed lines" % (path, n))
-EOF
+    "$PYTHON" "$HELPERS/check_log_lines.py" "$1" "$2"
 }
 
 # badconn runs every malformed request through every entry point: with the

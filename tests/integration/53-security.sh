@@ -48,8 +48,8 @@ test_password_never_shown() {
             "$BUILD/pqshimctl" -s "$T/$name.sock" --json "$cmd" >"$T/$name.ctl-$cmd.json" 2>&1 || true
         done
     done
-    "$BUILD/pqshimctl" ls -d "$T" >"$T/ctl-ls" 2>&1 || true
-    "$BUILD/pqshimctl" metrics --all -d "$T" >"$T/ctl-metrics-all" 2>&1 || true
+    "$BUILD/pqshimctl" ls -D "$T" >"$T/ctl-ls" 2>&1 || true
+    "$BUILD/pqshimctl" metrics --all -D "$T" >"$T/ctl-metrics-all" 2>&1 || true
     touch "$T/go"
     for name in "${names[@]}"; do
         wait_until 20 grep -q '^done' "$T/$name.out" || fail "$name: did not finish"

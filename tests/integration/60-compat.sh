@@ -257,24 +257,8 @@ test_reindexdb_capped() { row_reindexdb capped; }
 
 # ---- Python ---------------------------------------------------------------------
 
-# $T/compat_session.py: one user's session, the same in every Python row:
-# show how the session started, leave state behind, answer a query.
-write_py_session() {
-    cat >"$T/compat_session.py" <<'EOF'
-import os
-
-CHECK = os.environ["COMPAT_CHECK"]
-DIRTY = os.environ["COMPAT_DIRTY"].split(";")
-
-
-def use(fetchone, execute, out):
-    """fetchone(sql) -> first column of the first row; execute(sql)."""
-    out.append("clean " + fetchone(CHECK))
-    for statement in DIRTY:
-        execute(statement)
-    assert int(fetchone("select 40 + 2")) == 42
-EOF
-}
+# tests/helpers/compat_session.py: one user's session, the same in every
+# Python row (the rows' programs import it).
 
 row_psycopg2() {
     local policy=$1
@@ -282,141 +266,10 @@ row_psycopg2() {
     sql "drop role if exists compat_b" >/dev/null
     sql "create role compat_a login; create role compat_b login" >/dev/null
     at_end "sql 'drop role if exists compat_a'; sql 'drop role if exists compat_b'"
-    write_py_session
-    cat >"$T/p2.py" <<'EOF'
-import multiprocessing
-import select
-import sys
-import threading
-
-import psycopg2
-import psycopg2.extensions as ext
-
-sys.path.insert(0, ".")
-from compat_session import use
-
-out = []
-
-
-def session(**kw):
-    conn = psycopg2.connect("", **kw)
-    conn.autocommit = True
-    cur = conn.cursor()
-
-    def fetchone(q):
-        cur.execute(q)
-        return str(cur.fetchone()[0])
-
-    use(fetchone, cur.execute, out)
-    conn.close()
-
-
-# Sync, one after another.
-for i in range(5):
-    session()
-
-# Users alternate: each sees itself, never the other's session.
-for i in range(3):
-    for user in ("compat_a", "compat_b"):
-        conn = psycopg2.connect("", user=user)
-        cur = conn.cursor()
-        cur.execute("select current_user || ' ' || session_user")
-        assert cur.fetchone()[0] == user + " " + user
-        conn.close()
-
-# Threads.
-errors = []
-
-
-def work():
-    try:
-        for i in range(5):
-            conn = psycopg2.connect("")
-            cur = conn.cursor()
-            cur.execute("select 1")
-            assert cur.fetchone() == (1,)
-            conn.close()
-    except Exception as e:  # reported below
-        errors.append(repr(e))
-
-
-threads = [threading.Thread(target=work) for _ in range(4)]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
-assert not errors, errors
-
-# Fork: children connect on their own; the parent's open connection and its
-# pooled idle one stay the parent's.
-idle = psycopg2.connect("")
-cur = idle.cursor()
-cur.execute("select pg_backend_pid()")
-idle_pid = cur.fetchone()[0]
-idle.close()
-parent = psycopg2.connect("")
-pcur = parent.cursor()
-pcur.execute("select pg_backend_pid()")
-parent_pid = pcur.fetchone()[0]
-
-
-def child(n):
-    conn = psycopg2.connect("")
-    cur = conn.cursor()
-    cur.execute("select pg_backend_pid(), %s", (n,))
-    pid, m = cur.fetchone()
-    conn.close()
-    return pid, m
-
-
-ctx = multiprocessing.get_context("fork")
-with ctx.Pool(2) as pool:
-    # Bounded: a worker that dies makes a plain map() wait forever.
-    results = pool.map_async(child, range(6)).get(timeout=60)
-assert [m for _, m in results] == list(range(6)), results
-child_pids = {pid for pid, _ in results}
-assert not child_pids & {idle_pid, parent_pid}, (child_pids, idle_pid, parent_pid)
-pcur.execute("select 40 + 2")
-assert pcur.fetchone() == (42,)
-parent.close()
-again = psycopg2.connect("")
-acur = again.cursor()
-acur.execute("select 40 + 2")
-assert acur.fetchone() == (42,)
-again.close()
-
-
-# Async (PQconnectStart + PQconnectPoll), twice.
-def wait(conn):
-    for _ in range(1000):
-        state = conn.poll()
-        if state == ext.POLL_OK:
-            return
-        if state == ext.POLL_READ:
-            select.select([conn.fileno()], [], [], 10)
-        elif state == ext.POLL_WRITE:
-            select.select([], [conn.fileno()], [], 10)
-        else:
-            raise RuntimeError("poll state %r" % state)
-    raise RuntimeError("never ready")
-
-
-for i in range(2):
-    aconn = psycopg2.connect("", async_=1)
-    wait(aconn)
-    acur = aconn.cursor()
-    acur.execute("select 40 + %s", (i,))
-    wait(aconn)
-    assert acur.fetchone() == (40 + i,)
-    aconn.close()
-
-print("\n".join(out))
-print("done")
-EOF
     # The children start threads (the capped pool's janitor) after a fork of
     # a process with threads, which ThreadSanitizer refuses by default.
     [ "${TEST_SANITIZER:-}" != tsan ] || export TSAN_OPTIONS="$TSAN_OPTIONS:die_after_fork=0"
-    run_ok "psycopg2 script" through "$policy" "$PYTHON" "$T/p2.py"
+    run_ok "psycopg2 script" through "$policy" "$PYTHON" "$HELPERS/compat_psycopg2.py"
     assert_eq "" "$(cat "$T/err")" "script stderr"
     check_clean "$T/out" 5
     assert_file_contains "$T/out" "done" "script finished"
@@ -436,47 +289,7 @@ test_psycopg2_capped() { row_psycopg2 capped; }
 row_sqlalchemy_nullpool() {
     local policy=$1
     need_run python3-sqlalchemy "SQLAlchemy" "$PYTHON" -c 'import sqlalchemy' || return 0
-    write_py_session
-    cat >"$T/sa.py" <<'EOF'
-import sys
-import threading
-
-import sqlalchemy
-from sqlalchemy import text
-from sqlalchemy.pool import NullPool
-
-sys.path.insert(0, ".")
-from compat_session import use
-
-engine = sqlalchemy.create_engine("postgresql+psycopg2://", poolclass=NullPool,
-                                  isolation_level="AUTOCOMMIT")
-out = []
-for i in range(5):
-    with engine.connect() as c:
-        use(lambda q: str(c.execute(text(q)).scalar()), lambda q: c.execute(text(q)), out)
-
-errors = []
-
-
-def work(n):
-    try:
-        for i in range(5):
-            with engine.connect() as c:
-                assert c.execute(text("select :n"), {"n": n}).scalar() == n
-    except Exception as e:
-        errors.append(repr(e))
-
-
-threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
-assert not errors, errors
-print("\n".join(out))
-print("done", sqlalchemy.__version__)
-EOF
-    run_ok "SQLAlchemy NullPool" through "$policy" "$PYTHON" "$T/sa.py"
+    run_ok "SQLAlchemy NullPool" through "$policy" "$PYTHON" "$HELPERS/compat_sqlalchemy_nullpool.py"
     assert_eq "" "$(cat "$T/err")" "script stderr"
     check_clean "$T/out" 5
     assert_file_contains "$T/out" "done" "script finished"
@@ -491,43 +304,9 @@ test_sqlalchemy_nullpool_capped() { row_sqlalchemy_nullpool capped; }
 row_sqlalchemy_queuepool() {
     local policy=$1
     need_run python3-sqlalchemy "SQLAlchemy" "$PYTHON" -c 'import sqlalchemy' || return 0
-    cat >"$T/sa.py" <<'EOF'
-import sys
-import threading
-
-import sqlalchemy
-from sqlalchemy import text
-
-size = int(sys.argv[1])
-engine = sqlalchemy.create_engine("postgresql+psycopg2://", pool_size=size,
-                                  max_overflow=0, pool_timeout=10)
-errors = []
-barrier = threading.Barrier(4)
-
-
-def work(n):
-    try:
-        barrier.wait(10)
-        for i in range(5):
-            with engine.connect() as c:
-                assert c.execute(text("select :n"), {"n": n}).scalar() == n
-    except Exception as e:
-        errors.append(str(e).splitlines()[0])
-
-
-threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
-engine.dispose()
-print("errors", len(errors))
-for e in sorted(set(errors)):
-    print(e)
-EOF
     # The shim's cap (2) fits the app pool (pool_size 2, max_overflow 0).
     PQSHIM_POOL_SIZE=2 PQSHIM_MAX_OVERFLOW=0 run_ok "SQLAlchemy QueuePool" \
-        through "$policy" "$PYTHON" "$T/sa.py" 2
+        through "$policy" "$PYTHON" "$HELPERS/compat_sqlalchemy_queuepool.py" 2
     assert_eq "errors 0" "$(cat "$T/out")" "QueuePool of 2, shim cap 2"
     # 20 checkouts of the app pool, at most 2 connects reach libpq.
     assert_le 2 "$(n_events connect)" "server connections"
@@ -539,7 +318,7 @@ EOF
         # waits PQSHIM_POOL_TIMEOUT and fails with pqshim's message.
         mv "$T/shim.log" "$T/fits.log"
         PQSHIM_POOL_SIZE=1 PQSHIM_MAX_OVERFLOW=0 PQSHIM_POOL_TIMEOUT=0.3 run_ok "SQLAlchemy QueuePool, cap too small" \
-            through "$policy" "$PYTHON" "$T/sa.py" 2
+            through "$policy" "$PYTHON" "$HELPERS/compat_sqlalchemy_queuepool.py" 2
         assert_contains "$(cat "$T/out")" "pqshim: pool limit of size 1 overflow 0 reached" \
             "QueuePool of 2 through a shim cap of 1"
         compat_note "QueuePool keeps its connections: pqshim sees only the app pool's own connects (20 checkouts, $connects connects here), so it has nothing to reuse, and its cap must be at least pool_size + max_overflow (a cap of 1 under a pool of 2 made the second connect fail after PQSHIM_POOL_TIMEOUT)"
@@ -555,47 +334,13 @@ test_sqlalchemy_queuepool_capped() { row_sqlalchemy_queuepool capped; }
 row_psycopg3() {
     local policy=$1 impl ran=""
     need_run python3-psycopg "psycopg 3" "$PYTHON" -c 'import psycopg' || return 0
-    write_py_session
-    cat >"$T/p3.py" <<'EOF'
-import asyncio
-import sys
-
-import psycopg
-
-sys.path.insert(0, ".")
-from compat_session import use
-
-out = []
-for i in range(5):
-    with psycopg.connect("", autocommit=True) as conn:
-        use(lambda q: str(conn.execute(q).fetchone()[0]), conn.execute, out)
-        # Past prepare_threshold (5) psycopg prepares the query on the server
-        # as _pg3_0: a session that kept it would say "already exists" on
-        # the next connect's first prepare.
-        for n in range(8):
-            assert conn.execute("select %s::int + 1", (n,)).fetchone() == (n + 1,)
-    conn.close()
-
-
-async def main():
-    for i in range(3):
-        aconn = await psycopg.AsyncConnection.connect("", autocommit=True)
-        cur = await aconn.execute("select 40 + %s", (i,))
-        assert (await cur.fetchone()) == (40 + i,)
-        await aconn.close()
-
-
-asyncio.run(main())
-print("\n".join(out))
-print("done", psycopg.pq.__impl__, psycopg.__version__)
-EOF
     for impl in python c binary; do
         if ! PSYCOPG_IMPL=$impl "$PYTHON" -c 'import psycopg' >/dev/null 2>&1; then
             compat_note "psycopg 3 $impl implementation: not installed (not packaged in Debian 12), not tested"
             continue
         fi
         rm -f "$T/shim.log"
-        PSYCOPG_IMPL=$impl run_ok "psycopg 3 ($impl)" through "$policy" "$PYTHON" "$T/p3.py"
+        PSYCOPG_IMPL=$impl run_ok "psycopg 3 ($impl)" through "$policy" "$PYTHON" "$HELPERS/compat_psycopg3.py"
         assert_eq "" "$(cat "$T/err")" "$impl: script stderr"
         check_clean "$T/out" 5
         assert_file_contains "$T/out" "done $impl" "$impl: script finished"
@@ -612,36 +357,7 @@ test_psycopg3_capped() { row_psycopg3 capped; }
 row_psycopg_pool() {
     local policy=$1
     need_run python3-psycopg-pool "psycopg_pool" "$PYTHON" -c 'import psycopg_pool' || return 0
-    cat >"$T/pp.py" <<'EOF'
-import threading
-
-import psycopg_pool
-
-pool = psycopg_pool.ConnectionPool("", min_size=2, max_size=3, timeout=10)
-pool.wait(10)
-errors = []
-
-
-def work(n):
-    try:
-        for i in range(10):
-            with pool.connection() as conn:
-                assert conn.execute("select %s::int", (n,)).fetchone() == (n,)
-    except Exception as e:
-        errors.append(repr(e))
-
-
-threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
-stats = pool.get_stats()
-pool.close()
-print("errors", len(errors), errors[:3])
-print("requests", stats.get("requests_num"))
-EOF
-    run_ok "psycopg_pool" through "$policy" "$PYTHON" "$T/pp.py"
+    run_ok "psycopg_pool" through "$policy" "$PYTHON" "$HELPERS/compat_psycopg_pool.py"
     assert_eq "" "$(cat "$T/err")" "script stderr"
     assert_file_contains "$T/out" "errors 0 []" "pool users"
     assert_file_contains "$T/out" "requests 40" "pool requests"
@@ -707,29 +423,7 @@ test_pgcli_capped() { row_pgcli capped; }
 row_perl_dbd_pg() {
     local policy=$1
     need_run libdbd-pg-perl "Perl DBD::Pg" perl -MDBD::Pg -e 1 || return 0
-    cat >"$T/dbd.pl" <<'EOF'
-use strict;
-use warnings;
-use DBI;
-
-my @dirty = split /;/, $ENV{COMPAT_DIRTY};
-for my $i (1 .. 5) {
-    my $dbh = DBI->connect("dbi:Pg:", "", "", {RaiseError => 1, AutoCommit => 1, PrintError => 0});
-    my ($state) = $dbh->selectrow_array($ENV{COMPAT_CHECK});
-    print "clean $state\n";
-    $dbh->do($_) for @dirty;
-    # A server-side prepared statement: DBD::Pg names it dbdpg_p<pid>_1 on
-    # every new handle, so a reused session that kept it would fail here.
-    my $sth = $dbh->prepare("select ?::int + 2");
-    $sth->execute(40);
-    my ($answer) = $sth->fetchrow_array;
-    die "answer $answer" unless $answer == 42;
-    $sth->finish;
-    $dbh->disconnect;
-}
-print "done DBD::Pg $DBD::Pg::VERSION\n";
-EOF
-    run_ok "DBD::Pg" through "$policy" perl "$T/dbd.pl"
+    run_ok "DBD::Pg" through "$policy" perl "$HELPERS/compat_perl_dbd_pg.pl"
     assert_eq "" "$(cat "$T/err")" "script stderr"
     check_clean "$T/out" 5
     assert_file_contains "$T/out" "done DBD::Pg" "script finished"
@@ -743,23 +437,7 @@ row_ruby_pg() {
     local policy=$1
     need_cmd ruby ruby || return 0
     need_run ruby-pg "Ruby pg" ruby -rpg -e 1 || return 0
-    cat >"$T/pg.rb" <<'EOF'
-require "pg"
-
-dirty = ENV["COMPAT_DIRTY"].split(";")
-5.times do |i|
-  # pg >= 1.3 connects with PQconnectStartParams + PQconnectPoll.
-  conn = PG.connect(dbname: "postgres")
-  puts "clean " + conn.exec(ENV["COMPAT_CHECK"]).getvalue(0, 0)
-  dirty.each { |s| conn.exec(s) }
-  # A named prepared statement, the same name on every connection.
-  conn.prepare("answer", "select $1::int + 2")
-  raise "bad answer" unless conn.exec_prepared("answer", [40]).getvalue(0, 0) == "42"
-  conn.close
-end
-puts "done pg #{PG::VERSION}"
-EOF
-    run_ok "Ruby pg" through "$policy" ruby "$T/pg.rb"
+    run_ok "Ruby pg" through "$policy" ruby "$HELPERS/compat_ruby_pg.rb"
     assert_eq "" "$(cat "$T/err")" "script stderr"
     check_clean "$T/out" 5
     assert_file_contains "$T/out" "done pg" "script finished"
@@ -779,34 +457,7 @@ row_php_pgsql() {
         compat_skip "PHP cannot run under $TEST_SANITIZER: it loads extensions with RTLD_DEEPBIND"
         return 0
     fi
-    cat >"$T/pg.php" <<'EOF'
-<?php
-$dirty = explode(";", getenv("COMPAT_DIRTY"));
-for ($i = 0; $i < 5; $i++) {
-    if ($i < 4) {
-        $c = pg_connect("dbname=postgres", PGSQL_CONNECT_FORCE_NEW);
-    } else {
-        // PQconnectStart + PQconnectPoll.
-        $c = pg_connect("dbname=postgres", PGSQL_CONNECT_FORCE_NEW | PGSQL_CONNECT_ASYNC);
-        for ($n = 0; $n < 1000; $n++) {
-            $s = pg_connect_poll($c);
-            if ($s == PGSQL_POLLING_OK) break;
-            if ($s == PGSQL_POLLING_FAILED) { fwrite(STDERR, "async connect failed\n"); exit(1); }
-            usleep(2000);
-        }
-    }
-    if (!$c) { fwrite(STDERR, "connect failed\n"); exit(1); }
-    echo "clean " . pg_fetch_result(pg_query($c, getenv("COMPAT_CHECK")), 0, 0) . "\n";
-    foreach ($dirty as $s) { pg_query($c, $s) or exit(1); }
-    // A named prepared statement, the same name on every connection.
-    pg_prepare($c, "answer", 'select $1::int + 2') or exit(1);
-    $r = pg_fetch_result(pg_execute($c, "answer", array(40)), 0, 0);
-    if ($r != "42") { fwrite(STDERR, "bad answer $r\n"); exit(1); }
-    pg_close($c);
-}
-echo "done php " . PHP_VERSION . "\n";
-EOF
-    run_ok "PHP pgsql" through "$policy" php "$T/pg.php"
+    run_ok "PHP pgsql" through "$policy" php "$HELPERS/compat_php_pgsql.php"
     assert_eq "" "$(cat "$T/err")" "script stderr"
     check_clean "$T/out" 5
     assert_file_contains "$T/out" "done php" "script finished"
@@ -828,22 +479,7 @@ row_php_pdo_pgsql() {
         compat_skip "PHP cannot run under $TEST_SANITIZER: it loads extensions with RTLD_DEEPBIND"
         return 0
     fi
-    cat >"$T/pdo.php" <<'EOF'
-<?php
-$dirty = explode(";", getenv("COMPAT_DIRTY"));
-for ($i = 0; $i < 5; $i++) {
-    $pdo = new PDO("pgsql:dbname=postgres", null, null, [PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION]);
-    echo "clean " . $pdo->query(getenv("COMPAT_CHECK"))->fetchColumn() . "\n";
-    foreach ($dirty as $s) { $pdo->exec($s); }
-    $st = $pdo->prepare('select ?::int + 2');
-    $st->execute([40]);
-    if ($st->fetchColumn() != 42) { fwrite(STDERR, "bad answer\n"); exit(1); }
-    $st = null;
-    $pdo = null;
-}
-echo "done pdo " . PHP_VERSION . "\n";
-EOF
-    run_ok "PHP PDO" through "$policy" php "$T/pdo.php"
+    run_ok "PHP PDO" through "$policy" php "$HELPERS/compat_php_pdo.php"
     assert_eq "" "$(cat "$T/err")" "script stderr"
     check_clean "$T/out" 5
     assert_file_contains "$T/out" "done pdo" "script finished"
@@ -900,26 +536,7 @@ row_odbc_pyodbc() {
     need_run python3-pyodbc "pyodbc" "$PYTHON" -c 'import pyodbc' || return 0
     need_run odbc-postgresql "psqlODBC" sh -c 'ls /usr/lib/*/odbc/psqlodbcw.so' || return 0
     write_odbc_ini
-    write_py_session
-    cat >"$T/odbc.py" <<'EOF'
-import sys
-
-import pyodbc
-
-sys.path.insert(0, ".")
-from compat_session import use
-
-out = []
-for i in range(5):
-    conn = pyodbc.connect("DSN=compat", autocommit=True)
-    cur = conn.cursor()
-    use(lambda q: str(cur.execute(q).fetchone()[0]), cur.execute, out)
-    assert cur.execute("select ?::int + 2", 40).fetchone()[0] == 42
-    conn.close()
-print("\n".join(out))
-print("done pyodbc", pyodbc.version)
-EOF
-    run_ok "pyodbc" through "$policy" "$PYTHON" "$T/odbc.py"
+    run_ok "pyodbc" through "$policy" "$PYTHON" "$HELPERS/compat_odbc.py"
     assert_eq "" "$(cat "$T/err")" "script stderr"
     check_clean "$T/out" 5
     assert_file_contains "$T/out" "done pyodbc" "script finished"
@@ -940,61 +557,7 @@ row_private_libpq() {
     [ -n "$lib" ] || fail "no libpq.so.5.* to copy"
     mkdir -p "$T/vendor"
     cp "$lib" "$T/vendor/libpq-abc123.so.${lib##*.so.}"
-    cat >"$T/dlclient.c" <<'EOF'
-#include <dlfcn.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-typedef struct pg_conn PGconn;
-typedef struct pg_result PGresult;
-
-int main(int argc, char **argv)
-{
-    void *h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        printf("dlopen: %s\n", dlerror());
-        return 2;
-    }
-    PGconn *(*connectdb)(const char *) = (PGconn * (*)(const char *)) dlsym(h, "PQconnectdb");
-    void (*finish)(PGconn *) = (void (*)(PGconn *))dlsym(h, "PQfinish");
-    int (*status)(const PGconn *) = (int (*)(const PGconn *))dlsym(h, "PQstatus");
-    PGresult *(*exec)(PGconn *, const char *) = (PGresult * (*)(PGconn *, const char *)) dlsym(h, "PQexec");
-    int (*rstatus)(const PGresult *) = (int (*)(const PGresult *))dlsym(h, "PQresultStatus");
-    char *(*getvalue)(const PGresult *, int, int) = (char *(*)(const PGresult *, int, int))dlsym(h, "PQgetvalue");
-    void (*clear)(PGresult *) = (void (*)(PGresult *))dlsym(h, "PQclear");
-    if (!connectdb || !finish || !status || !exec || !rstatus || !getvalue || !clear) {
-        printf("dlsym failed\n");
-        return 2;
-    }
-    char dirty[1024];
-    snprintf(dirty, sizeof dirty, "%s", getenv("COMPAT_DIRTY"));
-    for (int i = 0; i < 5; i++) {
-        PGconn *c = connectdb("");
-        if (status(c) != 0) {
-            printf("connect %d failed\n", i);
-            return 1;
-        }
-        PGresult *r = exec(c, getenv("COMPAT_CHECK"));
-        printf("clean %s\n", rstatus(r) == 2 ? getvalue(r, 0, 0) : "?");
-        clear(r);
-        char copy[1024], *save = NULL;
-        memcpy(copy, dirty, sizeof copy);
-        for (char *s = strtok_r(copy, ";", &save); s; s = strtok_r(NULL, ";", &save)) {
-            r = exec(c, s);
-            if (rstatus(r) != 1) {
-                printf("%s failed\n", s);
-                return 1;
-            }
-            clear(r);
-        }
-        finish(c);
-    }
-    printf("done\n");
-    return 0;
-}
-EOF
-    cc -std=gnu11 -O1 -o "$T/dlclient" "$T/dlclient.c" -ldl 2>"$T/cc.err" || fail "cc: $(cat "$T/cc.err")"
+    cc -std=gnu11 -O1 -o "$T/dlclient" "$HELPERS/compat_dlclient.c" -ldl 2>"$T/cc.err" || fail "cc: $(cat "$T/cc.err")"
     ! ldd "$T/dlclient" | grep -q 'libpq\.so' || fail "the client is linked to the system libpq"
     run_ok "private libpq client" through "$policy" "$T/dlclient" "$T/vendor/libpq-abc123.so.${lib##*.so.}"
     assert_eq "" "$(cat "$T/err")" "client stderr"

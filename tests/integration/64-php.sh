@@ -13,34 +13,13 @@ need_php() {
         { skip_test "PHP $1 not installed (Debian package php-pgsql; make deps installs it)"; return 1; }
 }
 
-# A loop of N connect / query / close with the pgsql functions or PDO.
-write_scripts() {
-    cat >"$T/pgsql.php" <<'EOF2'
-<?php
-$n = (int)$argv[1];
-for ($i = 0; $i < $n; $i++) {
-    $c = pg_connect("dbname=postgres", PGSQL_CONNECT_FORCE_NEW);
-    if (!$c) { fwrite(STDERR, "connect failed\n"); exit(1); }
-    echo "backend ", pg_fetch_result(pg_query($c, "select pg_backend_pid()"), 0, 0), "\n";
-    pg_close($c);
-}
-EOF2
-    cat >"$T/pdo.php" <<'EOF2'
-<?php
-$n = (int)$argv[1];
-for ($i = 0; $i < $n; $i++) {
-    $pdo = new PDO("pgsql:dbname=postgres");
-    echo "backend ", $pdo->query("select pg_backend_pid()")->fetchColumn(), "\n";
-    $pdo = null;
-}
-EOF2
-}
-
-# php_loop POLICY SCRIPT N: run it through the shim; output in $T/out.
+# php_loop POLICY API N: a loop of N connect / query / close with the pgsql
+# functions or PDO (tests/helpers/php_API_loop.php) through the shim;
+# output in $T/out.
 php_loop() {
     PQSHIM_POLICY=$1 PQSHIM_LOG="$T/shim.log" PQSHIM_LOG_LEVEL=debug \
-        shimmed timeout -k 5 120 php "$T/$2.php" "$3" >"$T/out" 2>"$T/err" ||
-        fail "php $2.php exited with $?: $(cat "$T/out" "$T/err" | head -5)"
+        shimmed timeout -k 5 120 php "$HELPERS/php_$2_loop.php" "$3" >"$T/out" 2>"$T/err" ||
+        fail "php_$2_loop.php exited with $?: $(cat "$T/out" "$T/err" | head -5)"
     assert_eq "" "$(cat "$T/err")" "php stderr"
     assert_eq "$3" "$(grep -c '^backend [0-9]' "$T/out")" "queries answered"
     assert_eq 0 "$(grep -cE ': (warn|error) ' "$T/shim.log" || true)" \
@@ -53,7 +32,6 @@ backends() {
 
 test_php_pgsql_null_counts_every_connect() {
     need_php pgsql || return 0
-    write_scripts
     php_loop null pgsql 12
     assert_eq 12 "$(count_events "$T/shim.log" connect)" "connect lines"
     assert_eq 12 "$(count_events "$T/shim.log" close)" "close lines"
@@ -62,7 +40,6 @@ test_php_pgsql_null_counts_every_connect() {
 
 test_php_pgsql_capped_reuses() {
     need_php pgsql || return 0
-    write_scripts
     php_loop capped pgsql 12
     assert_eq 12 "$(count_events "$T/shim.log" checkout)" "checkouts"
     assert_eq 1 "$(count_events "$T/shim.log" connect)" "server connections"
@@ -71,7 +48,6 @@ test_php_pgsql_capped_reuses() {
 
 test_php_pdo_null_counts_every_connect() {
     need_php pdo_pgsql || return 0
-    write_scripts
     php_loop null pdo 12
     assert_eq 12 "$(count_events "$T/shim.log" connect)" "connect lines"
     assert_eq 12 "$(count_events "$T/shim.log" close)" "close lines"
@@ -80,7 +56,6 @@ test_php_pdo_null_counts_every_connect() {
 
 test_php_pdo_capped_reuses() {
     need_php pdo_pgsql || return 0
-    write_scripts
     php_loop capped pdo 12
     assert_eq 12 "$(count_events "$T/shim.log" checkout)" "checkouts"
     assert_eq 1 "$(count_events "$T/shim.log" connect)" "server connections"
@@ -90,8 +65,7 @@ test_php_pdo_capped_reuses() {
 # As a new user would: the launcher in front of php.
 test_php_through_launcher() {
     need_php pgsql || return 0
-    write_scripts
-    "$LAUNCHER" --policy capped --log "$T/shim.log" -- php "$T/pgsql.php" 5 >"$T/out" 2>"$T/err" ||
+    "$LAUNCHER" --policy capped --log "$T/shim.log" -- php "$HELPERS/php_pgsql_loop.php" 5 >"$T/out" 2>"$T/err" ||
         fail "pqshim -- php exited with $?: $(cat "$T/err")"
     assert_eq 5 "$(grep -c '^backend [0-9]' "$T/out")" "queries answered"
     assert_eq 1 "$(count_events "$T/shim.log" connect)" "connect lines"

@@ -139,40 +139,7 @@ test_psycopg2_threads_through_pgbouncer() {
     bouncer_start default_pool_size=2
     sampler_start usename
     PQSHIM_POOL_SIZE=2 PQSHIM_MAX_OVERFLOW=1 PQSHIM_LOG="$T/shim.log" PQSHIM_LOG_LEVEL=debug \
-        shimmed timeout 60 "$PYTHON" - "$(bouncer_tcp)" >"$T/out" 2>"$T/err" <<'EOF' ||
-import sys, threading
-import psycopg2
-
-dsn = sys.argv[1]
-errors, done = [], [0]
-lock = threading.Lock()
-
-def work(t):
-    try:
-        for i in range(20):
-            conn = psycopg2.connect(dsn)
-            cur = conn.cursor()
-            cur.execute("select %s::int * 1000 + %s::int, current_setting('pqshim.t', true)", (t, i))
-            value, leftover = cur.fetchone()
-            assert value == t * 1000 + i, value
-            assert leftover in (None, ""), "leftover setting %r" % leftover
-            cur.execute("set pqshim.t = 'thread%d'" % t)  # inside the transaction
-            conn.close()
-            with lock:
-                done[0] += 1
-    except Exception as e:
-        with lock:
-            errors.append(repr(e))
-
-threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
-for th in threads:
-    th.start()
-for th in threads:
-    th.join()
-print("ok=%d errors=%d" % (done[0], len(errors)))
-for e in errors[:5]:
-    print(e, file=sys.stderr)
-EOF
+        shimmed timeout 60 "$PYTHON" "$HELPERS/pgbouncer_threads.py" "$(bouncer_tcp)" >"$T/out" 2>"$T/err" ||
         fail "psycopg2 threads: $(cat "$T/out" "$T/err")"
     sampler_stop
     cat "$T/out"
@@ -399,17 +366,7 @@ EOF
 test_max_client_conn_retry() {
     need_pgbouncer || return 0
     bouncer_start default_pool_size=2 max_client_conn=2
-    cat >"$T/holder.py" <<'EOF'
-import sys, time
-import psycopg2
-dsn, ready, hold = sys.argv[1], sys.argv[2], float(sys.argv[3])
-conns = [psycopg2.connect(dsn) for _ in range(2)]
-open(ready, "w").close()
-time.sleep(hold)
-for c in conns:
-    c.close()
-EOF
-    "$PYTHON" "$T/holder.py" "$(bouncer_tcp)" "$T/holder.ready" 1.0 >"$T/holder.out" 2>&1 &
+    "$PYTHON" "$HELPERS/pgbouncer_holder.py" "$(bouncer_tcp)" "$T/holder.ready" 1.0 >"$T/holder.out" 2>&1 &
     local holder=$!
     track_pid "$holder"
     wait_until 10 test -e "$T/holder.ready" || fail "holder: $(cat "$T/holder.out")"

@@ -8,22 +8,7 @@
 # man_headings FILE [SECTION]: the heading line of every .TP entry (of one
 # section), as plain text: macro, fonts, quotes and escapes removed.
 man_headings() {
-    "$PYTHON" - "$@" <<'EOF'
-import re, sys
-lines = open(sys.argv[1]).read().split("\n")
-want = sys.argv[2] if len(sys.argv) > 2 else None
-section = None
-for prev, line in zip([""] + lines, lines):
-    if line.startswith(".SH "):
-        section = line[4:].strip('"')
-    if prev.startswith(".TP") and (want is None or section == want):
-        m = re.match(r"\.([A-Z]+) ?(.*)", line)
-        macro, rest = (m.group(1), m.group(2)) if m else ("", line)
-        words = [a if a else b for a, b in re.findall(r'"([^"]*)"|(\S+)', rest)]
-        # .BR, .IR, ...: the arguments alternate fonts, with no space between.
-        text = ("" if len(macro) == 2 else " ").join(words)
-        print(re.sub(r"\\f[BIRP]", "", text).replace("\\-", "-").replace("\\e", "\\"))
-EOF
+    "$PYTHON" "$HELPERS/man_headings.py" "$@"
 }
 
 # The settings the shim parses, from its table (shim/settings.def) as the
@@ -56,72 +41,13 @@ test_every_variable_documented() {
     done <"$T/env-headings"
     # What each variable accepts, as the table says it, and its default
     # appear in its entry.
-    "$PYTHON" - "$T/settings" "$ROOT/man/pqshim.7" <<'EOF'
-import re, sys
-settings = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
-man = open(sys.argv[2]).read()
-env = man.split("\n.SH ENVIRONMENT\n", 1)[1].split("\n.SH ", 1)[0]
-# Entries: ".TP\n.B NAME\n" up to the next .TP, markup removed.
-entries = {}
-for block in re.split(r"^\.TP\n", env, flags=re.M):
-    m = re.match(r"\.B (PQSHIM_[A-Z_]+)\n", block)
-    if m:
-        text = re.sub(r"^\.[A-Z]+ ?", "", block, flags=re.M)
-        text = re.sub(r"\\f[BIRP]", "", text).replace("\\-", "-").replace("\\e", "\\")
-        entries[m.group(1)] = text
-ignore = {"an", "a", "or", "from", "to", "for", "integer", "seconds", "decimals", "allowed",
-          "absolute", "file", "path", "percent", "sign", "pid", "uid", "never"}
-bad = []
-if not settings or any(len(s) != 5 for s in settings):
-    sys.exit("pqshim --list-settings: not 5 fields on every line")
-for name, option, default, accepted, doc in settings:
-    for w in re.findall(r"[%A-Za-z0-9]+", accepted):
-        if w.lower() not in ignore and not re.search(r"(?<![A-Za-z0-9])" + re.escape(w) + r"(?![A-Za-z0-9])",
-                                                     entries.get(name, "")):
-            bad.append("%s: man/pqshim.7 does not say %r (the shim accepts: %s)" % (name, w, accepted))
-    # The default, where it is a value (0, unset and the default path are
-    # said in words there).
-    if default not in ("0", "default", "unset") and not re.search(
-            r"(?<![A-Za-z0-9.])" + re.escape(default) + r"(?![A-Za-z0-9])", entries.get(name, "")):
-        bad.append("%s: man/pqshim.7 does not give the default %s" % (name, default))
-if bad:
-    sys.exit("\n".join(bad))
-EOF
+    "$PYTHON" "$HELPERS/check_man_settings.py" "$T/settings" "$ROOT/man/pqshim.7"
 }
 
 # Every log event and close reason the shim writes is in pqshim(7)'s LOG
 # LINES, and every event listed there is one the shim writes.
 test_every_log_event_in_man() {
-    "$PYTHON" - "$ROOT/shim" "$ROOT/man/pqshim.7" <<'EOF'
-import glob, os, re, sys
-shim, page = sys.argv[1], open(sys.argv[2]).read()
-events, reasons = set(), set()
-for path in glob.glob(os.path.join(shim, "*.c")):
-    name = os.path.basename(path)
-    for line in open(path):
-        events.update(re.findall(r'(?:LOG_EVENT\(|log_emit\([^,]*, *)LOG_LVL_[A-Z]+, *"([a-z_]+)"', line))
-        events.update(re.findall(r'\brefuse\("([a-z_]+)"', line))
-        reasons.update(re.findall(r'LF_S\("reason", *"([a-z_]+)"', line))
-        if re.search(r'why = |conn_close\(|take_for_close\(|pool_close_idle\(', line) or \
-                (name == "lifecycle.c" and re.match(r'\s*return "[a-z_]+";', line)):
-            reasons.update(re.findall(r'"([a-z_]+)"', line))
-log = page.split("\n.SH LOG LINES\n", 1)[1].split("\n.SH ", 1)[0]
-lines = log.split("\n")
-headings = set()
-for prev, line in zip([""] + lines, lines):
-    if prev.startswith(".TP") and line.startswith(".B"):
-        headings.update(w.strip('",') for w in line.split()[1:] if w.strip('",'))
-close = log.split("\n.B close\n", 1)[1].split("\n.TP\n", 1)[0]
-listed = set(re.findall(r"^\.BR? ([a-z_]+)", close, flags=re.M))
-bad = ["event %s (shim/*.c) is not in man/pqshim.7 LOG LINES" % e for e in sorted(events - headings)]
-bad += ["man/pqshim.7 lists event %s, which the shim never writes" % e for e in sorted(headings - events)]
-bad += ["close reason %s (shim/*.c) is not in man/pqshim.7" % r for r in sorted(reasons - listed)]
-if len(events) < 20 or len(reasons) < 10:
-    bad.append("found only %d events and %d close reasons in shim/*.c" % (len(events), len(reasons)))
-if bad:
-    sys.exit("\n".join(bad))
-print("%d events, %d close reasons" % (len(events), len(reasons)))
-EOF
+    "$PYTHON" "$HELPERS/check_man_log_events.py" "$ROOT/shim" "$ROOT/man/pqshim.7"
 }
 
 # Every option in the launcher's --help has an entry in pqshim(1)'s OPTIONS,
@@ -331,6 +257,24 @@ test_module_graph_has_no_cycle() {
 
 # ---- the Debian package -----------------------------------------------------------
 
+# dpkg ARGS...: dpkg, waiting while another package manager of the machine
+# (apt-get of another user, say) holds dpkg's lock, at most 10 minutes;
+# dpkg itself fails at once on a held lock.
+dpkg_when_free() {
+    local deadline=$(( $(date +%s) + 600 )) out rc
+    while :; do
+        rc=0
+        out=$(dpkg "$@" 2>&1) || rc=$?
+        if [ "$rc" != 0 ] && [[ "$out" == *"locked by another process"* ]] &&
+            [ "$(date +%s)" -lt "$deadline" ]; then
+            sleep 1
+            continue
+        fi
+        printf '%s\n' "$out"
+        return "$rc"
+    done
+}
+
 # Build the package from a copy of the tree (make deb), install it, run psql
 # through the installed launcher, read the installed manual pages, then
 # remove it and check nothing is left. Root only, plain build only (the
@@ -344,7 +288,7 @@ test_debian_package() {
     # dpkg itself locks files in it, never the directory); never replace a
     # pqshim that someone installed.
     exec 9</var/lib/dpkg
-    flock -w 300 9 || fail "another package test held the lock for 5 minutes"
+    flock -w 900 9 || fail "another package test held the lock for 15 minutes"
     if dpkg-query -W -f '${Status}' pqshim 2>/dev/null | grep -q 'install ok'; then
         skip_test "a pqshim package is already installed here: not replacing it"
         return 0
@@ -380,9 +324,9 @@ test_debian_package() {
     done
 
     # Install; removed again however the test ends.
-    on_exit "dpkg --purge pqshim"
+    on_exit "dpkg_when_free --purge pqshim"
     t0=$(date +%s%N)
-    dpkg -i "$deb" >"$T/dpkg-i.out" 2>&1 || { cat "$T/dpkg-i.out"; fail "dpkg -i"; }
+    dpkg_when_free -i "$deb" >"$T/dpkg-i.out" 2>&1 || { cat "$T/dpkg-i.out"; fail "dpkg -i"; }
     echo "dpkg -i: $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 
     # The launcher in PATH finds the library in the multiarch directory.
@@ -421,7 +365,7 @@ test_debian_package() {
     fi
 
     # Remove: every file goes.
-    dpkg --purge pqshim >"$T/dpkg-r.out" 2>&1 || { cat "$T/dpkg-r.out"; fail "dpkg --purge"; }
+    dpkg_when_free --purge pqshim >"$T/dpkg-r.out" 2>&1 || { cat "$T/dpkg-r.out"; fail "dpkg --purge"; }
     ! dpkg-query -W -f '${Status}' pqshim 2>/dev/null | grep -q 'install ok' || fail "still installed"
     while IFS= read -r f; do
         case "$f" in /|/usr/|/usr/bin/|/usr/lib/|/usr/lib/"$multiarch"/|/usr/share/|/usr/share/doc/|/usr/share/man/|/usr/share/man/man?/) continue ;; esac

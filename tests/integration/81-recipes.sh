@@ -14,42 +14,7 @@ EX="$ROOT/examples"
 # HELP, TYPE or sample; each family's HELP and TYPE once, before its
 # samples; a family's lines together; no duplicate series).
 check_exposition() {
-    "$PYTHON" - "$1" <<'EOF'
-import re, sys
-NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
-HELP = re.compile(r"^# HELP (%s) .*$" % NAME)
-TYPE = re.compile(r"^# TYPE (%s) (counter|gauge|histogram|summary|untyped)$" % NAME)
-SAMPLE = re.compile(r'^(%s)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*",?)*\})? '
-                    r'([-+]?(?:[0-9.]+(?:[eE][-+]?[0-9]+)?|NaN|Inf))$' % NAME)
-text = open(sys.argv[1]).read()
-if text and not text.endswith("\n"):
-    sys.exit("does not end with a newline")
-seen_meta, done, series, current = set(), set(), set(), None
-for n, line in enumerate(text.split("\n")[:-1], 1):
-    m = HELP.match(line) or TYPE.match(line)
-    s = None if m else SAMPLE.match(line)
-    if not m and not s:
-        sys.exit("line %d does not parse: %r" % (n, line))
-    name = (m or s).group(1)
-    if name != current:
-        if name in done:
-            sys.exit("line %d: the lines of %s are not together" % (n, name))
-        if current:
-            done.add(current)
-        current = name
-    if m:
-        key = (line[:6], name)
-        if key in seen_meta:
-            sys.exit("line %d: second %s for %s" % (n, line[:6], name))
-        seen_meta.add(key)
-    else:
-        if ("# HELP", name) not in seen_meta or ("# TYPE", name) not in seen_meta:
-            sys.exit("line %d: a sample before HELP and TYPE" % n)
-        if (name, s.group(2)) in series:
-            sys.exit("line %d: duplicate series" % n)
-        series.add((name, s.group(2)))
-print("ok", len(series))
-EOF
+    "$PYTHON" "$HELPERS/check_exposition.py" "$1"
 }
 
 # prom_value FILE NAME PID: the value of NAME's sample for process PID.
@@ -170,19 +135,7 @@ test_systemd_examples_verify() {
 # space-separated assignments, %% for %) and of the Dockerfile (ENV) is
 # one the shim accepts, and a psql run with them goes through the shim.
 test_example_settings_accepted() {
-    "$PYTHON" - "$EX/systemd-dropin-pqshim.conf" "$EX/Dockerfile" >"$T/settings" <<'EOF'
-import re, shlex, sys
-dropin, docker = open(sys.argv[1]).read(), open(sys.argv[2]).read()
-for line in dropin.splitlines():
-    if line.startswith("Environment="):
-        for word in shlex.split(line[len("Environment="):]):
-            print("dropin", word.replace("%%", "%"))
-docker = docker.replace("\\\n", " ")
-for line in docker.splitlines():
-    if line.startswith("ENV "):
-        for word in shlex.split(line[4:]):
-            print("docker", word)
-EOF
+    "$PYTHON" "$HELPERS/recipe_settings.py" "$EX/systemd-dropin-pqshim.conf" "$EX/Dockerfile" >"$T/settings"
     local where setting n=0
     declare -A env_dropin=() env_docker=()
     while read -r where setting; do

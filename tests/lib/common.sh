@@ -7,6 +7,8 @@ case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 SHIM="$BUILD/libpqshim.so"
 LAUNCHER="$BUILD/pqshim"
 TESTBIN="$BUILD/tests"
+# Helper programs the tests run (Python, Perl, Ruby, PHP, C sources).
+HELPERS="$ROOT/tests/helpers"
 # Call the server's binaries directly: /usr/bin/psql and /usr/bin/pgbench
 # are Perl wrappers that a preload would also reach.
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)

@@ -17,40 +17,8 @@ backends_of() {
 # backends with application_name APP every 20 ms until conn_sampler_stop,
 # reconnecting whenever the server goes away. Returns after the first sample.
 conn_sampler_start() {
-    cat >"$T/conn_sampler.py" <<'EOF'
-import os, sys, time
-import psycopg2
-
-app, out, stop, ready = sys.argv[1:5]
-peak = samples = 0
-conn = None
-deadline = time.monotonic() + 120
-while time.monotonic() < deadline:
-    try:
-        if conn is None:
-            conn = psycopg2.connect("", application_name="conn_sampler")
-            conn.autocommit = True
-        cur = conn.cursor()
-        cur.execute("select count(*) from pg_stat_activity where application_name = %s", (app,))
-        peak = max(peak, cur.fetchone()[0])
-        samples += 1
-        if samples == 1:
-            open(ready, "w").close()
-    except psycopg2.Error:
-        try:
-            conn.close()
-        except Exception:
-            pass
-        conn = None
-    if os.path.exists(stop):
-        break
-    time.sleep(0.02)
-with open(out + ".tmp", "w") as f:
-    f.write("peak=%d samples=%d\n" % (peak, samples))
-os.rename(out + ".tmp", out)
-EOF
     rm -f "$T/conn_sampler.out" "$T/conn_sampler.stop" "$T/conn_sampler.ready"
-    "$PYTHON" "$T/conn_sampler.py" "$1" "$T/conn_sampler.out" "$T/conn_sampler.stop" \
+    "$PYTHON" "$HELPERS/conn_sampler.py" "$1" "$T/conn_sampler.out" "$T/conn_sampler.stop" \
         "$T/conn_sampler.ready" &
     SAMPLER_PID=$!
     track_pid "$SAMPLER_PID"
@@ -101,19 +69,8 @@ free_port() {
 # accepts or answers: connects complete, the startup packet gets no reply.
 # Sets SILENT_PORT.
 silent_listener_start() {
-    cat >"$T/silent.py" <<'EOF'
-import socket, sys, time
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-s.listen(64)
-with open(sys.argv[1] + ".tmp", "w") as f:
-    f.write("%d\n" % s.getsockname()[1])
-import os
-os.rename(sys.argv[1] + ".tmp", sys.argv[1])
-time.sleep(120)
-EOF
     rm -f "$T/silent.port"
-    "$PYTHON" "$T/silent.py" "$T/silent.port" &
+    "$PYTHON" "$HELPERS/silent_server.py" "$T/silent.port" &
     track_pid $!
     wait_until 10 test -e "$T/silent.port" || fail "silent listener did not start"
     SILENT_PORT=$(cat "$T/silent.port")
@@ -153,40 +110,8 @@ FULL_ROLE=pqshim_full
 full_holder_start() {
     sql "do \$\$ begin if not exists (select from pg_roles where rolname = '$FULL_ROLE')
          then create role $FULL_ROLE login; end if; end \$\$" >/dev/null
-    cat >"$T/holder.py" <<'EOF'
-import os, sys, time
-import psycopg2
-
-role, ready, release, after = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
-conns = []
-
-def grab():
-    try:
-        conns.append(psycopg2.connect("", user=role, application_name="full_holder"))
-        return True
-    except psycopg2.OperationalError as e:
-        if "reserved" in str(e) or "too many" in str(e):
-            return False
-        raise
-
-while grab():
-    if len(conns) > 500:
-        sys.exit("the server never refused")
-with open(ready + ".tmp", "w") as f:
-    f.write("%d\n" % len(conns))
-os.rename(ready + ".tmp", ready)
-start = time.monotonic()
-while time.monotonic() - start < 60:
-    if os.path.exists(release) or (after >= 0 and time.monotonic() - start >= after):
-        break
-    grab()
-    time.sleep(0.02)
-for c in conns:
-    c.close()
-print("held %d" % len(conns))
-EOF
     rm -f "$T/holder.ready" "$T/release"
-    "$PYTHON" "$T/holder.py" "$FULL_ROLE" "$T/holder.ready" "$T/release" "$1" \
+    "$PYTHON" "$HELPERS/full_holder.py" "$FULL_ROLE" "$T/holder.ready" "$T/release" "$1" \
         >"$T/holder.out" 2>&1 &
     HOLDER_PID=$!
     track_pid "$HOLDER_PID"
