@@ -89,7 +89,9 @@ connect_ms() {
 }
 
 # A holder killed with SIGKILL gives its slot back at once: a process
-# waiting for it connects well within a second.
+# waiting for it connects within the waiters' 200 ms check plus its own
+# connect, far from the 20 s it would wait if the death went unnoticed (the
+# bound leaves a busy machine room for the kernel's teardown of the holder).
 test_sigkill_frees_slot() {
     export PQSHIM_HOST_LIMIT=1 PQSHIM_POOL_TIMEOUT=20
     hold a
@@ -104,7 +106,7 @@ test_sigkill_frees_slot() {
     await_line "$T/b.out" '^connect 1 ok' 5
     local ms=$(( ($(date +%s%N) - killed_at) / 1000000 ))
     echo "waiter connected ${ms} ms after the SIGKILL"
-    assert_le 1000 "$ms" "ms from SIGKILL to the waiter's connect"
+    assert_le 3000 "$ms" "ms from SIGKILL to the waiter's connect"
     wait_pid "$waiter" 10
     assert_contains "$(cat "$T/b.out")" "exec 1 ok 1" "the waiter's query"
 }
