@@ -14,7 +14,7 @@
  *   1. registry lock (conn.c)  — the table of connections the shim created
  *   2. gate lock     (gate.c)  — asynchronous connects waiting their turn
  *   3. pool lock     (pool.c)  — targets, idle lists, waiters
- *   4. slot lock     (hostlimit.c) — host-wide slots this process holds
+ *   4. slot lock     (hostlimit_file.c) — host-wide slots this process holds
  * Leaf locks, under which nothing else is taken: the copies lock (real.c),
  * the rewrite lock (gotpatch.c, held across mprotect and slot stores) and
  * the target cache lock (target_cache.c).
