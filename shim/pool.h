@@ -1,6 +1,6 @@
 /*
- * pool.h — capped pools (pool.c), shared with the hooks and the control
- * socket.
+ * pool.h — capped pools (pool.c, pool_wait.c, pool_count.c), shared with
+ * the hooks and the control socket.
  */
 #ifndef PQSHIM_POOL_H
 #define PQSHIM_POOL_H
@@ -22,7 +22,8 @@ struct pool_stats {
     double wait_ms_total;
 };
 
-/* One per target; pools live as long as the process. Opaque: pool.c. */
+/* One per target; pools live as long as the process. Opaque: see
+ * pool_internal.h. */
 struct pool;
 
 enum acquire_result {
@@ -84,10 +85,10 @@ struct pool *pool_reserve_uncapped(const struct target *t);
  *                           v           v                 v
  *              FAILED, SYNTHETIC    CLOSED, FORGOTTEN   CLOSED, OPEN
  *
- * pool_move(sc, to, reason) makes every move a caller outside pool.c
+ * pool_move(sc, to, reason) makes every move a caller outside the pool
  * makes; the moves to and from IDLE (checkin, checkout, hand-over) and to
- * CLOSING happen inside pool.c under its lock. A move to CLOSED closes the
- * session (reason: the close line's), FORGOTTEN and FAILED leave the
+ * CLOSING happen inside the pool's files under its lock. A move to CLOSED
+ * closes the session (reason: the close line's), FORGOTTEN and FAILED leave the
  * PGconn alone; all three give back the host slot and the room in the pool
  * (serving the next waiter) and free sc. SYNTHETIC gives them back and
  * keeps sc as the carrier of its error (conn_hold_error()).

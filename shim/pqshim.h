@@ -5,7 +5,8 @@
  * Modules are layered; each calls only modules below it (make callgraph
  * checks the objects), bottom up:
  *   util, thread, loader, escape, control_path; config; log; real;
- *   target, request; conn; hostlimit_file; settle, hostlimit; pool; cancel, gate, retry;
+ *   target, request; conn; hostlimit_file; settle, hostlimit; pool_count;
+ *   pool_wait; pool; cancel, gate, retry;
  *   lifecycle; control, commands; init; gotpatch; hooks; dlsym.
  * A lower module that must reach up is handed a function (hostlimit's
  * watcher, control's dispatcher, gotpatch's entry points).
@@ -13,7 +14,7 @@
  * Lock order (never take an earlier lock while holding a later one):
  *   1. registry lock (conn.c)  — the table of connections the shim created
  *   2. gate lock     (gate.c)  — asynchronous connects waiting their turn
- *   3. pool lock     (pool.c)  — targets, idle lists, waiters
+ *   3. pool lock     (pool_count.c) — targets, idle lists, waiters
  *   4. slot lock     (hostlimit_file.c) — host-wide slots this process holds
  * Leaf locks, under which nothing else is taken: the copies lock (real.c),
  * the rewrite lock (gotpatch.c, held across mprotect and slot stores) and
