@@ -6,7 +6,8 @@
  * checks the objects), bottom up:
  *   util, thread, loader, escape, control_path; config; log; real;
  *   target, request; conn; settle, hostlimit; pool; cancel, gate, retry;
- *   lifecycle; control, commands; init; gotpatch; hooks; dlsym.
+ *   lifecycle_open; lifecycle_async; lifecycle; control, commands; init;
+ *   gotpatch; hooks; dlsym.
  * A lower module that must reach up is handed a function (hostlimit's
  * watcher, control's dispatcher, gotpatch's entry points).
  *
