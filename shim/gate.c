@@ -1,7 +1,8 @@
 /*
- * gate.c — the waiting room of asynchronous connects: private gate
- * sockets, and the keeper thread that opens them when a caller's turn
- * comes (see gate.h for the idea).
+ * gate.c — the waiting room of asynchronous connects: the gates of this
+ * process, their queues, and the keeper thread that opens them when a
+ * caller's turn comes (see gate.h for the idea; the sockets and what they
+ * say to libpq are in gate_socket.c).
  *
  * The gates live in a directory of our own (mode 0700, unpredictable
  * name): nobody else can put a socket where libpq will look, now or when
@@ -18,12 +19,11 @@
  */
 #define _GNU_SOURCE
 #include "gate.h"
+#include "gate_private.h"
 #include "config.h"
 #include "log.h"
 #include "thread.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
 #include <linux/futex.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -31,42 +31,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 /* How often the keeper checks its host-wide tickets (and keeps their
  * heartbeat) while any is queued. */
 #define KEEPER_HOST_POLL_S 0.01
-#define GATE_MESSAGE_MAX 1024
-#define MAX_PARAMS 100
-
-struct gate {
-    struct gate *next, *prev;   /* every gate of this process (all_gates) */
-    struct gate *wait_next;     /* the keeper's list */
-    bool waiting;               /* on the keeper's list */
-    bool busy;                  /* the keeper acts on it outside the lock */
-    bool abandoned;             /* finished by the program while busy */
-    _Atomic(enum gate_phase) phase;
-    atomic_bool granted;        /* pool slot given (pool callback) */
-    int listen_fd, peer_fd;
-    int port;
-    double since, deadline, open_at;
-    double next_poll;           /* GATE_HOST: when to look again */
-    struct pool *pool;          /* GATE_POOL: where it is queued */
-    struct pool *pool_slot;     /* a pool slot it holds */
-    struct host_ticket host;
-    bool host_queued;
-    int host_slot;
-    bool slots_taken;           /* handed to the connection */
-    bool failing;               /* GATE_TIMER: knocking to fail, not open */
-    bool stale_peer;            /* peer_fd is a previous round's (retry) */
-    int knocks;
-    struct target target;
-    char message[GATE_MESSAGE_MAX];
-};
 
 static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int live_gates;
@@ -74,10 +45,6 @@ static struct gate *all_gates;
 static struct gate *waiting_gates;
 static bool keeper_started;
 static _Atomic uint32_t kicks;
-static atomic_int next_port;
-
-static char gate_dir[80];
-static pid_t gate_dir_pid;
 
 static long futex(_Atomic uint32_t *word, int op, uint32_t val,
                   const struct timespec *timeout)
@@ -91,171 +58,7 @@ static void kick(void)
     futex(&kicks, FUTEX_WAKE_PRIVATE, 1, NULL);
 }
 
-/* ---- the private directory ------------------------------------------ */
-
-static void remove_gate_dir(void)
-{
-    if (gate_dir[0] && gate_dir_pid == getpid())
-        rmdir(gate_dir); /* gates are unlinked as they close */
-}
-
-/* Our directory, made on first use (per process: a forked child makes
- * its own). False when none can be made. Called under gate_lock. */
-static bool ensure_dir(void)
-{
-    static bool exit_hook;
-    if (gate_dir[0] && gate_dir_pid == pqshim_pid)
-        return true;
-    const char *bases[] = {getenv("XDG_RUNTIME_DIR"), "/tmp"};
-    for (size_t i = 0; i < sizeof bases / sizeof bases[0]; i++) {
-        const char *base = bases[i];
-        /* sun_path holds 108 bytes: DIR/.s.PGSQL.NNNNN must fit. */
-        if (!base || base[0] != '/' || strlen(base) > 40)
-            continue;
-        char dir[sizeof gate_dir];
-        snprintf(dir, sizeof dir, "%s/pqshim-gate-XXXXXX", base);
-        if (!mkdtemp(dir))
-            continue;
-        memcpy(gate_dir, dir, sizeof gate_dir);
-        gate_dir_pid = pqshim_pid;
-        if (!exit_hook)
-            exit_hook = atexit(remove_gate_dir) == 0;
-        return true;
-    }
-    return false;
-}
-
-static void socket_path(char *buf, size_t size, int port)
-{
-    snprintf(buf, size, "%s/.s.PGSQL.%d", gate_dir, port);
-}
-
-/* A listening socket at a free port of our directory; -1 on failure. */
-static int listen_gate(int *port)
-{
-    for (int tries = 0; tries < 64; tries++) {
-        int p = 1 + (atomic_fetch_add(&next_port, 1) % 65535);
-        struct sockaddr_un addr = {.sun_family = AF_UNIX};
-        socket_path(addr.sun_path, sizeof addr.sun_path, p);
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0)
-            return -1;
-        if (bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 &&
-            listen(fd, 4) == 0) {
-            *port = p;
-            return fd;
-        }
-        int err = errno;
-        close(fd);
-        if (err != EADDRINUSE)
-            return -1;
-    }
-    return -1;
-}
-
-/* ---- the connection's options ----------------------------------------- */
-
-static const char *param(const struct target *t, const char *keyword)
-{
-    for (const char *p = t->params; *p;) {
-        const char *v = p + strlen(p) + 1;
-        if (strcmp(p, keyword) == 0)
-            return v;
-        p = v + strlen(v) + 1;
-    }
-    return "";
-}
-
-static int list_length(const char *list)
-{
-    int n = 1;
-    for (; *list; list++)
-        n += *list == ',';
-    return n;
-}
-
-const char *gate_unusable(const struct target *t)
-{
-    /* The options are restated with the gate in front: they must all be
-     * known (the target keeps none when they are too long). */
-    if (!t->params[0])
-        return "connection options too long";
-    /* Each of these would fail on (or skip past) a local socket, or
-     * would be applied differently with an explicit host list. */
-    if (*param(t, "requirepeer"))
-        return "requirepeer";
-    if (strcmp(param(t, "gssencmode"), "require") == 0)
-        return "gssencmode=require";
-    if (*param(t, "service"))
-        return "service";
-    if (strcmp(param(t, "load_balance_hosts"), "random") == 0)
-        return "load_balance_hosts=random";
-    return NULL;
-}
-
-/* t's options with the gate first in the host list: host, hostaddr and
- * port get one more leading entry each (an empty host entry is libpq's
- * default socket directory, an empty port the default port). */
-static bool gated_params(const struct target *t, int port, const char **kw,
-                         const char **val, char *host, char *hostaddr,
-                         char *ports, size_t size)
-{
-    const char *h = param(t, "host"), *a = param(t, "hostaddr"),
-               *p = param(t, "port");
-    int hosts = *h ? list_length(h) : *a ? list_length(a) : 1;
-    int n;
-    if (*h)
-        n = snprintf(host, size, "%s,%s", gate_dir, h);
-    else {
-        n = snprintf(host, size, "%s", gate_dir);
-        for (int i = 0; i < hosts && n > 0 && (size_t)n < size; i++)
-            n += snprintf(host + n, size - (size_t)n, ",");
-    }
-    if (n < 0 || (size_t)n >= size)
-        return false;
-    n = snprintf(hostaddr, size, ",%s", a);
-    if (n < 0 || (size_t)n >= size)
-        return false;
-    n = snprintf(ports, size, "%d", port);
-    if (*p && list_length(p) == hosts)
-        n += snprintf(ports + n, size - (size_t)n, ",%s", p);
-    else /* one port (or none) for every host */
-        for (int i = 0; i < hosts && n > 0 && (size_t)n < size; i++)
-            n += snprintf(ports + n, size - (size_t)n, ",%s", p);
-    if (n < 0 || (size_t)n >= size)
-        return false;
-
-    int k = 0;
-    for (const char *q = t->params; *q && k < MAX_PARAMS - 4;) {
-        const char *v = q + strlen(q) + 1;
-        if (strcmp(q, "host") && strcmp(q, "hostaddr") && strcmp(q, "port")) {
-            kw[k] = q;
-            val[k++] = v;
-        }
-        q = v + strlen(v) + 1;
-    }
-    kw[k] = "host", val[k++] = host;
-    if (*a)
-        kw[k] = "hostaddr", val[k++] = hostaddr;
-    kw[k] = "port", val[k++] = ports;
-    kw[k] = val[k] = NULL;
-    return true;
-}
-
 /* ---- gates -------------------------------------------------------------- */
-
-static void close_fds(struct gate *g)
-{
-    if (g->peer_fd >= 0)
-        close(g->peer_fd);
-    if (g->listen_fd >= 0) {
-        char path[108];
-        socket_path(path, sizeof path, g->port);
-        unlink(path);
-        close(g->listen_fd);
-    }
-    g->peer_fd = g->listen_fd = -1;
-}
 
 static void gate_free(struct gate *g)
 {
@@ -267,7 +70,7 @@ static void gate_free(struct gate *g)
     if (g->next)
         g->next->prev = g->prev;
     pthread_mutex_unlock(&gate_lock);
-    close_fds(g);
+    gate_close_fds(g);
     free(g);
     atomic_fetch_sub(&live_gates, 1);
 }
@@ -285,7 +88,7 @@ struct gate *gate_start(const struct target *t, PGconn **pg, const char **why)
     g->host.entry = -1;
     memcpy(&g->target, t, sizeof g->target);
     pthread_mutex_lock(&gate_lock);
-    if (ensure_dir())
+    if (gate_ensure_dir())
         g->listen_fd = listen_gate(&g->port);
     if (g->listen_fd >= 0) {
         g->next = all_gates;
@@ -317,62 +120,13 @@ struct gate *gate_start(const struct target *t, PGconn **pg, const char **why)
     return g;
 }
 
-/* Answer the program's pending connection with an ErrorResponse, once g
- * is in phase `then`. False (nothing changed) when libpq has not
- * connected to the gate (yet). */
-static bool answer(struct gate *g, const char *sqlstate, const char *message,
-                   enum gate_phase then)
-{
-    if (g->stale_peer && g->peer_fd >= 0) {
-        close(g->peer_fd); /* the previous round's, before a restart */
-        g->peer_fd = -1;
-    }
-    g->stale_peer = false;
-    if (g->peer_fd < 0) {
-        for (int tries = 0; tries < 8; tries++) {
-            int fd = accept4(g->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-            if (fd < 0)
-                break;
-            struct ucred cred;
-            socklen_t len = sizeof cred;
-            if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
-                cred.pid == pqshim_pid) {
-                g->peer_fd = fd;
-                break;
-            }
-            close(fd); /* not our process: nobody else may pass */
-        }
-    }
-    if (g->peer_fd < 0)
-        return false;
-    int fd = g->peer_fd;
-    /* The phase first: once libpq has the answer, the program may look at
-     * the gate, and must find it settled. */
-    atomic_store(&g->phase, then);
-    char buf[GATE_MESSAGE_MAX + 64];
-    size_t len = 5;
-    buf[0] = 'E';
-    len += (size_t)snprintf(buf + len, sizeof buf - len, "SFATAL") + 1;
-    len += (size_t)snprintf(buf + len, sizeof buf - len, "VFATAL") + 1;
-    len += (size_t)snprintf(buf + len, sizeof buf - len, "C%s", sqlstate) + 1;
-    len += (size_t)snprintf(buf + len, sizeof buf - len, "M%s", message) + 1;
-    buf[len++] = '\0';
-    uint32_t n = htonl((uint32_t)(len - 1));
-    memcpy(buf + 1, &n, 4);
-    /* A fresh socket's buffer takes it whole; the peer end stays open
-     * until the connect is over (closing first would fail libpq's send
-     * of its startup packet). A failed send leaves libpq to time out. */
-    (void)send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    return true;
-}
-
 /* Let libpq through (or fail it). A restart of the PGconn may still be
  * on its way to the gate: then knock again shortly, for up to a second
  * (libpq that never comes has gone elsewhere). */
 static void deliver(struct gate *g, bool fail)
 {
-    bool told = fail ? answer(g, "53300", g->message, GATE_FAILED)
-                     : answer(g, "57P03", "pqshim: the connection may proceed",
+    bool told = fail ? gate_answer(g, "53300", g->message, GATE_FAILED)
+                     : gate_answer(g, "57P03", "pqshim: the connection may proceed",
                               GATE_OPEN);
     if (told || ++g->knocks > 100) {
         g->phase = fail ? GATE_FAILED : GATE_OPEN;
@@ -396,7 +150,7 @@ static void fail_gate(struct gate *g)
 void gate_open_now(struct gate *g)
 {
     /* libpq connected to the gate inside PQconnectStartParams. */
-    if (!answer(g, "57P03", "pqshim: the connection may proceed", GATE_OPEN))
+    if (!gate_answer(g, "57P03", "pqshim: the connection may proceed", GATE_OPEN))
         g->phase = GATE_OPEN;
 }
 
