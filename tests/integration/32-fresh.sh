@@ -48,7 +48,8 @@ test_killed_idle_connections_tcp() {
 # idle: nothing is printed, nothing fails, and the log says what the server
 # said.
 test_idle_session_timeout_is_silent() {
-    PQSHIM_LOG=$T/shim.log shimmed "$PYTHON" "$HELPERS/fresh_idle.py" >"$T/out" 2>"$T/err" ||
+    PQSHIM_LOG=$T/shim.log shimmed "$PYTHON" "$HELPERS/connect_cycles.py" \
+        "options='-c idle_session_timeout=150'" 12 0.4 >"$T/out" 2>"$T/err" ||
         { cat "$T/out" "$T/err"; fail "program failed"; }
     cat "$T/out"
     assert_eq "errors 0" "$(cat "$T/out")" "program output"
@@ -79,7 +80,8 @@ test_restart_is_silent() {
 test_pgbouncer_client_idle_timeout_is_silent() {
     need_pgbouncer || return 0
     bouncer_start client_idle_timeout=1
-    PQSHIM_LOG=$T/shim.log shimmed "$PYTHON" "$HELPERS/fresh_bouncer.py" "$(bouncer_tcp)" >"$T/out" 2>"$T/err" ||
+    PQSHIM_LOG=$T/shim.log shimmed "$PYTHON" "$HELPERS/connect_cycles.py" \
+        "$(bouncer_tcp)" 4 1.6 >"$T/out" 2>"$T/err" ||
         { cat "$T/out" "$T/err"; fail "program failed"; }
     cat "$T/out"
     assert_eq "errors 0" "$(cat "$T/out")" "program output"
