@@ -12,6 +12,7 @@
 #include "hostlimit.h"
 #include "log.h"
 #include "pool.h"
+#include "target_cache.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -27,10 +28,12 @@ static void before_fork(void)
     gate_lock_for_fork();
     pool_lock_for_fork();
     hostlimit_lock_for_fork();
+    target_cache_lock_for_fork(); /* a leaf: last */
 }
 
 static void after_fork_parent(void)
 {
+    target_cache_unlock_after_fork();
     hostlimit_unlock_after_fork();
     pool_unlock_after_fork();
     gate_unlock_after_fork();
@@ -43,6 +46,7 @@ static void after_fork_parent(void)
 static void after_fork_child(void)
 {
     pqshim_pid = getpid();
+    target_cache_unlock_after_fork();
     pool_forget_after_fork();
     gate_forget_after_fork();
     registry_forget_after_fork();

@@ -32,17 +32,12 @@ struct cache_entry {
 /* A leaf lock: held only to compare and copy, never across anything. */
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct cache_entry *slots[TARGET_CACHE_SLOTS];
-static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
-static void lock_for_fork(void) { pthread_mutex_lock(&cache_lock); }
-static void unlock_after_fork(void) { pthread_mutex_unlock(&cache_lock); }
-
-/* The forking thread holds the lock in the child too, so the child's copy
- * is released like the parent's: the entries stay valid there. */
-static void register_fork_handlers(void)
-{
-    pthread_atfork(lock_for_fork, unlock_after_fork, unlock_after_fork);
-}
+/* Taken last before a fork (init.c), as a leaf lock must be. The forking
+ * thread holds it in the child too, so the child's copy is released like
+ * the parent's: the entries stay valid there. */
+void target_cache_lock_for_fork(void) { pthread_mutex_lock(&cache_lock); }
+void target_cache_unlock_after_fork(void) { pthread_mutex_unlock(&cache_lock); }
 
 static bool append(struct target_request *r, const void *p, size_t n)
 {
@@ -161,7 +156,6 @@ bool target_cache_get(const struct target_request *r, struct target *t)
 
 void target_cache_put(const struct target_request *r, const struct target *t)
 {
-    pthread_once(&fork_once, register_fork_handlers);
     struct cache_entry *e = malloc(sizeof *e + r->len);
     if (!e)
         return;

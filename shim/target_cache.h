@@ -33,6 +33,10 @@ bool target_cache_get(const struct target_request *r, struct target *t);
  * does nothing when out of memory. */
 void target_cache_put(const struct target_request *r, const struct target *t);
 
+/* Held across fork() by init.c's handlers, after every other lock. */
+void target_cache_lock_for_fork(void);
+void target_cache_unlock_after_fork(void);
+
 /* How many requests are remembered now (at most TARGET_CACHE_SLOTS). */
 int target_cache_count(void);
 
