@@ -100,7 +100,7 @@ $(BUILD)/tests:
 	mkdir -p $@
 
 UNIT_SHIM := shim/util.c shim/config.c shim/log.c shim/target.c shim/target_cache.c \
-             shim/escape.c
+             shim/target_resolve.c shim/identity.c shim/escape.c
 $(BUILD)/tests/unit: $(UNIT_SRC) $(UNIT_SHIM) $(HEADERS) | $(BUILD)/tests
 	$(CC) $(TEST_CFLAGS) -o $@ $(UNIT_SRC) $(UNIT_SHIM) -lpq -lpthread -lm
 

@@ -75,6 +75,7 @@
     X(ctx, R, char *, PQport, (const PGconn *conn), (conn))                    \
     X(ctx, R, char *, PQdb, (const PGconn *conn), (conn))                      \
     X(ctx, R, PQconninfoOption *, PQconndefaults, (void), ())                  \
+    X(ctx, R, PQconninfoOption *, PQconninfo, (PGconn *conn), (conn))         \
     X(ctx, R, PQconninfoOption *, PQconninfoParse,                             \
       (const char *conninfo, char **errmsg), (conninfo, errmsg))               \
     X(ctx, V, void, PQconninfoFree, (PQconninfoOption *connOptions),           \

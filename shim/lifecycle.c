@@ -13,6 +13,7 @@
 #include "log.h"
 #include "pool.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 
@@ -24,11 +25,27 @@
 #define HOST_SHARE 8
 #endif
 
+/* A request the capped pool cannot share: said once per reason. */
+static void not_pooled(const struct target *t)
+{
+    static atomic_bool said_replication, said_attrs;
+    atomic_bool *said = strcmp(t->unpooled, "replication") == 0
+                            ? &said_replication : &said_attrs;
+    if (atomic_exchange(said, true))
+        return;
+    LOG_EVENT(LOG_LVL_INFO, "not_pooled", LF_S("target", t->name),
+              LF_S("reason", t->unpooled),
+              LF_S("effect", "each such connect opens its own server "
+                             "connection and closes it at finish"));
+}
+
 PGconn *lifecycle_connect(const struct connect_request *req)
 {
     struct target t;
     if (!target_of(req, &t))
         return open_tracked(req, NULL, NULL, 0);
+    if (config_get()->policy == POLICY_CAPPED && !t.poolable)
+        not_pooled(&t);
     if (config_get()->policy == POLICY_CAPPED && t.poolable)
         return req->async ? async_capped(req, &t) : capped_connect(req, &t);
     /* Null policy: counted per target, never capped. */
