@@ -122,7 +122,8 @@ identity_fuzz_run() {
     local oks reused
     oks=$(grep -c '^  OK' "$T/direct.out" || true)
     reused=$(grep -c ' event=checkout .*reused=1' "$T/shim.log" || true)
-    echo "seed $1: $2 steps, $(grep -c '^  ' "$T/direct.out") connects, $oks sessions, $reused reused"
+    echo "seed $1: $2 steps, $(grep -c '^  ' "$T/direct.out") connects, $oks sessions, $reused reused" |
+        tee -a "${PQSHIM_FUZZ_REPORT:-/dev/null}"
     if ! diff "$T/direct.out" "$T/shim.out" >"$T/diff"; then
         head -n 40 "$T/diff"
         fail "seed $1: through the pool, a request got another outcome than directly (first: $(grep -m1 '^[<>]' "$T/diff"))"
