@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,72 +100,82 @@ static bool hash_contents(const char *path, const struct stat *st,
     return true;
 }
 
-/* What identifies path now, appended to buf at *len. */
-static bool add_fingerprint(char *buf, size_t size, size_t *len,
-                            const char *path)
+/* Two independent 64-bit hashes fed with everything that identifies. */
+struct digest {
+    uint64_t a, b;
+};
+
+static void feed(struct digest *d, const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++) {
+        d->a = (d->a ^ c[i]) * 1099511628211ULL;
+        d->b = (d->b ^ c[i]) * 0xff51afd7ed558ccdULL + (d->b >> 31);
+    }
+}
+
+static void feed_str(struct digest *d, const char *s)
+{
+    feed(d, s, strlen(s) + 1);
+}
+
+/* What identifies path now: absent, its status, or its contents. */
+static void feed_file(struct digest *d, const char *path)
 {
     struct stat st;
-    int n;
+    feed_str(d, path);
     if (stat(path, &st) != 0) {
-        n = snprintf(buf + *len, size - *len, "\nfile=%s#%s", path,
-                     errno == ENOENT || errno == ENOTDIR ? "absent" : "unreadable");
-    } else if (!S_ISREG(st.st_mode) || st.st_size > CONTENT_MAX ||
-               strlen(path) >= PATH_KEPT) {
-        n = snprintf(buf + *len, size - *len,
-                     "\nfile=%s#%o:%u:%llx:%llx:%llx:%lld.%09ld:%lld.%09ld", path,
-                     (unsigned)st.st_mode, (unsigned)st.st_uid,
-                     (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
-                     (unsigned long long)st.st_size, (long long)st.st_mtim.tv_sec,
-                     st.st_mtim.tv_nsec, (long long)st.st_ctim.tv_sec,
-                     st.st_ctim.tv_nsec);
-    } else {
-        struct fingerprint *f = NULL;
-        for (int i = 0; i < REMEMBERED && !f; i++)
-            if (strcmp(remembered[i].path, path) == 0)
-                f = &remembered[i];
-        time_t newest = st.st_mtim.tv_sec > st.st_ctim.tv_sec ? st.st_mtim.tv_sec
-                                                              : st.st_ctim.tv_sec;
-        if (!f || !same_status(f, &st) || f->read_at - newest < RACY_SECONDS) {
-            if (!f)
-                f = &remembered[next_slot++ % REMEMBERED];
-            snprintf(f->path, sizeof f->path, "%s", path);
-            f->dev = st.st_dev;
-            f->ino = st.st_ino;
-            f->size = st.st_size;
-            f->mtime = st.st_mtim;
-            f->ctime = st.st_ctim;
-            f->mode = st.st_mode;
-            f->uid = st.st_uid;
-            f->read_at = time(NULL);
-            if (!hash_contents(path, &st, &f->h1, &f->h2)) {
-                f->path[0] = '\0'; /* not remembered */
-                n = snprintf(buf + *len, size - *len, "\nfile=%s#%o:%u:unreadable",
-                             path, (unsigned)st.st_mode, (unsigned)st.st_uid);
-                goto added;
-            }
-        }
-        n = snprintf(buf + *len, size - *len, "\nfile=%s#%o:%u:%016llx%016llx",
-                     path, (unsigned)st.st_mode, (unsigned)st.st_uid,
-                     (unsigned long long)f->h1, (unsigned long long)f->h2);
+        int absent = errno == ENOENT || errno == ENOTDIR ? 1 : 2;
+        feed(d, &absent, sizeof absent);
+        return;
     }
-added:
-    if (n < 0 || (size_t)n >= size - *len)
-        return false;
-    *len += (size_t)n;
-    return true;
+    unsigned owner[2] = {(unsigned)st.st_mode, (unsigned)st.st_uid};
+    feed(d, owner, sizeof owner);
+    if (!S_ISREG(st.st_mode) || st.st_size > CONTENT_MAX || strlen(path) >= PATH_KEPT) {
+        long long status[7] = {(long long)st.st_dev, (long long)st.st_ino,
+                               (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+                               st.st_mtim.tv_nsec, (long long)st.st_ctim.tv_sec,
+                               st.st_ctim.tv_nsec};
+        feed(d, status, sizeof status);
+        return;
+    }
+    struct fingerprint *f = NULL;
+    for (int i = 0; i < REMEMBERED && !f; i++)
+        if (strcmp(remembered[i].path, path) == 0)
+            f = &remembered[i];
+    time_t newest = st.st_mtim.tv_sec > st.st_ctim.tv_sec ? st.st_mtim.tv_sec
+                                                          : st.st_ctim.tv_sec;
+    if (!f || !same_status(f, &st) || f->read_at - newest < RACY_SECONDS) {
+        if (!f)
+            f = &remembered[next_slot++ % REMEMBERED];
+        snprintf(f->path, sizeof f->path, "%s", path);
+        f->dev = st.st_dev;
+        f->ino = st.st_ino;
+        f->size = st.st_size;
+        f->mtime = st.st_mtim;
+        f->ctime = st.st_ctim;
+        f->mode = st.st_mode;
+        f->uid = st.st_uid;
+        f->read_at = time(NULL);
+        if (!hash_contents(path, &st, &f->h1, &f->h2)) {
+            f->path[0] = '\0'; /* not remembered */
+            int unreadable = 3;
+            feed(d, &unreadable, sizeof unreadable);
+            return;
+        }
+    }
+    uint64_t contents[2] = {f->h1, f->h2};
+    feed(d, contents, sizeof contents);
 }
 
 /* The Kerberos credential cache: its name, and its file when it is one
  * (KRB5CCNAME, else the usual default FILE:/tmp/krb5cc_UID). A cache of
  * another kind (KEYRING:, KCM:, ...) is identified by its name only. */
-static bool add_kerberos(char *buf, size_t size, size_t *len, uid_t euid)
+static void feed_kerberos(struct digest *d, uid_t euid)
 {
     const char *name = getenv("KRB5CCNAME");
     char path[256];
-    int n = snprintf(buf + *len, size - *len, "\nkrb5=%s", name ? name : "");
-    if (n < 0 || (size_t)n >= size - *len)
-        return false;
-    *len += (size_t)n;
+    feed_str(d, name ? name : "");
     if (!name || !*name)
         snprintf(path, sizeof path, "/tmp/krb5cc_%u", (unsigned)euid);
     else if (strncmp(name, "FILE:", 5) == 0)
@@ -172,27 +183,26 @@ static bool add_kerberos(char *buf, size_t size, size_t *len, uid_t euid)
     else if (name[0] == '/')
         snprintf(path, sizeof path, "%s", name);
     else
-        return true;
-    return add_fingerprint(buf, size, len, path);
+        return;
+    feed_file(d, path);
 }
 
 bool identity_add(struct target *t)
 {
-    char *buf = malloc(IDENTITY_MAX);
-    if (!buf)
-        return false;
-    uid_t euid = geteuid();
-    size_t len = 0;
-    bool ok = true;
-    int n = snprintf(buf, IDENTITY_MAX, "\nidentity=%u:%u", (unsigned)euid,
-                     (unsigned)getegid());
-    ok = n > 0 && n < IDENTITY_MAX;
-    len = ok ? (size_t)n : 0;
-    for (const char *p = t->auth_files; ok && *p; p += strlen(p) + 1)
-        ok = add_fingerprint(buf, IDENTITY_MAX, &len, p);
-    if (ok && t->over_tcp)
-        ok = add_kerberos(buf, IDENTITY_MAX, &len, euid);
-    ok = ok && target_key_append(t, buf);
-    free(buf);
-    return ok;
+    struct digest d = {1469598103934665603ULL, 0x9e3779b97f4a7c15ULL};
+    uid_t ids[2] = {geteuid(), getegid()};
+    feed(&d, ids, sizeof ids);
+    for (const char *p = t->auth_files; *p; p += strlen(p) + 1)
+        feed_file(&d, p);
+    if (t->over_tcp)
+        feed_kerberos(&d, ids[0]);
+    /* "\nidentity=" and 32 hex digits, always last in the key. */
+    static const char hex[] = "0123456789abcdef";
+    char suffix[11 + 32 + 1] = "\nidentity=";
+    uint64_t words[2] = {d.a, d.b};
+    for (int w = 0; w < 2; w++)
+        for (int i = 0; i < 16; i++)
+            suffix[10 + w * 16 + i] = hex[(words[w] >> (60 - 4 * i)) & 15];
+    suffix[42] = '\0';
+    return target_key_append(t, suffix, d.a ^ (d.b >> 7));
 }

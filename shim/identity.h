@@ -7,14 +7,10 @@
 
 #include "target.h"
 
-/* The most an identity adds to a key before it is hashed in. */
-#define IDENTITY_MAX 8192
-
-/* Append to t's key what identifies this process to the server now: its
- * effective user and group, and the state of the files libpq may read to
- * authenticate (t->auth_files) and of the Kerberos cache (over TCP).
- * False when out of memory (t's key unchanged or partly extended: the
- * caller must not use t). */
+/* Append to t's key what identifies this process to the server now (as
+ * two hashes): its effective user and group, and the state of the files
+ * libpq may read to authenticate (t->auth_files) and of the Kerberos
+ * cache (over TCP). False when out of memory: the caller must not use t. */
 bool identity_add(struct target *t);
 
 #endif

@@ -76,13 +76,16 @@ static void set_key(struct target *t, const char *full, size_t len)
     HASH_VALUE(t->key, t->key_len, t->key_hashv);
 }
 
-bool target_key_append(struct target *t, const char *suffix)
+bool target_key_append(struct target *t, const char *suffix, uint64_t mix)
 {
     size_t kl = t->key_len, sl = strlen(suffix);
     if (kl + sl < sizeof t->key) {
+        /* The key's hash follows from the hash already known and the
+         * suffix's own (the suffix has one form and is always last, so
+         * equal keys get equal hashes) without hashing the key again. */
         memcpy(t->key + kl, suffix, sl + 1);
         t->key_len = (unsigned)(kl + sl);
-        HASH_VALUE(t->key, t->key_len, t->key_hashv);
+        t->key_hashv = (unsigned)((t->key_hashv * 0x9e3779b1u) ^ mix ^ (mix >> 32));
         return true;
     }
     char *full = malloc(kl + sl + 1);

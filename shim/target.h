@@ -26,8 +26,8 @@ struct target {
      * host is reached over TCP (Kerberos, TLS client certificates). */
     char auth_files[TARGET_FILES_MAX];
     bool over_tcp;
-    /* strlen(key) and uthash's hash of key, computed once with it: a
-     * remembered target finds its pool without hashing the key again. */
+    /* strlen(key) and the hash the pools are found by (uthash's of the
+     * key's options, mixed with the identity's: see target_key_append). */
     unsigned key_len, key_hashv;
 };
 
@@ -41,9 +41,11 @@ bool target_from_options(struct target *t, const PQconninfoOption *opts,
 /* The value of keyword in opts; NULL when unset or unknown. */
 const char *target_option(const PQconninfoOption *opts, const char *keyword);
 
-/* Append suffix to t's key (kept in size by hashing, as any long key).
- * False, t unchanged, when out of memory. */
-bool target_key_append(struct target *t, const char *suffix);
+/* Append suffix to t's key (kept in size by hashing, as any long key);
+ * mix: a hash of suffix. The suffix must have one form, always appended
+ * last (key_hashv is then derived, not recomputed). False, t unchanged,
+ * when out of memory. */
+bool target_key_append(struct target *t, const char *suffix, uint64_t mix);
 
 /* A 64-bit FNV-1a hash (password in keys, host-wide slot regions). */
 uint64_t target_hash(const char *s);

@@ -139,6 +139,6 @@ test_identity_fuzz_same_as_direct() {
     identity_cluster
     local seed
     for seed in ${PQSHIM_FUZZ_SEEDS:-1}; do
-        identity_fuzz_run "$seed" "${PQSHIM_FUZZ_COUNT:-600}"
+        identity_fuzz_run "$seed" "${PQSHIM_FUZZ_COUNT:-400}"
     done
 }
