@@ -1,7 +1,8 @@
 # identity_steps.py STEP...: one process, one connect per CONNINFO step
 # (psycopg2: PQconnectdb), closed at once; other steps change what libpq
 # reads at connect time: "setenv NAME VALUE", "unsetenv NAME", "write PATH
-# TEXT" (mode 0600; \n for a newline), "remove PATH", "seteuid USER|root".
+# TEXT" (mode 0600; \n for a newline), "copy SRC DST" (mode 0600, by
+# rename), "remove PATH", "seteuid USER|root".
 # Prints per connect "OK session_user database pid=N" or "FAIL error".
 import os, pwd, sys
 import psycopg2
@@ -24,6 +25,15 @@ while i < len(args):
             f.write(text)
         os.chmod(path + ".new", 0o600)
         os.rename(path + ".new", path)
+        i += 3
+        continue
+    if a == "copy":
+        with open(args[i + 1], "rb") as f:
+            data = f.read()
+        with open(args[i + 2] + ".new", "wb") as f:
+            f.write(data)
+        os.chmod(args[i + 2] + ".new", 0o600)
+        os.rename(args[i + 2] + ".new", args[i + 2])
         i += 3
         continue
     if a == "remove":

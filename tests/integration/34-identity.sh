@@ -105,6 +105,49 @@ test_peer_authentication_follows_the_effective_user() {
     assert_contains "$(sed -n 3p "$T/shim.out")" "Peer authentication failed" "root asking for fz_peer"
 }
 
+# A client certificate authenticates over TLS: the one in ~/.postgresql
+# replaced by another user's, the pooled session is not handed on.
+test_client_certificate_changes_reach_the_pool() {
+    command -v openssl >/dev/null || { skip_test "openssl is not installed"; return 0; }
+    identity_cluster
+    local tls="$T/tls" home="$T/home" who
+    mkdir -p "$tls" "$home/.postgresql"
+    (
+        cd "$tls"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=fz-ca \
+            -keyout ca.key -out ca.crt
+        openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key -out server.csr
+        openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 -out server.crt
+        for who in fz_cert_a fz_cert_b; do
+            openssl req -newkey rsa:2048 -nodes -subj "/CN=$who" -keyout "$who.key" -out "$who.csr"
+            openssl x509 -req -in "$who.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 \
+                -out "$who.crt"
+        done
+    ) >"$T/openssl.log" 2>&1 || fail "openssl: $(tail -n 5 "$T/openssl.log")"
+    chmod 600 "$tls"/*.key
+    [ -z "$CLUSTER_OWNER" ] || chown "$CLUSTER_OWNER" "$tls/server.key" "$tls/server.crt" "$tls/ca.crt"
+    chmod 755 "$tls"
+    pg_as_owner sed -i '1i hostssl all fz_cert_a,fz_cert_b 127.0.0.1/32 cert' "$CLUSTER_DIR/data/pg_hba.conf"
+    sql "create role fz_cert_a login; create role fz_cert_b login" >/dev/null
+    local setting
+    for setting in "ssl_cert_file = '$tls/server.crt'" "ssl_key_file = '$tls/server.key'" \
+        "ssl_ca_file = '$tls/ca.crt'" "ssl = on"; do
+        sql "alter system set $setting" >/dev/null
+    done
+    sql "select pg_reload_conf()" >/dev/null
+    local req="host=127.0.0.1 user=fz_cert_a sslmode=require"
+    same_as_direct setenv HOME "$home" \
+        copy "$tls/fz_cert_a.crt" "$home/.postgresql/postgresql.crt" \
+        copy "$tls/fz_cert_a.key" "$home/.postgresql/postgresql.key" "$req" "$req" \
+        copy "$tls/fz_cert_b.crt" "$home/.postgresql/postgresql.crt" \
+        copy "$tls/fz_cert_b.key" "$home/.postgresql/postgresql.key" "$req" \
+        "host=127.0.0.1 user=fz_cert_b sslmode=require"
+    assert_contains "$(sed -n 1p "$T/shim.out")" "OK fz_cert_a" "the first certificate authenticates"
+    assert_eq "$(pid_of 1)" "$(pid_of 2)" "the same certificate reuses its session"
+    assert_contains "$(sed -n 3p "$T/shim.out")" "FAIL" "another user's certificate"
+    assert_contains "$(sed -n 4p "$T/shim.out")" "OK fz_cert_b" "the other user's own connect"
+}
+
 # identity_fuzz_run SEED COUNT: the random sequence directly and through
 # the capped pool; outputs (and libpq's messages on stderr) identical.
 identity_fuzz_run() {
