@@ -118,8 +118,10 @@ bool target_from_options(struct target *t, const PQconninfoOption *opts,
     if (copy > 0)
         len = (size_t)snprintf(full, cap, "libpq#%d\n", copy);
     for (const PQconninfoOption *o = opts; o->keyword; o++) {
-        /* NULL (not set) and "" (set empty) are told apart: libpq may
-         * treat them differently. */
+        /* Once resolved, libpq treats an unset option and an empty one
+         * alike (both mean "none": the environment and the defaults have
+         * already been applied), so they make one key: psycopg 3, for
+         * one, restates an unset hostaddr as hostaddr=''. */
         const char *v = o->val ? o->val : "";
         size_t need = strlen(o->keyword) + strlen(v) + 48;
         if (len + need > cap) {
@@ -136,8 +138,7 @@ bool target_from_options(struct target *t, const PQconninfoOption *opts,
                          (unsigned long long)target_hash(v),
                          (unsigned long long)target_hash_alt(v));
         else
-            n = snprintf(full + len, cap - len, "%s%s%s\n", o->keyword,
-                         o->val ? "=" : "-", v);
+            n = snprintf(full + len, cap - len, "%s=%s\n", o->keyword, v);
         if (n < 0) {
             free(full);
             return false;

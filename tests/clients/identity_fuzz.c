@@ -126,6 +126,8 @@ static void random_request(struct request *r)
         add(r, "application_name", PICK(apps));
         add(r, "sslmode", PICK(sslmodes));
         add(r, "options", PICK(optionses));
+        if (pick(4) == 0)
+            add(r, "hostaddr", ""); /* as psycopg 3 restates an unset one */
     }
     for (int i = r->n - 1; i > 0; i--) {
         int j = (int)pick((unsigned)i + 1);

@@ -455,6 +455,12 @@ TEST(target_empty_values_count)
     CHECK(strcmp(plain.key, arr_empty.key) == 0);
     CHECK(strcmp(plain.key, db_empty.key) != 0);
     CHECK(strcmp(plain.key, pw_empty.key) != 0);
+    /* Unset and empty are one thing once resolved (psycopg 3 restates an
+     * unset hostaddr as hostaddr=''). */
+    struct target no_addr, empty_addr;
+    CHECK(target_of_conninfo(&no_addr, "host=/tmp"));
+    CHECK(target_of_conninfo(&empty_addr, "host=/tmp hostaddr=''"));
+    CHECK(strcmp(no_addr.key, empty_addr.key) == 0);
     /* A keyword array cannot restate "password=''" once PGPASSWORD is set. */
     CHECK(plain.restatable && !pw_empty.restatable);
     *okp = ok;
