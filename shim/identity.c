@@ -173,6 +173,14 @@ static void feed_file(struct digest *d, const char *path)
  * another kind (KEYRING:, KCM:, ...) is identified by its name only. */
 static void feed_kerberos(struct digest *d, uid_t euid)
 {
+    /* Where the Kerberos library finds its configuration and a client
+     * keytab (by name: their contents are the administrator's). */
+    static const char *const settings[] = {"KRB5_CONFIG", "KRB5_CLIENT_KTNAME",
+                                           "KRB5_KTNAME"};
+    for (int i = 0; i < 3; i++) {
+        const char *v = getenv(settings[i]);
+        feed_str(d, v ? v : "");
+    }
     const char *name = getenv("KRB5CCNAME");
     char path[256];
     feed_str(d, name ? name : "");
