@@ -45,6 +45,7 @@ static const char *sslmodes[] = {"disable", "prefer", NULL, NULL};
 static const char *optionses[] = {"-c search_path=fz", "", NULL, NULL, NULL};
 
 static const char *dir, *sockdir, *port;
+static char second_passfile[4200];
 static char tcp_host[] = "127.0.0.1";
 
 struct pair {
@@ -128,6 +129,8 @@ static void random_request(struct request *r)
         add(r, "options", PICK(optionses));
         if (pick(4) == 0)
             add(r, "hostaddr", ""); /* as psycopg 3 restates an unset one */
+        if (pick(5) == 0)
+            add(r, "passfile", pick(2) ? second_passfile : "");
     }
     for (int i = r->n - 1; i > 0; i--) {
         int j = (int)pick((unsigned)i + 1);
@@ -193,14 +196,15 @@ static void rewrite_passfile(void)
         printf("passfile removed\n");
         return;
     }
-    write_file(".pgpass", 0600, "*:*:*:fz_scram:%s\n*:*:*:fz_md5:%s\n", scram, md5);
-    printf("passfile scram=%s md5=%s\n", scram, md5);
+    const char *which = pick(3) ? ".pgpass" : "pgpass2";
+    write_file(which, 0600, "*:*:*:fz_scram:%s\n*:*:*:fz_md5:%s\n", scram, md5);
+    printf("passfile %s scram=%s md5=%s\n", which, scram, md5);
 }
 
 static void change_environment(void)
 {
-    static const char *names[] = {"PGUSER", "PGDATABASE", "PGPASSWORD",
-                                  "PGAPPNAME", "PGSERVICE", "PGOPTIONS", "PGHOST"};
+    static const char *names[] = {"PGUSER", "PGDATABASE", "PGPASSWORD", "PGAPPNAME",
+                                  "PGSERVICE", "PGOPTIONS", "PGHOST", "PGPASSFILE"};
     const char *name = PICK(names);
     const char *value = NULL;
     if (strcmp(name, "PGUSER") == 0)
@@ -215,6 +219,8 @@ static void change_environment(void)
         value = "svc1";
     else if (strcmp(name, "PGOPTIONS") == 0)
         value = "-c search_path=env";
+    else if (strcmp(name, "PGPASSFILE") == 0)
+        value = second_passfile;
     else
         value = pick(2) ? sockdir : tcp_host;
     if (pick(3) == 0 && strcmp(name, "PGHOST") != 0) {
@@ -366,6 +372,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof clear / sizeof clear[0]; i++)
         unsetenv(clear[i]);
     setenv("HOME", dir, 1);
+    snprintf(second_passfile, sizeof second_passfile, "%s/pgpass2", dir);
     setenv("PGHOST", sockdir, 1);
     setenv("PGPORT", port, 1);
     setenv("PGCONNECT_TIMEOUT", "10", 1);
