@@ -63,6 +63,7 @@ struct shim_conn {
     bool server_ended;       /* the server said FATAL while we held it */
     char said[256];          /* what it said (for the close line) */
     struct cancel_lease *lease; /* PQgetCancel objects of this checkout */
+    bool cancel_unguarded;   /* a cancel object without a lease was given */
     int backend_pid;
     double started;          /* when the connect began (monotonic) */
     double opened;           /* when it became usable */

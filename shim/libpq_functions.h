@@ -54,6 +54,7 @@
     X(ctx, R, int, PQcancel, (PGcancel *cancel, char *errbuf, int errbufsize), \
       (cancel, errbuf, errbufsize))                                            \
     X(ctx, V, void, PQfreeCancel, (PGcancel *cancel), (cancel))                \
+    X(ctx, R, int, PQrequestCancel, (PGconn *conn), (conn))                    \
     X(ctx, R, int, PQexitPipelineMode, (PGconn *conn), (conn))                 \
     X(ctx, V, void, PQtrace, (PGconn *conn, FILE *debug_port),                 \
       (conn, debug_port))

@@ -137,6 +137,35 @@ test_psycopg3_cancel_objects() {
     assert_eq 1 "$(count_events "$T/shim.log" connect)" "server connections"
 }
 
+# A watchdog thread cancels request N while the main thread finishes it and
+# runs request N+1 on a pool of one: the cancel, sent by libpq to the
+# postmaster and delivered to the backend later, must never stop N+1's
+# query. Nor may PQrequestCancel just before PQfinish, or a PGcancel kept
+# past PQfinish. A cancel aimed at the holder's own query still works.
+test_cancel_racing_checkin_spares_next_holder() {
+    PQSHIM_POOL_SIZE=1 PQSHIM_MAX_OVERFLOW=0 PQSHIM_LOG=$T/shim.log \
+        shimmed timeout 120 "$TESTBIN/cancel_race" "" 200 >"$T/out" 2>"$T/err" ||
+        { cat "$T/out" "$T/err"; fail "cancel_race failed"; }
+    cat "$T/out"
+    assert_eq "race rounds=200 cancelled=0 errors=0" \
+        "$(grep '^race ' "$T/out" | sed 's/ same_backend=.*//')" "next holders' queries cancelled"
+    assert_eq "request rounds=50 cancelled=0 errors=0 same_backend=0" "$(grep '^request ' "$T/out")" \
+        "after PQrequestCancel: next holders' queries cancelled, and backends handed on"
+    assert_eq "stale rounds=50 cancelled=0 errors=0 same_backend=50" "$(grep '^stale ' "$T/out")" \
+        "queries under a PGcancel kept from the previous checkout"
+    assert_eq "own rounds=20 cancelled=20 errors=0 same_backend=0" "$(grep '^own ' "$T/out")" \
+        "cancels of the holder's own query"
+    # Each race round either closed the cancelled session or reused one
+    # whose cancel was refused; the request rounds closed theirs.
+    local closed same
+    closed=$(grep -c 'event=close .*reason=cancel' "$T/shim.log")
+    same=$(line_value "$T/out" '^race .*same_backend=([0-9]+)')
+    echo "race rounds that closed the session: $closed (same backend: $same)"
+    assert_ge 70 "$closed" "sessions closed after a cancel (request and own rounds at least)"
+    assert_eq 200 "$(( same + closed - 50 - 20 ))" "race rounds: reused or closed"
+    assert_eq "" "$(cat "$T/err")" "the program's stderr"
+}
+
 # ---- limits that hold for every target ------------------------------------------
 
 long_conninfo() {
