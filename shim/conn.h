@@ -103,6 +103,12 @@ void conn_refresh(struct shim_conn *sc);
  * (a static string). Not PQreset, which is lifecycle_reset(). */
 bool conn_clean_for_reuse(struct shim_conn *sc, const char **why);
 
+/* What every reset mode but DISCARD ALL (which does it too) sends at
+ * checkin: back to the authenticated role. RESET SESSION AUTHORIZATION
+ * resets the role as well; RESET ROLE then also restores a role default
+ * set with ALTER ROLE ... SET role, as a fresh connection would have it. */
+#define CONN_RESET_IDENTITY "RESET SESSION AUTHORIZATION; RESET ROLE"
+
 /* Read the answer of the cleanup sent at checkin. False: it failed or
  * the connection broke; close it. */
 bool conn_clean_finish(struct shim_conn *sc);

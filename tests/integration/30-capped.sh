@@ -241,6 +241,92 @@ EOF
     assert_eq 2 "$(count_events "$T/shim.log" connect)" "real connects"
 }
 
+# Whatever the reset mode, a session never reaches the next request with
+# another role or session authorization than it authenticated with: holder
+# 1 takes a superuser role (SET ROLE, set_config, SET ROLE committed in a
+# transaction, SET SESSION AUTHORIZATION and a role on top), the next
+# holder of the same backend checks who it is.
+test_reset_never_hands_on_a_role() {
+    sql "drop role if exists pqshim_app; drop role if exists pqshim_admin; drop role if exists pqshim_other;
+         create role pqshim_admin superuser nologin; create role pqshim_app login;
+         create role pqshim_other; grant pqshim_admin to pqshim_app" >/dev/null
+    on_exit "sql 'drop role if exists pqshim_app; drop role if exists pqshim_admin; drop role if exists pqshim_other'"
+    local who="select session_user || '/' || current_user || '/' || current_setting('is_superuser')"
+    cat >"$T/role.script" <<EOF
+connect 1 user=pqshim_app
+exec 1 set role pqshim_admin
+exec 1 $who
+finish 1
+connect 2 user=pqshim_app
+exec 2 $who
+exec 2 select set_config('role', 'pqshim_admin', false)
+finish 2
+connect 3 user=pqshim_app
+exec 3 $who
+exec 3 begin
+exec 3 set role pqshim_admin
+exec 3 commit
+finish 3
+connect 4 user=pqshim_app
+exec 4 $who
+finish 4
+connect 5
+exec 5 set session authorization pqshim_other
+exec 5 $who
+finish 5
+connect 6
+exec 6 $who
+exec 6 set session authorization pqshim_app
+exec 6 set role pqshim_admin
+exec 6 select session_user || '/' || current_user
+finish 6
+connect 7
+exec 7 $who
+finish 7
+EOF
+    local mode app su
+    for mode in discard rollback none; do
+        PQSHIM_RESET=$mode PQSHIM_LOG="$T/$mode.log" PQSHIM_LOG_LEVEL=debug pool_script_run role
+        app=$(line_value "$T/role.out" '^connect 1 ok pid=([0-9]+)')
+        su=$(line_value "$T/role.out" '^connect 5 ok pid=([0-9]+)')
+        echo "reset=$mode"
+        expect_transcript "$T/role.out" -e "s/\\b$app\\b/APP/g" -e "s/\\b$su\\b/SU/g" <<'EOF'
+connect 1 ok pid=APP
+exec 1 ok
+exec 1 ok pqshim_app/pqshim_admin/on
+finish 1
+connect 2 ok pid=APP
+exec 2 ok pqshim_app/pqshim_app/off
+exec 2 ok pqshim_admin
+finish 2
+connect 3 ok pid=APP
+exec 3 ok pqshim_app/pqshim_app/off
+exec 3 ok
+exec 3 ok
+exec 3 ok
+finish 3
+connect 4 ok pid=APP
+exec 4 ok pqshim_app/pqshim_app/off
+finish 4
+connect 5 ok pid=SU
+exec 5 ok
+exec 5 ok pqshim_other/pqshim_other/off
+finish 5
+connect 6 ok pid=SU
+exec 6 ok postgres/postgres/on
+exec 6 ok
+exec 6 ok
+exec 6 ok pqshim_app/pqshim_admin
+finish 6
+connect 7 ok pid=SU
+exec 7 ok postgres/postgres/on
+finish 7
+EOF
+        assert_eq 2 "$(count_events "$T/$mode.log" connect)" "real connects (reset=$mode)"
+        assert_eq 5 "$(grep -c 'event=checkout .*reused=1' "$T/$mode.log")" "reused checkouts (reset=$mode)"
+    done
+}
+
 # Size 1, overflow 0, timeout 0.3 s: while one thread holds the connection,
 # another one waits 0.3 s and gets an error that says why.
 test_pool_timeout_message() {
