@@ -327,6 +327,75 @@ EOF
     done
 }
 
+# What each reset mode hands to the next holder of the same backend, one row
+# per kind of session state, as pqshim(7) lists it under Reset: what holder
+# 1 leaves, then what holder 2 sees under discard, rollback and none
+# ("-": not there).
+KEEP_TABLE="\
+setting|set work_mem = '77MB'|4MB|77MB|77MB
+search_path|set search_path = pqshim_keep, public|\"\$user\", public|pqshim_keep, public|pqshim_keep, public
+custom_setting|set app.tenant = 'tenant-1'|-|tenant-1|tenant-1
+temp_table_rows|create temp table keep_tt (x int); insert into keep_tt values (1)|-|1|1
+prepared_statements|prepare keep_p as select 1|0|1|1
+advisory_locks|select pg_advisory_lock(4243)|0|1|1
+listening|listen keep_chan|0|1|1
+with_hold_cursors|begin; declare keep_cur cursor with hold for select 1; commit|0|1|1
+currval|select nextval('pqshim_keep_seq')|-|1|1
+client_encoding|set client_encoding = 'LATIN1'|UTF8|LATIN1|LATIN1
+role|set role pqshim_keep_r|postgres/postgres|postgres/postgres|postgres/postgres
+read_only|set session characteristics as transaction read only|off|on|on"
+
+test_reset_modes_keep_what_the_manual_says() {
+    sql "drop role if exists pqshim_keep_r; create role pqshim_keep_r;
+         drop sequence if exists pqshim_keep_seq; create sequence pqshim_keep_seq;
+         grant usage on sequence pqshim_keep_seq to pqshim_keep_r" >/dev/null
+    on_exit "sql 'drop function if exists public.pqshim_keep_state(); drop sequence if exists pqshim_keep_seq; drop role if exists pqshim_keep_r'"
+    sql "create or replace function public.pqshim_keep_state() returns text language plpgsql as \$f\$
+        declare r text; cv text;
+        begin
+            begin execute 'select count(*) from pg_temp.keep_tt' into r;
+            exception when others then r := '-'; end;
+            begin cv := currval('public.pqshim_keep_seq')::text;
+            exception when others then cv := '-'; end;
+            return concat_ws(' ; ',
+                'setting=' || current_setting('work_mem'),
+                'search_path=' || current_setting('search_path'),
+                'custom_setting=' || coalesce(nullif(current_setting('app.tenant', true), ''), '-'),
+                'temp_table_rows=' || r,
+                'prepared_statements=' || (select count(*) from pg_prepared_statements),
+                'advisory_locks=' || (select count(*) from pg_locks
+                                      where locktype = 'advisory' and pid = pg_backend_pid()),
+                'listening=' || (select count(*) from pg_listening_channels()),
+                'with_hold_cursors=' || (select count(*) from pg_cursors),
+                'currval=' || cv,
+                'client_encoding=' || current_setting('client_encoding'),
+                'role=' || session_user || '/' || current_user,
+                'read_only=' || current_setting('default_transaction_read_only'));
+        end \$f\$" >/dev/null
+    local mode col item leaves discard rollback none expected got
+    for mode in discard rollback none; do
+        case $mode in discard) col=3 ;; rollback) col=4 ;; none) col=5 ;; esac
+        sql "alter sequence pqshim_keep_seq restart" >/dev/null
+        {
+            echo "connect 1"
+            while IFS='|' read -r item leaves discard rollback none; do
+                echo "exec 1 $leaves"
+            done <<<"$KEEP_TABLE"
+            echo "finish 1"
+            echo "connect 2"
+            echo "exec 2 select public.pqshim_keep_state()"
+            echo "finish 2"
+        } >"$T/keep.script"
+        PQSHIM_RESET=$mode PQSHIM_LOG="$T/keep-$mode.log" PQSHIM_LOG_LEVEL=debug pool_script_run keep
+        expected=$(awk -F'|' -v c=$col '{ printf "%s%s=%s", (NR > 1 ? " ; " : ""), $1, $c }' <<<"$KEEP_TABLE")
+        got=$(sed -n 's/^exec 2 ok //p' "$T/keep.out")
+        echo "reset=$mode: $got"
+        assert_eq 0 "$(grep -c '^exec 1 error' "$T/keep.out")" "holder 1's statements that failed (reset=$mode)"
+        assert_eq "$expected" "$got" "what holder 2 sees (reset=$mode)"
+        assert_eq 1 "$(grep -c 'event=checkout .*reused=1' "$T/keep-$mode.log")" "reused checkouts (reset=$mode)"
+    done
+}
+
 # Size 1, overflow 0, timeout 0.3 s: while one thread holds the connection,
 # another one waits 0.3 s and gets an error that says why.
 test_pool_timeout_message() {
