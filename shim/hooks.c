@@ -250,6 +250,19 @@ static int hook_PQrequestCancel(PGconn *conn)
     return real(conn);
 }
 
+/* libpq 17's cancel connection outlives the checkout and may be reset and
+ * used again: the checkout it was made in is closed at checkin. Absent
+ * from older libpq copies (then there is nothing to create). */
+static PGcancelConn *hook_PQcancelCreate(PGconn *conn)
+{
+    REAL_FN(PQcancelCreate) real = REAL(PQcancelCreate);
+    if (!real)
+        return NULL;
+    if (hook_depth == 0 && conn && shim_active())
+        cancel_request_note(conn);
+    return real(conn);
+}
+
 /* Leaving pipeline mode after an error without a Sync is allowed, and the
  * server then ignores everything until a Sync: such a connection can never
  * be reset, only closed. */
