@@ -14,9 +14,13 @@
  *            cancelled.
  * Prints one line per part: "PART rounds=R cancelled=C errors=E
  * same_backend=S" (S: rounds whose next request got the same backend).
- * usage: cancel_race CONNINFO ROUNDS
+ *   create (alone, when PART is "create"): request N makes a cancel
+ *            connection (libpq 17's PQcancelCreate, found at run time) and
+ *            finishes -> "create rounds=R made=M same_backend=S".
+ * usage: cancel_race CONNINFO ROUNDS [create]
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -126,6 +130,31 @@ int main(int argc, char **argv)
     int rounds = atoi(argv[2]);
     setvbuf(stdout, NULL, _IOLBF, 0);
     const char *next_query = "select pg_sleep(0.03)";
+
+    if (argc > 3 && strcmp(argv[3], "create") == 0) {
+        /* Declared by libpq 17 only: looked up, as a program built for
+         * either would. */
+        void *(*create)(PGconn *) = (void *(*)(PGconn *))dlsym(RTLD_DEFAULT, "PQcancelCreate");
+        void (*finish)(void *) = (void (*)(void *))dlsym(RTLD_DEFAULT, "PQcancelFinish");
+        struct tally t = {0};
+        int made = 0;
+        for (int i = 0; i < rounds; i++) {
+            PGconn *c1 = connect_ok();
+            int pid1 = PQbackendPID(c1);
+            run(c1, "select 1", &t);
+            void *cc = create ? create(c1) : NULL;
+            made += cc != NULL;
+            PQfinish(c1);
+            if (cc && finish)
+                finish(cc);
+            PGconn *c2 = connect_ok();
+            t.same_backend += PQbackendPID(c2) == pid1;
+            PQfinish(c2);
+        }
+        printf("create rounds=%d made=%d same_backend=%d errors=%d\n", rounds, made,
+               t.same_backend, t.errors);
+        return 0;
+    }
 
     struct tally race = {0};
     for (int i = 0; i < rounds; i++) {

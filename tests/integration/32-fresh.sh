@@ -170,6 +170,37 @@ test_cancel_racing_checkin_spares_next_holder() {
     assert_eq "" "$(cat "$T/err")" "the program's stderr"
 }
 
+# libpq 17's PQcancelCreate gives a cancel connection that may cancel at
+# any time later: a session it was made for is closed at checkin. Debian
+# 12's libpq is older, so a copy of it gets the function from a small
+# stand-in library added to its dependencies (where the shim looks, as in
+# libpq 17). Without the stand-in there is nothing to create and the
+# session is reused.
+test_cancel_connection_closes_its_session() {
+    command -v patchelf >/dev/null 2>&1 ||
+        { skip_test "patchelf not installed (make deps installs it)"; return 0; }
+    local libpq
+    libpq=$(ldd "$TESTBIN/cancel_race" | awk '$1 == "libpq.so.5" {print $3}')
+    mkdir -p "$T/lib"
+    cp "$libpq" "$T/lib/libpq.so.5"
+    cp "$TESTBIN/libcancelconn.so" "$T/lib/"
+    patchelf --add-needed libcancelconn.so "$T/lib/libpq.so.5"
+    PQSHIM_POOL_SIZE=1 PQSHIM_MAX_OVERFLOW=0 PQSHIM_LOG=$T/shim.log LD_LIBRARY_PATH=$T/lib \
+        shimmed timeout 60 "$TESTBIN/cancel_race" "" 20 create >"$T/out" 2>"$T/err" ||
+        { cat "$T/out" "$T/err"; fail "cancel_race failed"; }
+    cat "$T/out"
+    assert_eq "create rounds=20 made=20 same_backend=0 errors=0" "$(cat "$T/out")" \
+        "cancel connections made, and the backend handed on after one"
+    assert_eq 20 "$(grep -c 'event=close .*reason=cancel' "$T/shim.log")" "sessions closed after a cancel connection"
+    assert_eq 0 "$(grep -c 'libpq_symbol_missing' "$T/shim.log")" "warnings about missing libpq functions"
+    PQSHIM_POOL_SIZE=1 PQSHIM_MAX_OVERFLOW=0 PQSHIM_LOG=$T/plain.log \
+        shimmed timeout 60 "$TESTBIN/cancel_race" "" 20 create >"$T/plain.out" 2>"$T/plain.err" ||
+        { cat "$T/plain.out" "$T/plain.err"; fail "cancel_race failed"; }
+    assert_eq "create rounds=20 made=0 same_backend=20 errors=0" "$(cat "$T/plain.out")" \
+        "without PQcancelCreate in libpq"
+    assert_eq 0 "$(grep -c 'libpq_symbol_missing' "$T/plain.log")" "warnings about missing libpq functions"
+}
+
 # ---- limits that hold for every target ------------------------------------------
 
 long_conninfo() {
