@@ -118,6 +118,10 @@ $(BUILD)/tests/libpqmod.so: tests/lib/pqmod.c | $(BUILD)/tests
 $(BUILD)/tests/deepbind: tests/clients/deepbind.c | $(BUILD)/tests
 	$(CC) $(TEST_CFLAGS) -o $@ $< -ldl
 
+# libpq 17's cancel connection, stood in for on an older libpq (32-fresh.sh).
+$(BUILD)/tests/libcancelconn.so: tests/lib/cancelconn.c | $(BUILD)/tests
+	$(CC) -std=gnu11 $(WARN) -O2 -fPIC -shared -o $@ $<
+
 $(BUILD)/tests/libswiftstub.so: tests/lib/asan_swift_stub.c | $(BUILD)/tests
 	$(CC) -std=gnu11 $(WARN) -O2 -fPIC -shared -o $@ $<
 
@@ -132,7 +136,7 @@ callgraph: $(BUILD)/libpqshim.so
 	tools/callgraph.sh $(BUILD)/obj
 
 test-build: all $(BUILD)/tests/unit $(BUILD)/tests/ctl_json_test $(TEST_PROGS) $(BUILD)/tests/libnextprobe.so \
-            $(BUILD)/tests/libswiftstub.so $(BUILD)/tests/libpqmod.so
+            $(BUILD)/tests/libswiftstub.so $(BUILD)/tests/libpqmod.so $(BUILD)/tests/libcancelconn.so
 
 # libFuzzer targets (need clang): the control socket's request handling,
 # and pqshimctl's handling of replies.

@@ -279,26 +279,29 @@ bool conn_clean_for_reuse(struct shim_conn *sc, const char **why)
 
     /* Server side. DISCARD ALL refuses to run in a transaction block, so a
      * transaction left open costs one more round trip, taken now. */
-    if (tx != PQTRANS_IDLE && !exec_ok(pg, "ROLLBACK", PGRES_COMMAND_OK)) {
+    if (tx != PQTRANS_IDLE && cfg->reset == RESET_DISCARD &&
+        !exec_ok(pg, "ROLLBACK", PGRES_COMMAND_OK)) {
         *why = "reset_failed";
         return false;
     }
     drain_notifications(pg);
     /* The reset is sent now and its answer read at the next checkout: the
      * program's PQfinish does not wait a round trip for it, and the server
-     * does the work while the connection sits idle. Without DISCARD ALL,
-     * an empty query still clears the previous user's error text (sending
-     * any query does; nothing else in libpq's API can). */
+     * does the work while the connection sits idle. Whatever else a mode
+     * keeps, no session reaches the next user with another role or session
+     * authorization than it authenticated with (a SET ROLE to a superuser
+     * role would be handed on). The server reports session_authorization
+     * but not role, so even `none` cannot tell without asking: it sends
+     * the two RESETs, in the same one round trip. Any query also clears
+     * the previous user's error text (nothing else in libpq's API can). */
     const char *sql = cfg->reset == RESET_DISCARD ? "DISCARD ALL"
-                      : *pq->PQerrorMessage(pg) ? ""
-                                                 : NULL;
-    if (sql) {
-        if (!pq->PQsendQuery(pg, sql)) {
-            *why = "reset_failed";
-            return false;
-        }
-        sc->reset_pending = true;
+                      : tx != PQTRANS_IDLE ? "ROLLBACK; " CONN_RESET_IDENTITY
+                                           : CONN_RESET_IDENTITY;
+    if (!pq->PQsendQuery(pg, sql)) {
+        *why = "reset_failed";
+        return false;
     }
+    sc->reset_pending = true;
     return true;
 }
 
@@ -309,9 +312,7 @@ bool conn_clean_finish(struct shim_conn *sc)
     const struct real_libpq *pq = real_libpq();
     sc->reset_pending = false;
     bool ok = read_results(sc->pg, now_monotonic() + CONN_ROUND_TRIP_S,
-                           config_get()->reset == RESET_DISCARD
-                               ? PGRES_COMMAND_OK
-                               : PGRES_EMPTY_QUERY);
+                           PGRES_COMMAND_OK);
     ok &= pq->PQtransactionStatus(sc->pg) == PQTRANS_IDLE && !sc->server_ended;
     drain_notifications(sc->pg);
     return ok;

@@ -63,6 +63,7 @@ struct shim_conn {
     bool server_ended;       /* the server said FATAL while we held it */
     char said[256];          /* what it said (for the close line) */
     struct cancel_lease *lease; /* PQgetCancel objects of this checkout */
+    bool cancel_unguarded;   /* a cancel object without a lease was given */
     int backend_pid;
     double started;          /* when the connect began (monotonic) */
     double opened;           /* when it became usable */
@@ -101,6 +102,12 @@ void conn_refresh(struct shim_conn *sc);
  * query is sent, its answer read later). False: close it; *why says why
  * (a static string). Not PQreset, which is lifecycle_reset(). */
 bool conn_clean_for_reuse(struct shim_conn *sc, const char **why);
+
+/* What every reset mode but DISCARD ALL (which does it too) sends at
+ * checkin: back to the authenticated role. RESET SESSION AUTHORIZATION
+ * resets the role as well; RESET ROLE then also restores a role default
+ * set with ALTER ROLE ... SET role, as a fresh connection would have it. */
+#define CONN_RESET_IDENTITY "RESET SESSION AUTHORIZATION; RESET ROLE"
 
 /* Read the answer of the cleanup sent at checkin. False: it failed or
  * the connection broke; close it. */

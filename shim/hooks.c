@@ -238,6 +238,31 @@ static void hook_PQfreeCancel(PGcancel *cancel)
     cancel_free(cancel);
 }
 
+/* A cancel through the PGconn itself may land after the checkin: the
+ * checkout is marked first, and its checkin then closes the session. */
+static int hook_PQrequestCancel(PGconn *conn)
+{
+    REAL_FN(PQrequestCancel) real = REAL(PQrequestCancel);
+    if (!real)
+        return 0;
+    if (hook_depth == 0 && conn && shim_active())
+        cancel_request_note(conn);
+    return real(conn);
+}
+
+/* libpq 17's cancel connection outlives the checkout and may be reset and
+ * used again: the checkout it was made in is closed at checkin. Absent
+ * from older libpq copies (then there is nothing to create). */
+static PGcancelConn *hook_PQcancelCreate(PGconn *conn)
+{
+    REAL_FN(PQcancelCreate) real = REAL(PQcancelCreate);
+    if (!real)
+        return NULL;
+    if (hook_depth == 0 && conn && shim_active())
+        cancel_request_note(conn);
+    return real(conn);
+}
+
 /* Leaving pipeline mode after an error without a Sync is allowed, and the
  * server then ignores everything until a Sync: such a connection can never
  * be reset, only closed. */

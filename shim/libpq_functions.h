@@ -18,8 +18,18 @@
 #include <libpq-fe.h>
 #include <stdio.h>
 
+/* libpq 17's cancel connections, for older headers: the same typedef as
+ * libpq's own, so that a build against either declares the same hook. */
+#ifndef LIBPQ_HAS_ASYNC_CANCEL
+typedef struct pg_cancel_conn PGcancelConn;
+PGcancelConn *PQcancelCreate(PGconn *conn);
+#endif
+
 /* Intercepted: the shim exports these names. */
-#define LIBPQ_HOOKED(X, ctx)                                                   \
+#define LIBPQ_HOOKED(X, ctx) LIBPQ_HOOKED_ALWAYS(X, ctx) LIBPQ_HOOKED_NEWER(X, ctx)
+
+/* Intercepted, and in every libpq the shim supports. */
+#define LIBPQ_HOOKED_ALWAYS(X, ctx)                                            \
     X(ctx, R, PGconn *, PQconnectdb, (const char *conninfo), (conninfo))       \
     X(ctx, R, PGconn *, PQconnectdbParams,                                     \
       (const char *const *keywords, const char *const *values,                 \
@@ -54,9 +64,18 @@
     X(ctx, R, int, PQcancel, (PGcancel *cancel, char *errbuf, int errbufsize), \
       (cancel, errbuf, errbufsize))                                            \
     X(ctx, V, void, PQfreeCancel, (PGcancel *cancel), (cancel))                \
+    X(ctx, R, int, PQrequestCancel, (PGconn *conn), (conn))                    \
     X(ctx, R, int, PQexitPipelineMode, (PGconn *conn), (conn))                 \
     X(ctx, V, void, PQtrace, (PGconn *conn, FILE *debug_port),                 \
       (conn, debug_port))
+
+/* Intercepted when the libpq copy has them (a newer libpq than some
+ * hosts load): bound without a warning when missing. PQcancelCreate is
+ * libpq 17's: its cancel connection may send a cancel at any time later
+ * (PQcancelReset makes it reusable), so the checkout it was made in is
+ * never handed on. */
+#define LIBPQ_HOOKED_NEWER(X, ctx)                                             \
+    X(ctx, R, PGcancelConn *, PQcancelCreate, (PGconn *conn), (conn))
 
 /* Only called. */
 #define LIBPQ_CALLED(X, ctx)                                                   \

@@ -68,7 +68,7 @@ void lifecycle_finish(PGconn *pg)
         gate_done(sc->gate); /* leaves any queue at once */
         sc->gate = NULL;
     }
-    cancel_checkout_ended(sc);
+    bool cancelled = cancel_checkout_ended(sc);
     struct pool *pool = sc->pool;
     if (sc->state == CONN_SYNTHETIC || sc->state == CONN_CONNECTING) {
         pool_move(sc, CONN_FORGOTTEN, NULL);
@@ -85,7 +85,9 @@ void lifecycle_finish(PGconn *pg)
     int contention = hostlimit_contention(sc->host_slot);
     if (contention != HOST_OTHERS)
         sc->host_handoffs = 0; /* nobody else's turn is delayed */
-    if (c->pool_recycle > 0 && t0 - sc->opened >= c->pool_recycle)
+    if (cancelled)
+        why = "cancel"; /* it may still land on whoever comes next */
+    else if (c->pool_recycle > 0 && t0 - sc->opened >= c->pool_recycle)
         why = "recycle";
     else if (contention != HOST_FREE) {
         /* Others wait for a slot of this target: keep this one for a

@@ -40,11 +40,15 @@ static atomic_bool noted;
 struct binding {
     const char *name;
     size_t offset;
+    bool optional; /* missing from older libpq versions: no warning */
 };
 
-#define BIND(ctx, kind, ret, name, params, args) \
-    {#name, offsetof(struct real_libpq, name)},
-static const struct binding bindings[] = {LIBPQ_FUNCTIONS(BIND, _)};
+#define BIND(optional, kind, ret, name, params, args) \
+    {#name, offsetof(struct real_libpq, name), optional},
+static const struct binding bindings[] = {
+    LIBPQ_HOOKED_ALWAYS(BIND, false) LIBPQ_CALLED(BIND, false)
+    LIBPQ_HOOKED_NEWER(BIND, true)
+};
 #undef BIND
 
 void real_note_library(const char *path)
@@ -123,6 +127,8 @@ static bool bind_table(void *h, struct real_libpq *t)
         /* Guard against resolving to ourselves: that would recurse forever. */
         if (fn && in_this_library(fn))
             fn = NULL;
+        if (!fn && bindings[i].optional)
+            continue;
         if (!fn) {
             LOG_EVENT(LOG_LVL_WARN, "libpq_symbol_missing",
                       LF_S("symbol", bindings[i].name),

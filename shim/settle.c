@@ -41,9 +41,8 @@ static enum settle_result step(struct shim_conn *sc)
     if (pq->PQstatus(pg) != CONNECTION_OK || sc->server_ended)
         return SETTLE_DEAD;
     if (sc->reset_pending) {
-        ExecStatusType want = cfg->reset == RESET_DISCARD ? PGRES_COMMAND_OK
-                                                          : PGRES_EMPTY_QUERY;
-        if (!read_arrived(pg, want, &ok))
+        /* Every reset mode answers with commands (conn.c). */
+        if (!read_arrived(pg, PGRES_COMMAND_OK, &ok))
             return SETTLE_PENDING;
         sc->reset_pending = false;
     }

@@ -196,7 +196,7 @@ printf '%-50s %8s %8s  %s\n' "capped checkout+checkin p99 (µs)" "$p99" "<=100" 
     "$(awk -v v="$p99" 'BEGIN { print (v + 0 <= 100) ? "met" : "MISSED" }')"
 
 # The shim's own instructions per reused checkout + checkin (reset none:
-# no server work), from the difference between two callgrind runs.
+# the lightest reset), from the difference between two callgrind runs.
 checkout_ir=""
 if command -v valgrind >/dev/null 2>&1 && command -v callgrind_annotate >/dev/null 2>&1; then
     cg_dir=$(mktemp -d)

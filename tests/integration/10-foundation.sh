@@ -353,7 +353,7 @@ test_exported_symbols_allowlist() {
     want=$(printf '%s\n' PQconnectdb PQconnectdbParams PQsetdbLogin PQconnectStart \
         PQconnectStartParams PQconnectPoll PQfinish PQreset PQresetStart PQresetPoll \
         PQping PQpingParams PQregisterEventProc PQerrorMessage PQgetCancel PQcancel \
-        PQfreeCancel PQexitPipelineMode PQtrace dlsym dlopen | sort)
+        PQfreeCancel PQrequestCancel PQexitPipelineMode PQtrace PQcancelCreate dlsym dlopen | sort)
     got=$(nm -D --defined-only "$SHIM" | awk 'NF == 3 { print $3 }' | sed 's/@.*//' | sort)
     assert_eq "$want" "$got" "symbols exported by $SHIM"
     # The hooked rows of the list of libpq functions are what is exported.
@@ -361,6 +361,17 @@ test_exported_symbols_allowlist() {
     hooked=$(printf '#include "libpq_functions.h"\n#define ROW(c, k, r, name, p, a) HOOKED=name\nLIBPQ_HOOKED(ROW, _)\n' |
         cc -E -P -I"$(pg_config --includedir)" -I"$ROOT/shim" -x c - | grep -o 'HOOKED=PQ[A-Za-z]*' | sed 's/HOOKED=//')
     assert_eq "$want" "$(printf '%s\n' $hooked dlsym dlopen | sort)" "the hooked rows of shim/libpq_functions.h"
+    # Hooks of newer libpq functions are offered through a libpq handle only
+    # when that libpq has them: a program probing for libpq 17's
+    # PQcancelCreate must not find it in an older libpq.
+    local lib has
+    lib=$("$PYTHON" -c 'import ctypes.util; print(ctypes.util.find_library("pq"))')
+    has=$(shimmed "$PYTHON" -c 'import ctypes, sys; l = ctypes.CDLL(sys.argv[1]); print(hasattr(l, "PQcancelCreate"), hasattr(l, "PQcancel"))' "$lib")
+    if nm -D --defined-only "$(ldconfig -p | awk -v l="$lib" '$1 == l {print $NF; exit}')" | grep -qw PQcancelCreate; then
+        assert_eq "True True" "$has" "PQcancelCreate and PQcancel through a libpq 17 handle"
+    else
+        assert_eq "False True" "$has" "PQcancelCreate and PQcancel through a libpq handle without PQcancelCreate"
+    fi
     ! readelf -d "$SHIM" | grep NEEDED | grep -q 'libpq' ||
         fail "$SHIM depends on libpq: $(readelf -d "$SHIM" | grep NEEDED)"
 }

@@ -241,6 +241,161 @@ EOF
     assert_eq 2 "$(count_events "$T/shim.log" connect)" "real connects"
 }
 
+# Whatever the reset mode, a session never reaches the next request with
+# another role or session authorization than it authenticated with: holder
+# 1 takes a superuser role (SET ROLE, set_config, SET ROLE committed in a
+# transaction, SET SESSION AUTHORIZATION and a role on top), the next
+# holder of the same backend checks who it is.
+test_reset_never_hands_on_a_role() {
+    sql "drop role if exists pqshim_app; drop role if exists pqshim_admin; drop role if exists pqshim_other;
+         create role pqshim_admin superuser nologin; create role pqshim_app login;
+         create role pqshim_other; grant pqshim_admin to pqshim_app" >/dev/null
+    on_exit "sql 'drop role if exists pqshim_app; drop role if exists pqshim_admin; drop role if exists pqshim_other'"
+    local who="select session_user || '/' || current_user || '/' || current_setting('is_superuser')"
+    cat >"$T/role.script" <<EOF
+connect 1 user=pqshim_app
+exec 1 set role pqshim_admin
+exec 1 $who
+finish 1
+connect 2 user=pqshim_app
+exec 2 $who
+exec 2 select set_config('role', 'pqshim_admin', false)
+finish 2
+connect 3 user=pqshim_app
+exec 3 $who
+exec 3 begin
+exec 3 set role pqshim_admin
+exec 3 commit
+finish 3
+connect 4 user=pqshim_app
+exec 4 $who
+finish 4
+connect 5
+exec 5 set session authorization pqshim_other
+exec 5 $who
+finish 5
+connect 6
+exec 6 $who
+exec 6 set session authorization pqshim_app
+exec 6 set role pqshim_admin
+exec 6 select session_user || '/' || current_user
+finish 6
+connect 7
+exec 7 $who
+finish 7
+EOF
+    local mode app su
+    for mode in discard rollback none; do
+        PQSHIM_RESET=$mode PQSHIM_LOG="$T/$mode.log" PQSHIM_LOG_LEVEL=debug pool_script_run role
+        app=$(line_value "$T/role.out" '^connect 1 ok pid=([0-9]+)')
+        su=$(line_value "$T/role.out" '^connect 5 ok pid=([0-9]+)')
+        echo "reset=$mode"
+        expect_transcript "$T/role.out" -e "s/\\b$app\\b/APP/g" -e "s/\\b$su\\b/SU/g" <<'EOF'
+connect 1 ok pid=APP
+exec 1 ok
+exec 1 ok pqshim_app/pqshim_admin/on
+finish 1
+connect 2 ok pid=APP
+exec 2 ok pqshim_app/pqshim_app/off
+exec 2 ok pqshim_admin
+finish 2
+connect 3 ok pid=APP
+exec 3 ok pqshim_app/pqshim_app/off
+exec 3 ok
+exec 3 ok
+exec 3 ok
+finish 3
+connect 4 ok pid=APP
+exec 4 ok pqshim_app/pqshim_app/off
+finish 4
+connect 5 ok pid=SU
+exec 5 ok
+exec 5 ok pqshim_other/pqshim_other/off
+finish 5
+connect 6 ok pid=SU
+exec 6 ok postgres/postgres/on
+exec 6 ok
+exec 6 ok
+exec 6 ok pqshim_app/pqshim_admin
+finish 6
+connect 7 ok pid=SU
+exec 7 ok postgres/postgres/on
+finish 7
+EOF
+        assert_eq 2 "$(count_events "$T/$mode.log" connect)" "real connects (reset=$mode)"
+        assert_eq 5 "$(grep -c 'event=checkout .*reused=1' "$T/$mode.log")" "reused checkouts (reset=$mode)"
+    done
+}
+
+# What each reset mode hands to the next holder of the same backend, one row
+# per kind of session state, as pqshim(7) lists it under Reset: what holder
+# 1 leaves, then what holder 2 sees under discard, rollback and none
+# ("-": not there).
+KEEP_TABLE="\
+setting|set work_mem = '77MB'|4MB|77MB|77MB
+search_path|set search_path = pqshim_keep, public|\"\$user\", public|pqshim_keep, public|pqshim_keep, public
+custom_setting|set app.tenant = 'tenant-1'|-|tenant-1|tenant-1
+temp_table_rows|create temp table keep_tt (x int); insert into keep_tt values (1)|-|1|1
+prepared_statements|prepare keep_p as select 1|0|1|1
+advisory_locks|select pg_advisory_lock(4243)|0|1|1
+listening|listen keep_chan|0|1|1
+with_hold_cursors|begin; declare keep_cur cursor with hold for select 1; commit|0|1|1
+currval|select nextval('pqshim_keep_seq')|-|1|1
+client_encoding|set client_encoding = 'LATIN1'|UTF8|LATIN1|LATIN1
+role|set role pqshim_keep_r|postgres/postgres|postgres/postgres|postgres/postgres
+read_only|set session characteristics as transaction read only|off|on|on"
+
+test_reset_modes_keep_what_the_manual_says() {
+    sql "drop role if exists pqshim_keep_r; create role pqshim_keep_r;
+         drop sequence if exists pqshim_keep_seq; create sequence pqshim_keep_seq;
+         grant usage on sequence pqshim_keep_seq to pqshim_keep_r" >/dev/null
+    on_exit "sql 'drop function if exists public.pqshim_keep_state(); drop sequence if exists pqshim_keep_seq; drop role if exists pqshim_keep_r'"
+    sql "create or replace function public.pqshim_keep_state() returns text language plpgsql as \$f\$
+        declare r text; cv text;
+        begin
+            begin execute 'select count(*) from pg_temp.keep_tt' into r;
+            exception when others then r := '-'; end;
+            begin cv := currval('public.pqshim_keep_seq')::text;
+            exception when others then cv := '-'; end;
+            return concat_ws(' ; ',
+                'setting=' || current_setting('work_mem'),
+                'search_path=' || current_setting('search_path'),
+                'custom_setting=' || coalesce(nullif(current_setting('app.tenant', true), ''), '-'),
+                'temp_table_rows=' || r,
+                'prepared_statements=' || (select count(*) from pg_prepared_statements),
+                'advisory_locks=' || (select count(*) from pg_locks
+                                      where locktype = 'advisory' and pid = pg_backend_pid()),
+                'listening=' || (select count(*) from pg_listening_channels()),
+                'with_hold_cursors=' || (select count(*) from pg_cursors),
+                'currval=' || cv,
+                'client_encoding=' || current_setting('client_encoding'),
+                'role=' || session_user || '/' || current_user,
+                'read_only=' || current_setting('default_transaction_read_only'));
+        end \$f\$" >/dev/null
+    local mode col item leaves discard rollback none expected got
+    for mode in discard rollback none; do
+        case $mode in discard) col=3 ;; rollback) col=4 ;; none) col=5 ;; esac
+        sql "alter sequence pqshim_keep_seq restart" >/dev/null
+        {
+            echo "connect 1"
+            while IFS='|' read -r item leaves discard rollback none; do
+                echo "exec 1 $leaves"
+            done <<<"$KEEP_TABLE"
+            echo "finish 1"
+            echo "connect 2"
+            echo "exec 2 select public.pqshim_keep_state()"
+            echo "finish 2"
+        } >"$T/keep.script"
+        PQSHIM_RESET=$mode PQSHIM_LOG="$T/keep-$mode.log" PQSHIM_LOG_LEVEL=debug pool_script_run keep
+        expected=$(awk -F'|' -v c=$col '{ printf "%s%s=%s", (NR > 1 ? " ; " : ""), $1, $c }' <<<"$KEEP_TABLE")
+        got=$(sed -n 's/^exec 2 ok //p' "$T/keep.out")
+        echo "reset=$mode: $got"
+        assert_eq 0 "$(grep -c '^exec 1 error' "$T/keep.out")" "holder 1's statements that failed (reset=$mode)"
+        assert_eq "$expected" "$got" "what holder 2 sees (reset=$mode)"
+        assert_eq 1 "$(grep -c 'event=checkout .*reused=1' "$T/keep-$mode.log")" "reused checkouts (reset=$mode)"
+    done
+}
+
 # Size 1, overflow 0, timeout 0.3 s: while one thread holds the connection,
 # another one waits 0.3 s and gets an error that says why.
 test_pool_timeout_message() {

@@ -97,7 +97,8 @@ test_pgbouncer_client_idle_timeout_is_silent() {
 # round leaves behind settings, prepared statements, cursors, temporary
 # tables, listeners, unread notifications, advisory locks, sequence
 # state, another client encoding, error text (in or out of a failed
-# transaction), and a cancel object that the next round fires.
+# transaction), and a cancel object that the next round fires; the last
+# round cancels its own query.
 test_differential_session() {
     "$TESTBIN/fresh_session" 4 >"$T/direct.out" 2>"$T/direct.err" ||
         { cat "$T/direct.out" "$T/direct.err"; fail "direct run failed"; }
@@ -110,7 +111,7 @@ test_differential_session() {
     assert_eq 1 "$(grep '^pid ' "$T/pooled.out" | sort -u | wc -l)" "backends used by the pooled run"
     assert_eq 3 "$(grep -c '^query under stale cancel: PGRES_TUPLES_OK' "$T/pooled.out")" \
         "queries untouched by the previous round's cancel"
-    assert_eq 4 "$(grep -c '^query under own cancel: 57014' "$T/pooled.out")" "own cancels that worked"
+    assert_eq 1 "$(grep -c '^query under own cancel: 57014' "$T/pooled.out")" "own cancels that worked"
     assert_eq 1 "$(count_events "$T/shim.log" connect)" "server connections"
 }
 
@@ -134,7 +135,70 @@ test_psycopg3_cancel_objects() {
         { cat "$T/out" "$T/err"; fail "program failed"; }
     assert_eq "cancelled|cancelled|cancelled|same backend True, query done" "$(paste -sd '|' "$T/out")" \
         "program output"
-    assert_eq 1 "$(count_events "$T/shim.log" connect)" "server connections"
+    # A session on which a cancel was sent is closed at checkin, never
+    # handed on: one server connection per cancelled round, one for the rest.
+    assert_eq 3 "$(grep -c 'event=close .*reason=cancel' "$T/shim.log")" "sessions closed after a cancel"
+    assert_eq 4 "$(count_events "$T/shim.log" connect)" "server connections"
+}
+
+# A watchdog thread cancels request N while the main thread finishes it and
+# runs request N+1 on a pool of one: the cancel, sent by libpq to the
+# postmaster and delivered to the backend later, must never stop N+1's
+# query. Nor may PQrequestCancel just before PQfinish, or a PGcancel kept
+# past PQfinish. A cancel aimed at the holder's own query still works.
+test_cancel_racing_checkin_spares_next_holder() {
+    PQSHIM_POOL_SIZE=1 PQSHIM_MAX_OVERFLOW=0 PQSHIM_LOG=$T/shim.log \
+        shimmed timeout 120 "$TESTBIN/cancel_race" "" 200 >"$T/out" 2>"$T/err" ||
+        { cat "$T/out" "$T/err"; fail "cancel_race failed"; }
+    cat "$T/out"
+    assert_eq "race rounds=200 cancelled=0 errors=0" \
+        "$(grep '^race ' "$T/out" | sed 's/ same_backend=.*//')" "next holders' queries cancelled"
+    assert_eq "request rounds=50 cancelled=0 errors=0 same_backend=0" "$(grep '^request ' "$T/out")" \
+        "after PQrequestCancel: next holders' queries cancelled, and backends handed on"
+    assert_eq "stale rounds=50 cancelled=0 errors=0 same_backend=50" "$(grep '^stale ' "$T/out")" \
+        "queries under a PGcancel kept from the previous checkout"
+    assert_eq "own rounds=20 cancelled=20 errors=0 same_backend=0" "$(grep '^own ' "$T/out")" \
+        "cancels of the holder's own query"
+    # Each race round either closed the cancelled session or reused one
+    # whose cancel was refused; the request rounds closed theirs.
+    local closed same
+    closed=$(grep -c 'event=close .*reason=cancel' "$T/shim.log")
+    same=$(line_value "$T/out" '^race .*same_backend=([0-9]+)')
+    echo "race rounds that closed the session: $closed (same backend: $same)"
+    assert_ge 70 "$closed" "sessions closed after a cancel (request and own rounds at least)"
+    assert_eq 200 "$(( same + closed - 50 - 20 ))" "race rounds: reused or closed"
+    assert_eq "" "$(cat "$T/err")" "the program's stderr"
+}
+
+# libpq 17's PQcancelCreate gives a cancel connection that may cancel at
+# any time later: a session it was made for is closed at checkin. Debian
+# 12's libpq is older, so a copy of it gets the function from a small
+# stand-in library added to its dependencies (where the shim looks, as in
+# libpq 17). Without the stand-in there is nothing to create and the
+# session is reused.
+test_cancel_connection_closes_its_session() {
+    command -v patchelf >/dev/null 2>&1 ||
+        { skip_test "patchelf not installed (make deps installs it)"; return 0; }
+    local libpq
+    libpq=$(ldd "$TESTBIN/cancel_race" | awk '$1 == "libpq.so.5" {print $3}')
+    mkdir -p "$T/lib"
+    cp "$libpq" "$T/lib/libpq.so.5"
+    cp "$TESTBIN/libcancelconn.so" "$T/lib/"
+    patchelf --add-needed libcancelconn.so "$T/lib/libpq.so.5"
+    PQSHIM_POOL_SIZE=1 PQSHIM_MAX_OVERFLOW=0 PQSHIM_LOG=$T/shim.log LD_LIBRARY_PATH=$T/lib \
+        shimmed timeout 60 "$TESTBIN/cancel_race" "" 20 create >"$T/out" 2>"$T/err" ||
+        { cat "$T/out" "$T/err"; fail "cancel_race failed"; }
+    cat "$T/out"
+    assert_eq "create rounds=20 made=20 same_backend=0 errors=0" "$(cat "$T/out")" \
+        "cancel connections made, and the backend handed on after one"
+    assert_eq 20 "$(grep -c 'event=close .*reason=cancel' "$T/shim.log")" "sessions closed after a cancel connection"
+    assert_eq 0 "$(grep -c 'libpq_symbol_missing' "$T/shim.log")" "warnings about missing libpq functions"
+    PQSHIM_POOL_SIZE=1 PQSHIM_MAX_OVERFLOW=0 PQSHIM_LOG=$T/plain.log \
+        shimmed timeout 60 "$TESTBIN/cancel_race" "" 20 create >"$T/plain.out" 2>"$T/plain.err" ||
+        { cat "$T/plain.out" "$T/plain.err"; fail "cancel_race failed"; }
+    assert_eq "create rounds=20 made=0 same_backend=20 errors=0" "$(cat "$T/plain.out")" \
+        "without PQcancelCreate in libpq"
+    assert_eq 0 "$(grep -c 'libpq_symbol_missing' "$T/plain.log")" "warnings about missing libpq functions"
 }
 
 # ---- limits that hold for every target ------------------------------------------

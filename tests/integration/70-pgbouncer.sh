@@ -204,11 +204,12 @@ test_discard_all_through_pgbouncer() {
     bouncer_kept_its_servers 1
 }
 
-# PQSHIM_RESET=rollback and none send nothing at a clean checkin: through
-# PgBouncer in transaction mode, whatever a session set outside a
-# transaction stays on the server connection, for the next checkout and for
-# every other client of PgBouncer, SET ROLE included (only the parameters
-# PgBouncer tracks per client, such as timezone, follow the client).
+# PQSHIM_RESET=rollback and none only reset the role at a clean checkin:
+# through PgBouncer in transaction mode, whatever else a session set
+# outside a transaction stays on the server connection, for the next
+# checkout and for every other client of PgBouncer (only the parameters
+# PgBouncer tracks per client, such as timezone, follow the client); a SET
+# ROLE does not.
 test_reset_rollback_and_none_keep_session_state() {
     need_pgbouncer || return 0
     bouncer_start default_pool_size=1
@@ -218,10 +219,11 @@ test_reset_rollback_and_none_keep_session_state() {
         cp "$T/s.script" "$T/$mode.script"
         PQSHIM_RESET=$mode PQSHIM_LOG="$T/$mode.log" PQSHIM_LOG_LEVEL=debug at_bouncer pool_script_run "$mode"
         cat "$T/$mode.out"
-        assert_file_contains "$T/$mode.out" "exec 2 ok $BOUNCER_LEFT" "PQSHIM_RESET=$mode: the next checkout's session"
+        assert_file_contains "$T/$mode.out" "exec 2 ok ${BOUNCER_LEFT%|*}|$BOUNCER_ROLE" \
+            "PQSHIM_RESET=$mode: the next checkout's session"
         assert_eq 1 "$(count_events "$T/$mode.log" connect)" "PQSHIM_RESET=$mode: connections to PgBouncer"
         shim_log_clean "$T/$mode.log"
-        assert_eq "dirty|$(server_timezone)|false|1|pg_read_all_data" "$(at_bouncer "$PSQL" -X -A -t -c "$BOUNCER_CHECK")" \
+        assert_eq "dirty|$(server_timezone)|false|1|$BOUNCER_ROLE" "$(at_bouncer "$PSQL" -X -A -t -c "$BOUNCER_CHECK")" \
             "PQSHIM_RESET=$mode: the next PgBouncer client (no shim)"
         at_bouncer "$PSQL" -X -q -c "discard all"
     done
@@ -292,7 +294,8 @@ EOF
 # first user's setting survives its DISCARD ALL and reaches its next
 # checkout. PgBouncer's server_reset_query_always = 1 runs DISCARD ALL
 # after every transaction instead: nothing survives a transaction, and
-# PQSHIM_RESET=rollback (no round trip at a clean checkin) is enough.
+# PQSHIM_RESET=rollback (only the role is reset at a clean checkin) is
+# enough.
 test_session_state_through_transaction_pooling() {
     need_pgbouncer || return 0
     bouncer_start default_pool_size=2
@@ -323,8 +326,8 @@ test_session_state_through_transaction_pooling() {
     cat "$T/always.out"
     grep -qxE 'exec 3 ok ?' "$T/always.out" ||
         fail "server_reset_query_always = 1: the next checkout's session kept the setting: $(grep '^exec 3' "$T/always.out")"
-    assert_eq 1 "$(($(bouncer_log_count 'new connection to server') - opened))" \
-        "server connections (the shim sent no DISCARD ALL)"
+    assert_eq 2 "$(($(bouncer_log_count 'new connection to server') - opened))" \
+        "server connections (S1, then S2 for the shim's role reset; no DISCARD ALL)"
     shim_log_clean "$T/always.log"
 }
 
