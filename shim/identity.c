@@ -123,7 +123,6 @@ static void feed_str(struct digest *d, const char *s)
 static void feed_file(struct digest *d, const char *path)
 {
     struct stat st;
-    feed_str(d, path);
     if (stat(path, &st) != 0) {
         int absent = errno == ENOENT || errno == ENOTDIR ? 1 : 2;
         feed(d, &absent, sizeof absent);
@@ -200,6 +199,9 @@ bool identity_add(struct target *t)
     struct digest d = {1469598103934665603ULL, 0x9e3779b97f4a7c15ULL};
     uid_t ids[2] = {geteuid(), getegid()};
     feed(&d, ids, sizeof ids);
+    /* Which files, once (target_resolve.c hashed their paths); then what
+     * each is now, in that order. */
+    feed(&d, &t->auth_files_hash, sizeof t->auth_files_hash);
     for (const char *p = t->auth_files; *p; p += strlen(p) + 1)
         feed_file(&d, p);
     if (t->over_tcp)

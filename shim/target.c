@@ -98,6 +98,24 @@ bool target_key_append(struct target *t, const char *suffix, uint64_t mix)
     return true;
 }
 
+void target_copy(struct target *dst, const struct target *src)
+{
+    dst->poolable = src->poolable;
+    dst->unpooled = src->unpooled;
+    dst->restatable = src->restatable;
+    dst->over_tcp = src->over_tcp;
+    dst->key_len = src->key_len;
+    dst->key_hashv = src->key_hashv;
+    dst->params_len = src->params_len;
+    dst->auth_files_len = src->auth_files_len;
+    memcpy(dst->key, src->key, src->key_len + 1);
+    memcpy(dst->name, src->name, strlen(src->name) + 1);
+    memcpy(dst->params, src->params, src->params_len ? src->params_len : 1);
+    memcpy(dst->auth_files, src->auth_files,
+           src->auth_files_len ? src->auth_files_len : 1);
+    dst->auth_files_hash = src->auth_files_hash;
+}
+
 const char *target_option(const PQconninfoOption *opts, const char *keyword)
 {
     for (const PQconninfoOption *o = opts; o && o->keyword; o++)
@@ -165,6 +183,7 @@ bool target_from_options(struct target *t, const PQconninfoOption *opts,
         plen += kl + vl;
     }
     t->params[plen] = '\0';
+    t->params_len = (unsigned)plen + 1;
 
     const char *host = target_option(opts, "host");
     if (!host || !*host)

@@ -26,6 +26,8 @@ struct target {
      * host is reached over TCP (Kerberos, TLS client certificates). */
     char auth_files[TARGET_FILES_MAX];
     bool over_tcp;
+    unsigned params_len, auth_files_len; /* bytes used, with the last NUL */
+    uint64_t auth_files_hash;            /* of auth_files (identity.c) */
     /* strlen(key) and the hash the pools are found by (uthash's of the
      * key's options, mixed with the identity's: see target_key_append). */
     unsigned key_len, key_hashv;
@@ -37,6 +39,10 @@ struct target {
  * restatable, auth_files and over_tcp to the caller. */
 bool target_from_options(struct target *t, const PQconninfoOption *opts,
                          int copy);
+
+/* *dst = *src, copying only the used part of each buffer (a remembered
+ * target is copied at every connect). */
+void target_copy(struct target *dst, const struct target *src);
 
 /* The value of keyword in opts; NULL when unset or unknown. */
 const char *target_option(const PQconninfoOption *opts, const char *keyword);

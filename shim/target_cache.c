@@ -147,7 +147,7 @@ bool target_cache_get(const struct target_request *r, struct target *t)
     const struct cache_entry *e = *slot_of(r->hash);
     if (e && e->hash == r->hash && e->len == r->len &&
         memcmp(e->bytes, r->bytes, r->len) == 0) {
-        memcpy(t, &e->target, sizeof *t);
+        target_copy(t, &e->target);
         found = true;
     }
     pthread_mutex_unlock(&cache_lock);

@@ -152,6 +152,7 @@ static bool add_file(struct target *t, size_t *len, const char *path)
     memcpy(t->auth_files + *len, path, l);
     *len += l;
     t->auth_files[*len] = '\0';
+    t->auth_files_len = (unsigned)*len + 1;
     return true;
 }
 
@@ -202,6 +203,7 @@ static bool plan_identity(struct target *t, const PQconninfoOption *opts)
     const char *home = home_directory(home_buf, sizeof home_buf) ? home_buf : NULL;
     size_t len = 0;
     t->auth_files[0] = '\0';
+    t->auth_files_len = 1;
     t->over_tcp = reaches_tcp(opts);
     const char *password = target_option(opts, "password");
     if (!password || !*password) {
@@ -245,6 +247,16 @@ static bool restatable(const struct real_libpq *pq, const PQconninfoOption *opts
     return ok;
 }
 
+/* The list of files, hashed once: identity.c feeds this instead of the
+ * paths at every connect. */
+static uint64_t hash_files(const struct target *t)
+{
+    uint64_t h = 1469598103934665603ULL ^ t->over_tcp;
+    for (unsigned i = 0; i < t->auth_files_len; i++)
+        h = (h ^ (unsigned char)t->auth_files[i]) * 1099511628211ULL;
+    return h;
+}
+
 static bool target_build(const struct connect_request *req, struct target *t)
 {
     const struct real_libpq *pq = real_libpq();
@@ -264,8 +276,10 @@ static bool target_build(const struct connect_request *req, struct target *t)
         pq->PQconninfoFree(again);
     }
     ok = ok && target_from_options(t, opts, pq->copy) && plan_identity(t, opts);
-    if (ok)
+    if (ok) {
         t->restatable = restatable(pq, opts);
+        t->auth_files_hash = hash_files(t);
+    }
     pq->PQconninfoFree(opts);
     return ok;
 }
