@@ -8,6 +8,7 @@
 #define PQSHIM_CONN_H
 
 #include "config.h"
+#include "notice.h"
 #include "real.h"
 #include "target.h"
 
@@ -72,8 +73,7 @@ struct shim_conn {
     char name[TARGET_NAME_MAX];
     char *message;           /* CONN_SYNTHETIC: the error text */
     const char *close_reason;/* set when the janitor or exit takes it */
-    PQnoticeProcessor default_processor;
-    PQnoticeReceiver default_receiver;
+    struct notice_hooks notice; /* the program's, or the shim's while held */
     const struct real_libpq *pq; /* the libpq copy that opened it */
     struct shim_conn *next;  /* idle list link */
     UT_hash_handle hh;

@@ -273,6 +273,34 @@ static void hook_PQtrace(PGconn *conn, FILE *debug_port)
     real(conn, debug_port);
 }
 
+/* The program's notice hooks on a connection the shim still holds (made
+ * ready in the program's poll loop) are kept until it is handed over. */
+static PQnoticeProcessor hook_PQsetNoticeProcessor(PGconn *conn,
+                                                   PQnoticeProcessor proc,
+                                                   void *arg)
+{
+    REAL_FN(PQsetNoticeProcessor) real = REAL(PQsetNoticeProcessor);
+    if (!real)
+        return NULL;
+    struct shim_conn *sc = hook_depth == 0 && conn && shim_active()
+                               ? registry_find(conn) : NULL;
+    return sc ? notice_set_processor(&sc->notice, conn, proc, arg)
+              : real(conn, proc, arg);
+}
+
+static PQnoticeReceiver hook_PQsetNoticeReceiver(PGconn *conn,
+                                                 PQnoticeReceiver proc,
+                                                 void *arg)
+{
+    REAL_FN(PQsetNoticeReceiver) real = REAL(PQsetNoticeReceiver);
+    if (!real)
+        return NULL;
+    struct shim_conn *sc = hook_depth == 0 && conn && shim_active()
+                               ? registry_find(conn) : NULL;
+    return sc ? notice_set_receiver(&sc->notice, conn, proc, arg)
+              : real(conn, proc, arg);
+}
+
 /*
  * The entry points, one per hooked row of libpq_functions.h. Each libpq
  * copy in the process has its own set, so a call knows which copy it

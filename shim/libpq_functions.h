@@ -56,7 +56,11 @@
     X(ctx, V, void, PQfreeCancel, (PGcancel *cancel), (cancel))                \
     X(ctx, R, int, PQexitPipelineMode, (PGconn *conn), (conn))                 \
     X(ctx, V, void, PQtrace, (PGconn *conn, FILE *debug_port),                 \
-      (conn, debug_port))
+      (conn, debug_port))                                                      \
+    X(ctx, R, PQnoticeProcessor, PQsetNoticeProcessor,                         \
+      (PGconn *conn, PQnoticeProcessor proc, void *arg), (conn, proc, arg))    \
+    X(ctx, R, PQnoticeReceiver, PQsetNoticeReceiver,                           \
+      (PGconn *conn, PQnoticeReceiver proc, void *arg), (conn, proc, arg))
 
 /* Only called. */
 #define LIBPQ_CALLED(X, ctx)                                                   \
@@ -88,10 +92,6 @@
     X(ctx, R, ExecStatusType, PQresultStatus, (const PGresult *res), (res))    \
     X(ctx, V, void, PQclear, (PGresult *res), (res))                           \
     X(ctx, R, int, PQsetnonblocking, (PGconn *conn, int arg), (conn, arg))     \
-    X(ctx, R, PQnoticeProcessor, PQsetNoticeProcessor,                         \
-      (PGconn *conn, PQnoticeProcessor proc, void *arg), (conn, proc, arg))    \
-    X(ctx, R, PQnoticeReceiver, PQsetNoticeReceiver,                           \
-      (PGconn *conn, PQnoticeReceiver proc, void *arg), (conn, proc, arg))     \
     X(ctx, V, void, PQuntrace, (PGconn *conn), (conn))                         \
     X(ctx, R, PGnotify *, PQnotifies, (PGconn *conn), (conn))                  \
     X(ctx, R, PGVerbosity, PQsetErrorVerbosity,                                \

@@ -1,0 +1,61 @@
+# What a program sees of its PGconn through the shim is what it sees of a
+# direct connect: its own notice hooks from the moment a connect returns
+# (never those of the connection's previous holder, never libpq's put back
+# over its own), and the connection's description (host, port, options,
+# parameters) with no trace of the gate an asynchronous connect waits
+# behind. "Same as direct" is the test: each program runs directly and
+# through the shim, and the outputs are compared.
+
+. "$ROOT/tests/lib/capped.bash"
+
+export PSYCOPG_IMPL=python
+
+# same_as_direct NAME CMD...: run CMD directly, then under the null and the
+# capped policy; each run must succeed, print exactly what the direct run
+# printed, and write nothing on stderr (libpq's default notice processor
+# prints a notice the program's own hook missed there).
+same_as_direct() {
+    local name=$1 policy
+    shift
+    timeout 120 "$@" >"$T/$name.direct" 2>"$T/$name.direct.err" ||
+        fail "$name (direct) failed: $(tail -c 2000 "$T/$name.direct.err")" || return 1
+    assert_eq "" "$(cat "$T/$name.direct.err")" "$name: stderr (direct)" || return 1
+    for policy in null capped; do
+        PQSHIM_POLICY=$policy PQSHIM_LOG="$T/$name.$policy.log" \
+            shimmed timeout 120 "$@" >"$T/$name.$policy" 2>"$T/$name.$policy.err" ||
+            fail "$name ($policy) failed (status $?): $(tail -c 2000 "$T/$name.$policy.err")" ||
+            return 1
+        assert_eq "" "$(cat "$T/$name.$policy.err")" "$name: stderr ($policy)" || return 1
+        diff -u "$T/$name.direct" "$T/$name.$policy" >&2 ||
+            fail "$name: output under $policy differs from direct" || return 1
+    done
+}
+
+# psycopg2 in green mode (asynchronous connects through wait_select), 50
+# rounds of connect, notice, close: each round's notice reaches
+# conn.notices, as directly; under capped the connection is reused.
+test_psycopg2_green_notices() {
+    same_as_direct green "$PYTHON" "$HELPERS/notice_rounds.py" 50 green || return 1
+    assert_eq 50 "$(grep -c "NOTICE:  round" "$T/green.direct")" "notices heard"
+    assert_eq 1 "$(count_events "$T/green.capped.log" connect)" "real connects under capped"
+}
+
+# Blocking and asynchronous opens and reuses in every order: a connection
+# first opened by a blocking connect reused by an asynchronous one and the
+# other way round.
+test_psycopg2_mixed_notices() {
+    same_as_direct mixed "$PYTHON" "$HELPERS/notice_rounds.py" 12 sync,green,green,sync,sync,green ||
+        return 1
+    assert_eq 12 "$(grep -c "NOTICE:  round" "$T/mixed.direct")" "notices heard"
+    assert_eq 1 "$(count_events "$T/mixed.capped.log" connect)" "real connects under capped"
+}
+
+# psycopg 3's notice handlers (a notice receiver), blocking and asyncio
+# connects; with a real ping at each checkout, an asynchronous reuse is
+# made ready in the program's poll loop, after psycopg has set its hooks.
+test_psycopg3_notices() {
+    PQSHIM_PRE_PING=always same_as_direct p3 "$PYTHON" "$HELPERS/notice_rounds_psycopg3.py" 12 sync,async,async,sync ||
+        return 1
+    assert_eq 12 "$(grep -c "'round" "$T/p3.direct")" "notices heard"
+    assert_eq 1 "$(count_events "$T/p3.capped.log" connect)" "real connects under capped"
+}
