@@ -49,6 +49,7 @@ void conn_free(struct shim_conn *sc)
     if (sc->state == CONN_SYNTHETIC)
         atomic_fetch_sub(&synthetic_count, 1);
     free(sc->message);
+    free(sc->view);
     free(sc);
 }
 

@@ -60,6 +60,8 @@ struct shim_conn {
     bool ping_pending;       /* CONN_SETTLING: liveness ping sent */
     bool pinged;             /* CONN_SETTLING: liveness decided */
     struct gate *gate;       /* an async connect started behind a gate */
+    struct view *view;       /* opened behind a gate: what the program
+                                reads of it (view.h; one block) */
     struct retry_state retry;
     bool server_ended;       /* the server said FATAL while we held it */
     char said[256];          /* what it said (for the close line) */

@@ -60,7 +60,10 @@
     X(ctx, R, PQnoticeProcessor, PQsetNoticeProcessor,                         \
       (PGconn *conn, PQnoticeProcessor proc, void *arg), (conn, proc, arg))    \
     X(ctx, R, PQnoticeReceiver, PQsetNoticeReceiver,                           \
-      (PGconn *conn, PQnoticeReceiver proc, void *arg), (conn, proc, arg))
+      (PGconn *conn, PQnoticeReceiver proc, void *arg), (conn, proc, arg))    \
+    X(ctx, R, char *, PQhost, (const PGconn *conn), (conn))                    \
+    X(ctx, R, char *, PQport, (const PGconn *conn), (conn))                    \
+    X(ctx, R, PQconninfoOption *, PQconninfo, (PGconn *conn), (conn))
 
 /* Only called. */
 #define LIBPQ_CALLED(X, ctx)                                                   \
@@ -75,8 +78,6 @@
     X(ctx, R, int, PQisBusy, (PGconn *conn), (conn))                           \
     X(ctx, R, int, PQconsumeInput, (PGconn *conn), (conn))                     \
     X(ctx, R, char *, PQuser, (const PGconn *conn), (conn))                    \
-    X(ctx, R, char *, PQhost, (const PGconn *conn), (conn))                    \
-    X(ctx, R, char *, PQport, (const PGconn *conn), (conn))                    \
     X(ctx, R, char *, PQdb, (const PGconn *conn), (conn))                      \
     X(ctx, R, PQconninfoOption *, PQconndefaults, (void), ())                  \
     X(ctx, R, PQconninfoOption *, PQconninfoParse,                             \

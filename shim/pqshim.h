@@ -6,7 +6,7 @@
  * checks the objects), bottom up:
  *   util, thread, loader, escape, control_path; config; log; real;
  *   target, request, notice; conn; hostlimit_file; settle, hostlimit; pool_count;
- *   pool_wait; pool; gate_socket; cancel, gate, retry; lifecycle_open;
+ *   pool_wait; pool; gate_socket; cancel, gate, retry, view; lifecycle_open;
  *   lifecycle_async; lifecycle; control, commands; init; gotpatch; hooks;
  *   dlsym.
  * A lower module that must reach up is handed a function (hostlimit's

@@ -20,7 +20,7 @@ same_as_direct() {
     timeout 120 "$@" >"$T/$name.direct" 2>"$T/$name.direct.err" ||
         fail "$name (direct) failed: $(tail -c 2000 "$T/$name.direct.err")" || return 1
     assert_eq "" "$(cat "$T/$name.direct.err")" "$name: stderr (direct)" || return 1
-    for policy in null capped; do
+    for policy in ${VIEW_POLICIES:-null capped}; do
         PQSHIM_POLICY=$policy PQSHIM_LOG="$T/$name.$policy.log" \
             shimmed timeout 120 "$@" >"$T/$name.$policy" 2>"$T/$name.$policy.err" ||
             fail "$name ($policy) failed (status $?): $(tail -c 2000 "$T/$name.$policy.err")" ||
@@ -58,4 +58,45 @@ test_psycopg3_notices() {
         return 1
     assert_eq 12 "$(grep -c "'round" "$T/p3.direct")" "notices heard"
     assert_eq 1 "$(count_events "$T/p3.capped.log" connect)" "real connects under capped"
+}
+
+# The connection strings of the comparison: the server of the environment
+# by its Unix socket, and by its loopback address spelled two ways.
+view_conninfos() {
+    CI_SOCKET="application_name=view"
+    CI_IP="host=127.0.0.1 port=$PGPORT application_name=view"
+    CI_NAME="host=localhost port=$PGPORT application_name=view"
+}
+
+# Every way to open a connection, each shown, then finished and opened
+# again (reused under capped) by another way; the same with a gated
+# asynchronous connect that waits for room (cap 1) and a blocking connect
+# that then reuses what it opened.
+test_conn_view_same_as_direct() {
+    view_conninfos
+    local ci
+    for ci in "$CI_SOCKET" "$CI_IP" "$CI_NAME"; do
+        PQSHIM_POOL_SIZE=1 PQSHIM_MAX_OVERFLOW=0 same_as_direct view "$TESTBIN/conn_view" \
+            db a "$ci" show a finish a \
+            params a "$ci" show a finish a \
+            setdb a "$ci" show a finish a \
+            start a "$ci" poll a show a finish a \
+            startparams a "$ci" poll a show a finish a \
+            db a "$ci" start b "$ci" where b finish a poll b show b finish b \
+            db a "$ci" show a reset a show a finish a \
+            start a "$ci" poll a reset a show a finish a \
+            start a "$ci dbname=view_nosuchdb" poll a show a finish a \
+            db a "$ci dbname=view_nosuchdb" show a finish a || return 1
+    done
+}
+
+# psycopg 3's conn.info (get_parameters, host, port, hostaddr) and
+# psycopg2's conn.info and get_dsn_parameters, for blocking and
+# asynchronous connects, each reusing the one before under capped.
+test_psycopg_info_same_as_direct() {
+    view_conninfos
+    local ci
+    for ci in "$CI_SOCKET" "$CI_IP" "$CI_NAME"; do
+        same_as_direct info "$PYTHON" "$HELPERS/conn_view_psycopg.py" "$ci" || return 1
+    done
 }
