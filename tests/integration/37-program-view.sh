@@ -7,6 +7,7 @@
 # through the shim, and the outputs are compared.
 
 . "$ROOT/tests/lib/capped.bash"
+. "$ROOT/tests/lib/reliability.bash"
 
 export PSYCOPG_IMPL=python
 
@@ -98,5 +99,32 @@ test_psycopg_info_same_as_direct() {
     local ci
     for ci in "$CI_SOCKET" "$CI_IP" "$CI_NAME"; do
         same_as_direct info "$PYTHON" "$HELPERS/conn_view_psycopg.py" "$ci" || return 1
+    done
+}
+
+# An asynchronous connect refused by a full server and retried behind the
+# gate (the server lets go after the first retry) reads what a direct
+# connect to the server, no longer full, reads; the same for a blocking
+# connect that then reuses the connection (capped).
+test_conn_view_retried_same_as_direct() {
+    view_conninfos
+    local ci=$CI_IP policy steps
+    for policy in null capped; do
+        steps=(start a "$ci" poll a show a finish a db a "$ci" show a finish a)
+        full_holder_start -1
+        PGUSER=$FULL_ROLE PQSHIM_POLICY=$policy PQSHIM_LOG="$T/retry.$policy.log" \
+            shimmed timeout 60 "$TESTBIN/conn_view" "${steps[@]}" \
+            >"$T/retry.$policy" 2>"$T/retry.$policy.err" &
+        local pid=$!
+        track_pid $pid
+        await_line "$T/retry.$policy.log" 'event=retry .*async=1' 30 || fail "no retry ($policy)" || return 1
+        touch "$T/release"
+        wait_pid $pid 60 || fail "conn_view ($policy) failed: $(cat "$T/retry.$policy.err")" || return 1
+        wait_pid "$HOLDER_PID" 10 || fail "the holder failed: $(cat "$T/holder.out")" || return 1
+        PGUSER=$FULL_ROLE timeout 60 "$TESTBIN/conn_view" "${steps[@]}" >"$T/retry.direct" ||
+            fail "conn_view (direct) failed" || return 1
+        diff -u "$T/retry.direct" "$T/retry.$policy" >&2 ||
+            fail "a retried connect under $policy reads differently from a direct one" || return 1
+        assert_eq "" "$(cat "$T/retry.$policy.err")" "stderr ($policy)" || return 1
     done
 }
