@@ -34,7 +34,8 @@ static void set_view(PGconn *pg, const struct target *t,
     struct shim_conn *sc = pg ? registry_find(pg) : NULL;
     if (!sc || sc->state == CONN_SYNTHETIC)
         return;
-    struct view *v = view_for_request(sc->view, sc->gate != NULL, t, req);
+    struct view *v = view_for_request(sc->view, !sc->reused, sc->gate != NULL,
+                                     t, req);
     free(sc->view);
     sc->view = v;
 }

@@ -17,7 +17,7 @@
 
 struct view {
     bool gated;         /* the PGconn's host list starts with a gate */
-    bool opened_empty;  /* the request that opened it gave empty options */
+    const char *opened; /* "kw\0kw\0\0": given as '' by its opener */
     const char *first_host, *first_port;
     const char *empty;  /* "kw\0kw\0\0": given as '' by this request */
     const char *params; /* the target's options, "kw\0value\0...\0" */
@@ -120,7 +120,16 @@ static const char *keep(char **at, const char *s, size_t len)
     return out;
 }
 
-struct view *view_for_request(const struct view *prev, bool gated,
+/* The length of a "kw\0kw\0\0" list, its end included. */
+static size_t list_len(const char *list)
+{
+    const char *k = list;
+    while (*k)
+        k += strlen(k) + 1;
+    return (size_t)(k - list) + 1;
+}
+
+struct view *view_for_request(const struct view *prev, bool fresh, bool gated,
                               const struct target *t,
                               const struct connect_request *req)
 {
@@ -130,21 +139,26 @@ struct view *view_for_request(const struct view *prev, bool gated,
         elen = 0; /* too many to tell: libpq's answer stays */
     empty[elen++] = '\0';
     gated |= prev && prev->gated;
-    bool opened_empty = prev ? prev->opened_empty : elen > 1;
-    if (!gated && !opened_empty && elen == 1)
+    /* A connection reused without a view was opened by a request that
+     * gave nothing empty. */
+    const char *opened = fresh ? empty : prev ? prev->opened : "";
+    size_t olen = list_len(opened);
+    if (!gated && olen == 1 && elen == 1)
         return NULL;
     size_t plen = params_len(t->params);
-    size_t size = elen + 3 * plen + 8;
+    size_t size = elen + olen + 3 * plen + 8;
     struct view *v = malloc(sizeof *v + size);
     if (!v)
         return NULL;
     atomic_store(&made, true);
     v->gated = gated;
-    v->opened_empty = opened_empty;
     char *at = v->text;
     v->empty = at;
     memcpy(at, empty, elen);
     at += elen;
+    v->opened = at;
+    memcpy(at, opened, olen);
+    at += olen;
     v->params = at;
     memcpy(at, t->params, plen);
     at += plen;
@@ -193,8 +207,21 @@ static void put(PQconninfoOption *o, const char *value)
     o->val = copy;
 }
 
+/* What libpq applies to an option no request gave: the environment's or
+ * its own default. */
+static const char *default_of(PQconninfoOption **defaults, const char *keyword)
+{
+    if (!*defaults)
+        *defaults = real_libpq()->PQconndefaults();
+    for (PQconninfoOption *o = *defaults; o && o->keyword; o++)
+        if (strcmp(o->keyword, keyword) == 0)
+            return o->val;
+    return NULL;
+}
+
 void view_conninfo(const struct view *v, PQconninfoOption *opts)
 {
+    PQconninfoOption *defaults = NULL;
     for (PQconninfoOption *o = opts; o && o->keyword; o++) {
         bool list = !strcmp(o->keyword, "host") || !strcmp(o->keyword, "hostaddr") ||
                     !strcmp(o->keyword, "port");
@@ -202,10 +229,12 @@ void view_conninfo(const struct view *v, PQconninfoOption *opts)
          * have a value in the PGconn, and it stays. */
         if (listed(v->empty, o->keyword) && (!o->val || !*o->val || (v->gated && list)))
             put(o, "");
-        else if ((v->gated && list) ||
-                 (v->opened_empty && o->val && !*o->val)) {
+        else if (v->gated && list) {
             const char *value = param(v->params, o->keyword);
             put(o, *value ? value : NULL);
-        }
+        } else if (listed(v->opened, o->keyword) && o->val && !*o->val)
+            put(o, default_of(&defaults, o->keyword));
     }
+    if (defaults)
+        real_libpq()->PQconninfoFree(defaults);
 }

@@ -22,10 +22,11 @@ struct view;
 
 /* What the program that made req (target t) reads of the connection it
  * got: prev is the connection's view from its previous checkout (or
- * NULL), gated says it was opened behind a gate just now. NULL when
+ * NULL), fresh says req opened it, gated that it was opened behind a
+ * gate just now. NULL when
  * libpq's own answers are right (or out of memory); otherwise malloc'd,
  * one block (free() frees it). */
-struct view *view_for_request(const struct view *prev, bool gated,
+struct view *view_for_request(const struct view *prev, bool fresh, bool gated,
                               const struct target *t,
                               const struct connect_request *req);
 

@@ -89,6 +89,15 @@ test_conn_view_same_as_direct() {
             start a "$ci dbname=view_nosuchdb" poll a show a finish a \
             db a "$ci dbname=view_nosuchdb" show a finish a || return 1
     done
+    # One program, requests that differ in spelling (a host name, its
+    # address) or in an option given as an empty string: a connection
+    # reused by another request reads as that request's own.
+    PQSHIM_POOL_SIZE=1 PQSHIM_MAX_OVERFLOW=0 same_as_direct spelled "$TESTBIN/conn_view" \
+        db a "$CI_IP" finish a db a "$CI_NAME" show a finish a \
+        db a "$CI_IP" finish a start a "$CI_IP hostaddr=''" poll a show a finish a \
+        db a "$CI_IP" show a finish a \
+        db a "postgresql://127.0.0.1:$PGPORT/postgres?application_name=view&hostaddr=" \
+        show a finish a db a "$CI_IP" show a finish a || return 1
 }
 
 # psycopg 3's conn.info (get_parameters, host, port, hostaddr) and
