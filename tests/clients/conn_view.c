@@ -115,6 +115,7 @@ static void show(const char *name, PGconn *c)
     printf("%s db=%s\n", name, shown(PQdb(c)));
     printf("%s user=%s\n", name, shown(PQuser(c)));
     printf("%s options=%s\n", name, shown(PQoptions(c)));
+    printf("%s pass=%s\n", name, shown(PQpass(c))); /* the tests' own */
     printf("%s used_password=%d needs_password=%d\n", name,
            PQconnectionUsedPassword(c), PQconnectionNeedsPassword(c));
     printf("%s error=[%s]\n", name, shown(PQerrorMessage(c)));

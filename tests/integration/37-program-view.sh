@@ -148,3 +148,35 @@ test_conn_view_retried_same_as_direct() {
         assert_eq "" "$(cat "$T/retry.$policy.err")" "stderr ($policy)" || return 1
     done
 }
+
+# A role that needs a password over TCP (a line of its own at the top of
+# the test cluster's pg_hba.conf): connections opened with the password,
+# blocking and asynchronous, then reused, report that they used it; one
+# without it fails as it does directly (needs a password, libpq's message).
+hba_requires_view_password() {
+    ! "$PSQL" -X -w -h 127.0.0.1 -U view_pw -c 'select 1' postgres >/dev/null 2>&1
+}
+
+test_conn_view_password_same_as_direct() {
+    local hba="$CLUSTER_DIR/data/pg_hba.conf"
+    [ -w "$hba" ] || { skip_test "the test cluster's pg_hba.conf is not writable"; return 0; }
+    cp "$hba" "$T/hba.orig"
+    on_exit "cat '$T/hba.orig' >'$hba'; sql 'select pg_reload_conf()'; sql 'drop role if exists view_pw'"
+    sql "drop role if exists view_pw" >/dev/null
+    sql "create role view_pw login password 'view-sesame'" >/dev/null
+    { echo "host all view_pw 127.0.0.1/32 scram-sha-256"; cat "$T/hba.orig"; } >"$hba"
+    sql "select pg_reload_conf()" >/dev/null
+    wait_until 10 hba_requires_view_password || fail "the password line of pg_hba.conf never applied" ||
+        return 1
+    local ci="host=127.0.0.1 port=$PGPORT user=view_pw dbname=postgres application_name=view"
+    PQSHIM_POOL_SIZE=1 PQSHIM_MAX_OVERFLOW=0 same_as_direct pw "$TESTBIN/conn_view" \
+        db a "$ci password=view-sesame" show a finish a \
+        start a "$ci password=view-sesame" poll a show a finish a \
+        db a "$ci password=view-sesame" start b "$ci password=view-sesame" finish a poll b \
+        show b finish b \
+        db a "$ci password=view-sesame" show a finish a \
+        start a "$ci" poll a show a finish a \
+        db a "$ci" show a finish a || return 1
+    assert_contains "$(cat "$T/pw.direct")" "used_password=1" "a connection that used the password"
+    assert_contains "$(cat "$T/pw.direct")" "needs_password=1" "a connection that needs one"
+}
