@@ -121,6 +121,10 @@ const char *gate_unusable(const struct target *t)
      * known (the target keeps none when they are too long). */
     if (!t->params[0])
         return "connection options too long";
+    /* A keyword array cannot say "empty": the environment's value would
+     * be used instead of the one the program set empty. */
+    if (!t->restatable)
+        return "empty option";
     /* Each of these would fail on (or skip past) a local socket, or
      * would be applied differently with an explicit host list. */
     if (*param(t, "requirepeer"))

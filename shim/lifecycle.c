@@ -14,6 +14,7 @@
 #include "pool.h"
 #include "view.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,20 @@
 #ifndef HOST_SHARE
 #define HOST_SHARE 8
 #endif
+
+/* A request the capped pool cannot share: said once per reason. */
+static void not_pooled(const struct target *t)
+{
+    static atomic_bool said_replication, said_attrs;
+    atomic_bool *said = strcmp(t->unpooled, "replication") == 0
+                            ? &said_replication : &said_attrs;
+    if (atomic_exchange(said, true))
+        return;
+    LOG_EVENT(LOG_LVL_INFO, "not_pooled", LF_S("target", t->name),
+              LF_S("reason", t->unpooled),
+              LF_S("effect", "each such connect opens its own server "
+                             "connection and closes it at finish"));
+}
 
 /* What the program will read of the connection it gets (view.h): set
  * before it has the PGconn, for this checkout. */
@@ -56,6 +71,8 @@ PGconn *lifecycle_connect(const struct connect_request *req)
     struct target t;
     if (!target_of(req, &t))
         return open_tracked(req, NULL, NULL, 0);
+    if (config_get()->policy == POLICY_CAPPED && !t.poolable)
+        not_pooled(&t);
     PGconn *pg = connect_target(req, &t);
     set_view(pg, &t, req);
     return pg;

@@ -11,66 +11,9 @@
 #include "pool.h"
 #include "retry.h"
 #include "thread.h"
-#include "target_cache.h"
 
 #include <stdio.h>
 #include <string.h>
-
-/* The request's target; false when it does not parse (libpq will say). */
-static bool target_build(const struct connect_request *req, struct target *t)
-{
-    const struct real_libpq *pq = real_libpq();
-    PQconninfoOption *defaults = pq->PQconndefaults();
-    if (!defaults)
-        return false;
-    bool ok = false;
-    if (req->kind == REQ_CONNINFO) {
-        char *err = NULL;
-        PQconninfoOption *opts = pq->PQconninfoParse(req->conninfo ? req->conninfo : "", &err);
-        if (err)
-            pq->PQfreemem(err);
-        if (opts) {
-            const char *kw[96], *val[96];
-            int n = 0;
-            for (PQconninfoOption *o = opts; o->keyword && n < 95; o++) {
-                if (o->val) {
-                    kw[n] = o->keyword;
-                    val[n++] = o->val;
-                }
-            }
-            kw[n] = val[n] = NULL;
-            ok = target_from_params(t, defaults, kw, val, 0, pq);
-            pq->PQconninfoFree(opts);
-        }
-    } else if (req->kind == REQ_PARAMS) {
-        ok = target_from_params(t, defaults, req->keywords, req->values,
-                                req->expand_dbname, pq);
-    } else {
-        /* PQsetdbLogin: a dbName that is a conninfo string is expanded
-         * first, then the other arguments apply (libpq's documented rule). */
-        const char *kw[] = {"dbname", "host", "port", "options", "user",
-                            "password", NULL};
-        const char *val[] = {req->setdb[4], req->setdb[0], req->setdb[1],
-                             req->setdb[2], req->setdb[5], req->setdb[6], NULL};
-        ok = target_from_params(t, defaults, kw, val, 1, pq);
-    }
-    pq->PQconninfoFree(defaults);
-    return ok;
-}
-
-/* target_build(), remembered: a request seen before costs no parsing. */
-bool target_of(const struct connect_request *req, struct target *t)
-{
-    struct target_request r;
-    bool cacheable = target_request_of(&r, req, real_libpq()->copy);
-    if (cacheable && target_cache_get(&r, t))
-        return true;
-    if (!target_build(req, t))
-        return false;
-    if (cacheable)
-        target_cache_put(&r, t);
-    return true;
-}
 
 static void name_failed(const PGconn *pg, const struct target *t, char *buf,
                         size_t size)

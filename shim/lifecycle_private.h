@@ -7,15 +7,12 @@
 
 #include "conn.h"
 #include "request.h"
-#include "target.h"
+#include "target_resolve.h"
 
 struct pool;
 
 /* ---- lifecycle_open.c: blocking connects ---- */
 
-/* The request's target (parsed once, then remembered); false when it does
- * not parse (libpq will say). */
-bool target_of(const struct connect_request *req, struct target *t);
 void log_checkout(struct shim_conn *sc, bool reused, double wait_ms);
 /* A connect finished (blocking call returned, or poll said OK/FAILED).
  * True: sc is checked out to the program (CONN_OPEN); false: the connect

@@ -255,7 +255,7 @@ struct pool *find_or_create(const struct target *t)
     HASH_ADD_KEYPTR_BYHASHVALUE(hh, pools, p->key, t->key_len, t->key_hashv, p);
     if (pqshim_oom) {
         struct pool *found = NULL;
-        HASH_FIND_STR(pools, t->key, found);
+        HASH_FIND_BYHASHVALUE(hh, pools, t->key, t->key_len, t->key_hashv, found);
         if (found)
             HASH_DEL(pools, found);
         free(p);

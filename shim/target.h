@@ -8,26 +8,44 @@
 
 #define TARGET_KEY_MAX 2048
 #define TARGET_NAME_MAX 512
+#define TARGET_FILES_MAX 2048
 
 struct target {
-    char key[TARGET_KEY_MAX];   /* canonical; password only as a hash */
+    char key[TARGET_KEY_MAX];   /* canonical; secrets only as hashes */
     char name[TARGET_NAME_MAX]; /* user@host:port/dbname, for people */
-    bool poolable;              /* false for replication connections */
-    /* "kw\0value\0...\0": how to open one more (health checks). Holds
-     * the password: kept in memory, never shown. */
+    bool poolable;              /* false: each connect is its own */
+    const char *unpooled;       /* why not poolable (a static word) */
+    /* Every option can be restated as a keyword array (a gate's connect):
+     * false when an option set empty would be taken from the environment
+     * once restated (arrays cannot say "empty"). */
+    bool restatable;
+    /* "kw\0value\0...\0": how to open one more (health checks, gates).
+     * Holds the password: kept in memory, never shown. */
     char params[TARGET_KEY_MAX];
-    /* strlen(key) and uthash's hash of key, computed once with it: a
-     * remembered target finds its pool without hashing the key again. */
+    /* Files libpq may read to authenticate ("path\0...\0"), and whether a
+     * host is reached over TCP (Kerberos, TLS client certificates). */
+    char auth_files[TARGET_FILES_MAX];
+    bool over_tcp;
+    /* strlen(key) and the hash the pools are found by (uthash's of the
+     * key's options, mixed with the identity's: see target_key_append). */
     unsigned key_len, key_hashv;
 };
 
-/* Build a target from keyword/value arrays as PQconnectdbParams takes them.
- * defaults: PQconndefaults() output (environment and built-in defaults).
- * Returns false (and leaves *t undefined) when the arguments do not parse;
- * the caller then passes the call through so libpq reports the error. */
-bool target_from_params(struct target *t, const PQconninfoOption *defaults,
-                        const char *const *keywords, const char *const *values,
-                        int expand_dbname, const struct real_libpq *pq);
+/* Fill t's key, name, params and poolability from opts, libpq's resolved
+ * options of a request (PQconninfo of a connection it made from it), for
+ * libpq copy `copy`. False (t undefined) when out of memory. Leaves
+ * restatable, auth_files and over_tcp to the caller. */
+bool target_from_options(struct target *t, const PQconninfoOption *opts,
+                         int copy);
+
+/* The value of keyword in opts; NULL when unset or unknown. */
+const char *target_option(const PQconninfoOption *opts, const char *keyword);
+
+/* Append suffix to t's key (kept in size by hashing, as any long key);
+ * mix: a hash of suffix. The suffix must have one form, always appended
+ * last (key_hashv is then derived, not recomputed). False, t unchanged,
+ * when out of memory. */
+bool target_key_append(struct target *t, const char *suffix, uint64_t mix);
 
 /* A 64-bit FNV-1a hash (password in keys, host-wide slot regions). */
 uint64_t target_hash(const char *s);

@@ -7,10 +7,12 @@
 #include "pqshim.h"
 #include "escape.h"
 #include "target_cache.h"
+#include "target_resolve.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int failures, cases;
 
@@ -300,19 +302,21 @@ TEST(escape_styles)
 
 static struct real_libpq pq;
 
-static bool target_of(struct target *t, const char *const *kw,
-                      const char *const *val, int expand)
+/* The shim's own binding of the current copy: here, the linked libpq. */
+const struct real_libpq *real_libpq(void) { return &pq; }
+
+static bool target_of_params(struct target *t, const char *const *kw,
+                             const char *const *val, int expand)
 {
-    PQconninfoOption *defaults = PQconndefaults();
-    bool r = target_from_params(t, defaults, kw, val, expand, &pq);
-    PQconninfoFree(defaults);
-    return r;
+    struct connect_request req = {.kind = REQ_PARAMS, .keywords = kw,
+                                  .values = val, .expand_dbname = expand};
+    return target_of(&req, t);
 }
 
 static bool target_of_conninfo(struct target *t, const char *conninfo)
 {
-    const char *kw[] = {"dbname", NULL}, *val[] = {conninfo, NULL};
-    return target_of(t, kw, val, 1);
+    struct connect_request req = {.kind = REQ_CONNINFO, .conninfo = conninfo};
+    return target_of(&req, t);
 }
 
 TEST(target_spellings_agree)
@@ -323,7 +327,7 @@ TEST(target_spellings_agree)
     CHECK(target_of_conninfo(&b, "postgresql://u:s3cret@%2Ftmp:5433/app"));
     const char *kw[] = {"user", "dbname", "port", "host", "password", NULL};
     const char *val[] = {"u", "app", "5433", "/tmp", "s3cret", NULL};
-    CHECK(target_of(&c, kw, val, 0));
+    CHECK(target_of_params(&c, kw, val, 0));
     CHECK(strcmp(a.key, b.key) == 0);
     CHECK(strcmp(a.key, c.key) == 0);
     CHECK(strcmp(a.name, "u@/tmp:5433/app") == 0);
@@ -367,7 +371,7 @@ TEST(target_later_params_override)
     struct target a, b;
     const char *kw[] = {"dbname", "dbname", "user", "user", NULL};
     const char *val[] = {"host=/tmp dbname=first", "second", "u", "", NULL};
-    CHECK(target_of(&a, kw, val, 1));
+    CHECK(target_of_params(&a, kw, val, 1));
     CHECK(target_of_conninfo(&b, "host=/tmp dbname=second user=u"));
     CHECK(strcmp(a.key, b.key) == 0);
     *okp = ok;
@@ -390,7 +394,7 @@ TEST(target_rejects_bad_input)
     bool ok = true;
     struct target t;
     const char *kw[] = {"no_such_keyword", NULL}, *val[] = {"1", NULL};
-    CHECK(!target_of(&t, kw, val, 0));
+    CHECK(!target_of_params(&t, kw, val, 0));
     CHECK(!target_of_conninfo(&t, "host='unterminated"));
     *okp = ok;
 }
@@ -422,6 +426,116 @@ TEST(target_long_keys)
     CHECK(strcmp(a.key, a2.key) == 0);
     CHECK(strcmp(a.key, b.key) != 0);
     CHECK(strcmp(a.name, "u@/tmp:5432/app") == 0);
+    *okp = ok;
+}
+
+/* An empty value in a string or URI is set (the environment's is not
+ * used); in a keyword array it is not. libpq's own reading decides. */
+TEST(target_empty_values_count)
+{
+    bool ok = true;
+    struct target plain, empty_user, uri_empty, arr_empty, db_empty, pw_empty;
+    setenv("PGUSER", "lowpriv", 1);
+    setenv("PGDATABASE", "otherdb", 1);
+    setenv("PGPASSWORD", "from-env", 1);
+    CHECK(target_of_conninfo(&plain, ""));
+    CHECK(target_of_conninfo(&empty_user, "user=''"));
+    CHECK(target_of_conninfo(&uri_empty, "postgresql://?user="));
+    const char *kw[] = {"user", NULL}, *val[] = {"", NULL};
+    CHECK(target_of_params(&arr_empty, kw, val, 0));
+    CHECK(target_of_conninfo(&db_empty, "dbname=''"));
+    CHECK(target_of_conninfo(&pw_empty, "password=''"));
+    unsetenv("PGUSER");
+    unsetenv("PGDATABASE");
+    unsetenv("PGPASSWORD");
+    CHECK(strncmp(plain.name, "lowpriv@", 8) == 0);
+    CHECK(strncmp(empty_user.name, "lowpriv@", 8) != 0);
+    CHECK(strcmp(plain.key, empty_user.key) != 0);
+    CHECK(strcmp(empty_user.key, uri_empty.key) == 0);
+    CHECK(strcmp(plain.key, arr_empty.key) == 0);
+    CHECK(strcmp(plain.key, db_empty.key) != 0);
+    CHECK(strcmp(plain.key, pw_empty.key) != 0);
+    /* Unset and empty are one thing once resolved (psycopg 3 restates an
+     * unset hostaddr as hostaddr=''). */
+    struct target no_addr, empty_addr;
+    CHECK(target_of_conninfo(&no_addr, "host=/tmp"));
+    CHECK(target_of_conninfo(&empty_addr, "host=/tmp hostaddr=''"));
+    CHECK(strcmp(no_addr.key, empty_addr.key) == 0);
+    /* A keyword array cannot restate "password=''" once PGPASSWORD is set. */
+    CHECK(plain.restatable && !pw_empty.restatable);
+    *okp = ok;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+/* What a service names is read from its file at every connect. */
+TEST(target_service_file_is_read)
+{
+    bool ok = true;
+    char path[] = "/tmp/pqshim-unit-svc-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    struct target a, b, c;
+    setenv("PGSERVICEFILE", path, 1);
+    write_file(path, "[svc]\nuser=alice\ndbname=one\n");
+    CHECK(target_of_conninfo(&a, "service=svc host=/tmp"));
+    write_file(path, "[svc]\nuser=bob\ndbname=two\n");
+    CHECK(target_of_conninfo(&b, "service=svc host=/tmp"));
+    write_file(path, "[other]\nuser=bob\n");
+    CHECK(!target_of_conninfo(&c, "service=svc host=/tmp")); /* libpq refuses it */
+    unsetenv("PGSERVICEFILE");
+    unlink(path);
+    CHECK(strcmp(a.name, "alice@/tmp:5432/one") == 0);
+    CHECK(strcmp(b.name, "bob@/tmp:5432/two") == 0);
+    CHECK(strcmp(a.key, b.key) != 0);
+    *okp = ok;
+}
+
+/* The password file's contents are part of the identity, read again
+ * when they change; a password given outright makes it irrelevant. */
+TEST(target_password_file_counts)
+{
+    bool ok = true;
+    char path[] = "/tmp/pqshim-unit-pass-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    struct target a, a2, b, gone, given1, given2;
+    setenv("PGPASSFILE", path, 1);
+    write_file(path, "*:*:*:*:first\n");
+    CHECK(target_of_conninfo(&a, "host=/tmp user=alice"));
+    CHECK(target_of_conninfo(&a2, "host=/tmp user=alice"));
+    CHECK(target_of_conninfo(&given1, "host=/tmp user=alice password=x"));
+    write_file(path, "*:*:*:*:other\n");
+    CHECK(target_of_conninfo(&b, "host=/tmp user=alice"));
+    CHECK(target_of_conninfo(&given2, "host=/tmp user=alice password=x"));
+    unlink(path);
+    CHECK(target_of_conninfo(&gone, "host=/tmp user=alice"));
+    unsetenv("PGPASSFILE");
+    CHECK(strcmp(a.key, a2.key) == 0);
+    CHECK(strcmp(a.key, b.key) != 0);
+    CHECK(strcmp(a.key, gone.key) != 0 && strcmp(b.key, gone.key) != 0);
+    CHECK(strcmp(given1.key, given2.key) == 0);
+    *okp = ok;
+}
+
+/* Checked by libpq against the server at connect time only. */
+TEST(target_session_attrs_not_poolable)
+{
+    bool ok = true;
+    struct target any, rw;
+    CHECK(target_of_conninfo(&any, "host=/tmp target_session_attrs=any"));
+    CHECK(target_of_conninfo(&rw, "host=/tmp target_session_attrs=read-write"));
+    CHECK(any.poolable && !rw.poolable);
+    CHECK(strcmp(rw.unpooled, "target_session_attrs") == 0);
     *okp = ok;
 }
 
@@ -519,6 +633,11 @@ int main(void)
     pq.PQconninfoParse = PQconninfoParse;
     pq.PQconninfoFree = PQconninfoFree;
     pq.PQfreemem = PQfreemem;
+    pq.PQconnectStartParams = PQconnectStartParams;
+    pq.PQconninfo = PQconninfo;
+    pq.PQconndefaults = PQconndefaults;
+    pq.PQstatus = PQstatus;
+    pq.PQfinish = PQfinish;
     RUN(config_defaults);
     RUN(config_valid_values);
     RUN(config_invalid_values_keep_defaults);
@@ -540,6 +659,10 @@ int main(void)
     RUN(target_rejects_bad_input);
     RUN(target_replication_not_poolable);
     RUN(target_long_keys);
+    RUN(target_empty_values_count);
+    RUN(target_service_file_is_read);
+    RUN(target_password_file_counts);
+    RUN(target_session_attrs_not_poolable);
     RUN(target_cache_same_request_same_target);
     RUN(target_cache_sees_environment);
     RUN(target_cache_is_bounded);

@@ -1,0 +1,56 @@
+# identity_steps.py STEP...: one process, one connect per CONNINFO step
+# (psycopg2: PQconnectdb), closed at once; other steps change what libpq
+# reads at connect time: "setenv NAME VALUE", "unsetenv NAME", "write PATH
+# TEXT" (mode 0600; \n for a newline), "copy SRC DST" (mode 0600, by
+# rename), "remove PATH", "seteuid USER|root".
+# Prints per connect "OK session_user database pid=N" or "FAIL error".
+import os, pwd, sys
+import psycopg2
+
+args = sys.argv[1:]
+i = 0
+while i < len(args):
+    a = args[i]
+    if a == "setenv":
+        os.environ[args[i + 1]] = args[i + 2]
+        i += 3
+        continue
+    if a == "unsetenv":
+        os.environ.pop(args[i + 1], None)
+        i += 2
+        continue
+    if a == "write":
+        path, text = args[i + 1], args[i + 2].replace("\\n", "\n")
+        with open(path + ".new", "w") as f:
+            f.write(text)
+        os.chmod(path + ".new", 0o600)
+        os.rename(path + ".new", path)
+        i += 3
+        continue
+    if a == "copy":
+        with open(args[i + 1], "rb") as f:
+            data = f.read()
+        with open(args[i + 2] + ".new", "wb") as f:
+            f.write(data)
+        os.chmod(args[i + 2] + ".new", 0o600)
+        os.rename(args[i + 2] + ".new", args[i + 2])
+        i += 3
+        continue
+    if a == "remove":
+        os.unlink(args[i + 1])
+        i += 2
+        continue
+    if a == "seteuid":
+        os.seteuid(0 if args[i + 1] == "root" else pwd.getpwnam(args[i + 1]).pw_uid)
+        i += 2
+        continue
+    try:
+        c = psycopg2.connect(a)
+        cur = c.cursor()
+        cur.execute("select session_user, current_database(), pg_backend_pid()")
+        user, db, pid = cur.fetchone()
+        print("OK", user, db, "pid=%d" % pid, flush=True)
+        c.close()
+    except psycopg2.OperationalError as e:
+        print("FAIL", " ".join(str(e).split()), flush=True)
+    i += 1
