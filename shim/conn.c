@@ -37,6 +37,7 @@ struct shim_conn *conn_new(PGconn *pg, enum conn_state state, const char *name)
     sc->host_slot = HOST_SLOT_NONE;
     sc->pq = real_libpq(); /* the copy serving the call that opens it */
     sc->started = now_monotonic();
+    notice_init(&sc->notice, pg); /* before the program can set its own */
     snprintf(sc->name, sizeof sc->name, "%s", name ? name : "?");
     return sc;
 }
@@ -48,6 +49,7 @@ void conn_free(struct shim_conn *sc)
     if (sc->state == CONN_SYNTHETIC)
         atomic_fetch_sub(&synthetic_count, 1);
     free(sc->message);
+    free(sc->view);
     free(sc);
 }
 
@@ -154,10 +156,6 @@ void conn_established(struct shim_conn *sc)
     const struct real_libpq *pq = real_libpq();
     PGconn *pg = sc->pg;
     conn_refresh(sc);
-    /* A NULL processor leaves the hook unchanged and returns the current
-     * one: here, libpq's default, which checkout puts back. */
-    sc->default_processor = pq->PQsetNoticeProcessor(pg, NULL, NULL);
-    sc->default_receiver = pq->PQsetNoticeReceiver(pg, NULL, NULL);
     target_name_of(sc->name, sizeof sc->name, pq->PQuser(pg), pq->PQhost(pg),
                    pq->PQport(pg), pq->PQdb(pg));
 }
@@ -181,7 +179,7 @@ static void quiet_receiver(void *arg, const PGresult *res)
 
 static void own_notices(struct shim_conn *sc)
 {
-    real_PQsetNoticeReceiver(sc->pg, quiet_receiver, sc);
+    notice_hold(&sc->notice, sc->pg, quiet_receiver, sc);
 }
 
 /* Wait for input at most until deadline; false on timeout or error. */
@@ -269,7 +267,6 @@ bool conn_clean_for_reuse(struct shim_conn *sc, const char **why)
 
     /* Client side: undo what the previous owner set on the PGconn. */
     pq->PQsetnonblocking(pg, 0);
-    pq->PQsetNoticeProcessor(pg, sc->default_processor, NULL);
     own_notices(sc);
     pq->PQuntrace(pg);
     pq->PQsetErrorVerbosity(pg, PQERRORS_DEFAULT);
@@ -362,10 +359,8 @@ bool conn_alive(struct shim_conn *sc, bool answered)
 
 void conn_give_to_program(struct shim_conn *sc)
 {
-    const struct real_libpq *pq = real_libpq();
     drain_notifications(sc->pg);
-    pq->PQsetNoticeProcessor(sc->pg, sc->default_processor, NULL);
-    pq->PQsetNoticeReceiver(sc->pg, sc->default_receiver, NULL);
+    notice_give(&sc->notice, sc->pg);
 }
 
 /* How long a close waits for a reset still in flight (settle_reset). */

@@ -8,6 +8,7 @@
 #define PQSHIM_CONN_H
 
 #include "config.h"
+#include "notice.h"
 #include "real.h"
 #include "target.h"
 
@@ -59,6 +60,8 @@ struct shim_conn {
     bool ping_pending;       /* CONN_SETTLING: liveness ping sent */
     bool pinged;             /* CONN_SETTLING: liveness decided */
     struct gate *gate;       /* an async connect started behind a gate */
+    struct view *view;       /* opened behind a gate: what the program
+                                reads of it (view.h; one block) */
     struct retry_state retry;
     bool server_ended;       /* the server said FATAL while we held it */
     char said[256];          /* what it said (for the close line) */
@@ -73,8 +76,7 @@ struct shim_conn {
     char name[TARGET_NAME_MAX];
     char *message;           /* CONN_SYNTHETIC: the error text */
     const char *close_reason;/* set when the janitor or exit takes it */
-    PQnoticeProcessor default_processor;
-    PQnoticeReceiver default_receiver;
+    struct notice_hooks notice; /* the program's, or the shim's while held */
     const struct real_libpq *pq; /* the libpq copy that opened it */
     struct shim_conn *next;  /* idle list link */
     UT_hash_handle hh;

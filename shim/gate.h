@@ -66,6 +66,10 @@ void gate_take_slots(struct gate *g, struct pool **pool, int *host_slot);
  * the gate's own message when it failed the connect. */
 char *gate_error_message(struct gate *g, const char *libpq_message);
 
+/* Is host (an entry as PQhost reports it) the directory of this
+ * process's gates? */
+bool gate_is_host(const char *host);
+
 /* Does any gate exist in this process? (A cheap test for the hooks.) */
 bool gate_any(void);
 

@@ -60,6 +60,12 @@ bool gate_ensure_dir(void)
     return false;
 }
 
+bool gate_is_host(const char *host)
+{
+    return host && gate_dir[0] && gate_dir_pid == pqshim_pid &&
+           strcmp(host, gate_dir) == 0;
+}
+
 static void socket_path(char *buf, size_t size, int port)
 {
     snprintf(buf, size, "%s/.s.PGSQL.%d", gate_dir, port);

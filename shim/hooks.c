@@ -13,6 +13,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "thread.h"
+#include "view.h"
 
 #include <string.h>
 
@@ -296,6 +297,76 @@ static void hook_PQtrace(PGconn *conn, FILE *debug_port)
             sc->unsafe = true;
     }
     real(conn, debug_port);
+}
+
+/* The program's notice hooks on a connection the shim still holds (made
+ * ready in the program's poll loop) are kept until it is handed over. */
+static PQnoticeProcessor hook_PQsetNoticeProcessor(PGconn *conn,
+                                                   PQnoticeProcessor proc,
+                                                   void *arg)
+{
+    REAL_FN(PQsetNoticeProcessor) real = REAL(PQsetNoticeProcessor);
+    if (!real)
+        return NULL;
+    struct shim_conn *sc = hook_depth == 0 && conn && shim_active()
+                               ? registry_find(conn) : NULL;
+    return sc ? notice_set_processor(&sc->notice, conn, proc, arg)
+              : real(conn, proc, arg);
+}
+
+static PQnoticeReceiver hook_PQsetNoticeReceiver(PGconn *conn,
+                                                 PQnoticeReceiver proc,
+                                                 void *arg)
+{
+    REAL_FN(PQsetNoticeReceiver) real = REAL(PQsetNoticeReceiver);
+    if (!real)
+        return NULL;
+    struct shim_conn *sc = hook_depth == 0 && conn && shim_active()
+                               ? registry_find(conn) : NULL;
+    return sc ? notice_set_receiver(&sc->notice, conn, proc, arg)
+              : real(conn, proc, arg);
+}
+
+/* A connection opened behind a gate lists the gate first in its host,
+ * hostaddr and port (view.h): the program reads its own lists. */
+static const struct view *gated_view(const PGconn *conn)
+{
+    if (hook_depth > 0 || !conn || !view_any() || !shim_active())
+        return NULL;
+    struct shim_conn *sc = registry_find(conn);
+    return sc ? sc->view : NULL;
+}
+
+static char *hook_PQhost(const PGconn *conn)
+{
+    REAL_FN(PQhost) real = REAL(PQhost);
+    if (!real)
+        return NULL;
+    char *host = real(conn);
+    const struct view *v = gated_view(conn);
+    return v ? (char *)view_host(v, host) : host;
+}
+
+static char *hook_PQport(const PGconn *conn)
+{
+    REAL_FN(PQport) real = REAL(PQport);
+    if (!real)
+        return NULL;
+    char *port = real(conn);
+    const struct view *v = gated_view(conn);
+    return v ? (char *)view_port(v, real_PQhost(conn), port) : port;
+}
+
+static PQconninfoOption *hook_PQconninfo(PGconn *conn)
+{
+    REAL_FN(PQconninfo) real = REAL(PQconninfo);
+    if (!real)
+        return NULL;
+    PQconninfoOption *opts = real(conn);
+    const struct view *v = gated_view(conn);
+    if (v)
+        view_conninfo(v, opts);
+    return opts;
 }
 
 /*

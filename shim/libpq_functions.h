@@ -67,7 +67,14 @@ PGcancelConn *PQcancelCreate(PGconn *conn);
     X(ctx, R, int, PQrequestCancel, (PGconn *conn), (conn))                    \
     X(ctx, R, int, PQexitPipelineMode, (PGconn *conn), (conn))                 \
     X(ctx, V, void, PQtrace, (PGconn *conn, FILE *debug_port),                 \
-      (conn, debug_port))
+      (conn, debug_port))                                                      \
+    X(ctx, R, PQnoticeProcessor, PQsetNoticeProcessor,                         \
+      (PGconn *conn, PQnoticeProcessor proc, void *arg), (conn, proc, arg))    \
+    X(ctx, R, PQnoticeReceiver, PQsetNoticeReceiver,                           \
+      (PGconn *conn, PQnoticeReceiver proc, void *arg), (conn, proc, arg))    \
+    X(ctx, R, char *, PQhost, (const PGconn *conn), (conn))                    \
+    X(ctx, R, char *, PQport, (const PGconn *conn), (conn))                    \
+    X(ctx, R, PQconninfoOption *, PQconninfo, (PGconn *conn), (conn))
 
 /* Intercepted when the libpq copy has them (a newer libpq than some
  * hosts load): bound without a warning when missing. PQcancelCreate is
@@ -90,11 +97,8 @@ PGcancelConn *PQcancelCreate(PGconn *conn);
     X(ctx, R, int, PQisBusy, (PGconn *conn), (conn))                           \
     X(ctx, R, int, PQconsumeInput, (PGconn *conn), (conn))                     \
     X(ctx, R, char *, PQuser, (const PGconn *conn), (conn))                    \
-    X(ctx, R, char *, PQhost, (const PGconn *conn), (conn))                    \
-    X(ctx, R, char *, PQport, (const PGconn *conn), (conn))                    \
     X(ctx, R, char *, PQdb, (const PGconn *conn), (conn))                      \
     X(ctx, R, PQconninfoOption *, PQconndefaults, (void), ())                  \
-    X(ctx, R, PQconninfoOption *, PQconninfo, (PGconn *conn), (conn))         \
     X(ctx, R, PQconninfoOption *, PQconninfoParse,                             \
       (const char *conninfo, char **errmsg), (conninfo, errmsg))               \
     X(ctx, V, void, PQconninfoFree, (PQconninfoOption *connOptions),           \
@@ -108,10 +112,6 @@ PGcancelConn *PQcancelCreate(PGconn *conn);
     X(ctx, R, ExecStatusType, PQresultStatus, (const PGresult *res), (res))    \
     X(ctx, V, void, PQclear, (PGresult *res), (res))                           \
     X(ctx, R, int, PQsetnonblocking, (PGconn *conn, int arg), (conn, arg))     \
-    X(ctx, R, PQnoticeProcessor, PQsetNoticeProcessor,                         \
-      (PGconn *conn, PQnoticeProcessor proc, void *arg), (conn, proc, arg))    \
-    X(ctx, R, PQnoticeReceiver, PQsetNoticeReceiver,                           \
-      (PGconn *conn, PQnoticeReceiver proc, void *arg), (conn, proc, arg))     \
     X(ctx, V, void, PQuntrace, (PGconn *conn), (conn))                         \
     X(ctx, R, PGnotify *, PQnotifies, (PGconn *conn), (conn))                  \
     X(ctx, R, PGVerbosity, PQsetErrorVerbosity,                                \

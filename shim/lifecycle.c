@@ -12,8 +12,10 @@
 #include "hostlimit.h"
 #include "log.h"
 #include "pool.h"
+#include "view.h"
 
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 
@@ -39,6 +41,31 @@ static void not_pooled(const struct target *t)
                              "connection and closes it at finish"));
 }
 
+/* What the program will read of the connection it gets (view.h): set
+ * before it has the PGconn, for this checkout. */
+static void set_view(PGconn *pg, const struct target *t,
+                     const struct connect_request *req)
+{
+    struct shim_conn *sc = pg ? registry_find(pg) : NULL;
+    if (!sc || sc->state == CONN_SYNTHETIC)
+        return;
+    struct view *v = view_for_request(sc->view, !sc->reused, sc->gate != NULL,
+                                     t, req);
+    free(sc->view);
+    sc->view = v;
+}
+
+static PGconn *connect_target(const struct connect_request *req,
+                              const struct target *t)
+{
+    if (config_get()->policy == POLICY_CAPPED && t->poolable)
+        return req->async ? async_capped(req, t) : capped_connect(req, t);
+    /* Null policy: counted per target, never capped. */
+    if (req->async)
+        return async_open(req, pool_reserve_uncapped(t), t);
+    return open_tracked(req, pool_reserve_uncapped(t), t, 0);
+}
+
 PGconn *lifecycle_connect(const struct connect_request *req)
 {
     struct target t;
@@ -46,12 +73,9 @@ PGconn *lifecycle_connect(const struct connect_request *req)
         return open_tracked(req, NULL, NULL, 0);
     if (config_get()->policy == POLICY_CAPPED && !t.poolable)
         not_pooled(&t);
-    if (config_get()->policy == POLICY_CAPPED && t.poolable)
-        return req->async ? async_capped(req, &t) : capped_connect(req, &t);
-    /* Null policy: counted per target, never capped. */
-    if (req->async)
-        return async_open(req, pool_reserve_uncapped(&t), &t);
-    return open_tracked(req, pool_reserve_uncapped(&t), &t, 0);
+    PGconn *pg = connect_target(req, &t);
+    set_view(pg, &t, req);
+    return pg;
 }
 
 void lifecycle_finish(PGconn *pg)

@@ -5,8 +5,8 @@
  * Modules are layered; each calls only modules below it (make callgraph
  * checks the objects), bottom up:
  *   util, thread, loader, escape, control_path; config; log; real;
- *   target, request; conn; hostlimit_file; settle, hostlimit; pool_count;
- *   pool_wait; pool; gate_socket; cancel, gate, retry; lifecycle_open;
+ *   target, request, notice; conn; hostlimit_file; settle, hostlimit; pool_count;
+ *   pool_wait; pool; gate_socket; cancel, gate, retry, view; lifecycle_open;
  *   lifecycle_async; lifecycle; control, commands; init; gotpatch; hooks;
  *   dlsym.
  * A lower module that must reach up is handed a function (hostlimit's
@@ -34,6 +34,7 @@
 #include "real.h"
 #include "target.h"
 #include "target_cache.h"
+#include "notice.h"
 #include "conn.h"
 #include "cancel.h"
 #include "settle.h"

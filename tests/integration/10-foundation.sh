@@ -353,7 +353,8 @@ test_exported_symbols_allowlist() {
     want=$(printf '%s\n' PQconnectdb PQconnectdbParams PQsetdbLogin PQconnectStart \
         PQconnectStartParams PQconnectPoll PQfinish PQreset PQresetStart PQresetPoll \
         PQping PQpingParams PQregisterEventProc PQerrorMessage PQgetCancel PQcancel \
-        PQfreeCancel PQrequestCancel PQexitPipelineMode PQtrace PQcancelCreate dlsym dlopen | sort)
+        PQfreeCancel PQrequestCancel PQexitPipelineMode PQtrace PQcancelCreate \
+        PQsetNoticeProcessor PQsetNoticeReceiver PQhost PQport PQconninfo dlsym dlopen | sort)
     got=$(nm -D --defined-only "$SHIM" | awk 'NF == 3 { print $3 }' | sed 's/@.*//' | sort)
     assert_eq "$want" "$got" "symbols exported by $SHIM"
     # The hooked rows of the list of libpq functions are what is exported.
