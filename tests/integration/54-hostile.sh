@@ -260,6 +260,71 @@ time.sleep(30)' "$f" >"$T/locker.out" 2>&1 &
     assert_file_contains "$T/blocked.log" "pid=$locker" "log names the locker"
 }
 
+# shared_limit_file FILE: a host limit file its group (the attacker's)
+# shares, as PQSHIM_HOST_LIMIT_SHARED=group asks: mode 0660.
+shared_limit_file() {
+    : >"$1"
+    chmod 0660 "$1"
+    chgrp "$(id -gn $ATTACKER)" "$1"
+}
+
+# A member truncates the shared file while a process has it mapped: the
+# process connects again instead of dying of SIGBUS (a page of a mapping
+# past the end of its file faults), says so in one line, gives the file
+# its size back, and the limit still holds.
+test_host_limit_file_truncated_while_in_use() {
+    need_root_tools || return 0
+    local f="$T/limit"
+    shared_limit_file "$f"
+    printf '%s\n' "connect 0" "finish 0" "echo mapped" "wait $T/truncated" \
+        "connect 1" "exec 1 select 1" "connect 2" "connect 3" "finish 1" "finish 2" >"$T/script"
+    PQSHIM_HOST_LIMIT=2 PQSHIM_POOL_TIMEOUT=1 PQSHIM_HOST_LIMIT_FILE=$f PQSHIM_HOST_LIMIT_SHARED=group \
+        PQSHIM_LOG=$T/shim.log shimmed "$TESTBIN/pool_script" <"$T/script" >"$T/out" 2>&1 &
+    local victim=$!
+    track_pid "$victim"
+    wait_until 20 grep -qs '^mapped' "$T/out" || fail "the process did not map the file: $(cat "$T/out")"
+    local size
+    size=$(stat -c %s "$f")
+    as "$ATTACKER" truncate -s 0 "$f" || fail "the member could not truncate the file"
+    touch "$T/truncated"
+    wait_pid "$victim" 30 || fail "the process did not end well after the truncation: $(cat "$T/out")"
+    cat "$T/out" "$T/shim.log"
+    assert_file_contains "$T/out" "connect 1 ok" "connect after the truncation"
+    assert_file_contains "$T/out" "exec 1 ok 1" "query after the truncation"
+    assert_file_contains "$T/out" "connect 3 bad" "the limit of 2 still holds"
+    assert_file_contains "$T/out" "host limit of 2 connections reached" "the refusal names the limit"
+    assert_eq 1 "$(count_events "$T/shim.log" host_limit_repaired)" "host_limit_repaired lines"
+    assert_file_contains "$T/shim.log" "damage=\"it shrank while in use; given its full size again\"" "the line says what happened"
+    assert_eq 0 "$(count_events "$T/shim.log" host_limit_unavailable)" "host_limit_unavailable lines"
+    assert_eq "$size" "$(stat -c %s "$f")" "the file's size"
+}
+
+# A member writes 8 bytes over the start of the shared file: the next
+# process rewrites the header (one line) and applies the limit, instead of
+# taking the file for somebody else's and running without it.
+test_host_limit_file_header_overwritten() {
+    need_root_tools || return 0
+    local f="$T/limit"
+    shared_limit_file "$f"
+    export PQSHIM_HOST_LIMIT=2 PQSHIM_POOL_TIMEOUT=1 PQSHIM_HOST_LIMIT_FILE=$f PQSHIM_HOST_LIMIT_SHARED=group
+    PQSHIM_LOG=$T/first.log shimmed "$PSQL" -X -A -t -c 'select 1' >"$T/out" 2>&1 || fail "psql: $(cat "$T/out")"
+    local size
+    size=$(stat -c %s "$f")
+    printf 'GARBAGE!' | as "$ATTACKER" dd of="$f" bs=8 count=1 conv=notrunc status=none ||
+        fail "the member could not write the file"
+    printf '%s\n' "connect 1" "connect 2" "connect 3" "finish 1" "finish 2" |
+        PQSHIM_LOG=$T/shim.log shimmed timeout 30 "$TESTBIN/pool_script" >"$T/out" 2>&1 ||
+        fail "pool_script: $(cat "$T/out")"
+    cat "$T/out" "$T/shim.log"
+    assert_file_contains "$T/out" "connect 2 ok" "connections within the limit"
+    assert_file_contains "$T/out" "connect 3 bad" "the limit of 2 holds"
+    assert_file_contains "$T/out" "host limit of 2 connections reached" "the refusal names the limit"
+    assert_eq 1 "$(count_events "$T/shim.log" host_limit_repaired)" "host_limit_repaired lines"
+    assert_file_contains "$T/shim.log" "damage=\"its header was overwritten; rewritten\"" "the line says what happened"
+    assert_eq 0 "$(count_events "$T/shim.log" host_limit_unavailable)" "host_limit_unavailable lines"
+    assert_eq "$size" "$(stat -c %s "$f")" "the file's size"
+}
+
 # ---- the control socket ----------------------------------------------------------------
 
 # The socket gets its mode without a path: no chmod by name (a rename race
