@@ -72,9 +72,15 @@ static int private_dir(const char *dir, const char **why, int *err)
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (dfd < 0) {
         *err = errno;
-        *why = errno == ELOOP || errno == ENOTDIR
-                   ? "the directory is a symbolic link or another kind of file, made by someone else"
-                   : "cannot open the directory";
+        struct stat st;
+        if (lstat(dir, &st) == 0 && st.st_uid != geteuid()) {
+            *err = 0; /* mode 0700, say: we may not even look inside */
+            *why = "owned by another user, who made it first";
+        } else {
+            *why = *err == ELOOP || *err == ENOTDIR
+                       ? "a symbolic link or another kind of file"
+                       : "cannot open the directory";
+        }
         return -1;
     }
     *why = dir_refused(dfd);

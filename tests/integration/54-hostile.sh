@@ -325,6 +325,82 @@ test_host_limit_file_header_overwritten() {
     assert_eq "$size" "$(stat -c %s "$f")" "the file's size"
 }
 
+# victim_pair: two processes of the victim with the default host limit
+# file and a limit of 1, one started without XDG_RUNTIME_DIR (as cron
+# does) and one with it (a login shell): the first holds the slot, the
+# second must time out on it. Their output in $T/a.out, $T/b.out, their
+# logs in $T/a.log, $T/b.log.
+victim_pair() {
+    local f
+    for f in a.log b.log; do install -o "$VICTIM" -m 0600 /dev/null "$T/$f"; done
+    mkdir -p "$T/run"
+    chown "$VICTIM" "$T/run"
+    rm -f "$T/done"
+    printf '%s\n' "connect 0" "echo holding" "wait $T/done" "finish 0" |
+        env -u PQSHIM_HOST_LIMIT_FILE -u XDG_RUNTIME_DIR PQSHIM_HOST_LIMIT=1 PQSHIM_LOG="$T/a.log" \
+            $(as_cmd "$VICTIM") env LD_PRELOAD="$SHIM_PRELOAD" "$TESTBIN/pool_script" >"$T/a.out" 2>&1 &
+    local holder=$!
+    track_pid "$holder"
+    wait_until 20 grep -qs '^holding' "$T/a.out" || fail "the first process did not connect: $(cat "$T/a.out")"
+    printf '%s\n' "connect 1" "finish 1" |
+        env -u PQSHIM_HOST_LIMIT_FILE XDG_RUNTIME_DIR="$T/run" PQSHIM_HOST_LIMIT=1 PQSHIM_POOL_TIMEOUT=1 \
+            PQSHIM_LOG="$T/b.log" $(as_cmd "$VICTIM") env LD_PRELOAD="$SHIM_PRELOAD" \
+            timeout 30 "$TESTBIN/pool_script" >"$T/b.out" 2>&1 || fail "second process: $(cat "$T/b.out")"
+    touch "$T/done"
+    wait_pid "$holder" 30 || fail "the first process did not end well: $(cat "$T/a.out")"
+    cat "$T/a.out" "$T/b.out" "$T/a.log" "$T/b.log"
+    assert_file_contains "$T/b.out" "connect 1 bad" "the second process waits for the first one's slot"
+    assert_file_contains "$T/b.out" "host limit of 1 connections reached" "the refusal names the limit"
+    assert_eq 0 "$(cat "$T/a.log" "$T/b.log" | count_events /dev/stdin host_limit_unavailable)" \
+        "host_limit_unavailable lines"
+}
+
+# The default host limit file is in a directory of the user's own,
+# /tmp/pqshim-UID (mode 0700), that every process of the user finds
+# whatever its environment.
+test_default_host_limit_file_in_private_dir() {
+    need_root_tools || return 0
+    need_victim || return 0
+    local dir="/tmp/pqshim-$(id -u $VICTIM)"
+    rm -rf "$dir"
+    on_exit "rm -rf $dir"
+    victim_pair || return 1
+    assert_eq "700 $VICTIM" "$(stat -c '%a %U' "$dir")" "the directory's mode and owner"
+    assert_eq "600 $VICTIM" "$(stat -c '%a %U' "$dir/hostlimit")" "the file's mode and owner"
+    assert_file_contains "$T/b.out" "shared through $dir/hostlimit" "the refusal names the file"
+}
+
+# The attacker takes the victim's default places in /tmp first: the old
+# file name (/tmp/pqshim-hostlimit-UID) and the private directory
+# (/tmp/pqshim-UID). The victim's processes use neither and do not run
+# unlimited: they share a file in the victim's home directory, said once
+# by the process that made it.
+test_planted_default_host_limit_place_not_taken() {
+    need_root_tools || return 0
+    need_victim || return 0
+    local vuid home old_home
+    vuid=$(id -u $VICTIM)
+    home="$T/victim-home"
+    mkdir "$home"
+    chown "$VICTIM" "$home"
+    chmod 0700 "$home"
+    old_home=$(getent passwd "$VICTIM" | cut -d: -f6)
+    usermod -d "$home" "$VICTIM" || { fail "cannot set the victim's home"; return 1; }
+    on_exit "usermod -d '$old_home' $VICTIM"
+    rm -rf "/tmp/pqshim-hostlimit-$vuid" "/tmp/pqshim-$vuid"
+    on_exit "rm -rf /tmp/pqshim-hostlimit-$vuid /tmp/pqshim-$vuid"
+    as "$ATTACKER" sh -c "umask 077; : >/tmp/pqshim-hostlimit-$vuid; mkdir /tmp/pqshim-$vuid" ||
+        fail "the attacker could not plant"
+    victim_pair || return 1
+    assert_file_contains "$T/b.out" "shared through $home/.pqshim-hostlimit" "the refusal names the file"
+    assert_eq "600 $VICTIM" "$(stat -c '%a %U' "$home/.pqshim-hostlimit")" "the file's mode and owner"
+    assert_eq 1 "$(count_events "$T/a.log" host_limit_fallback)" "host_limit_fallback lines of the first process"
+    assert_file_contains "$T/a.log" "dir=/tmp/pqshim-$vuid error=\"owned by another user, who made it first\" file=$home/.pqshim-hostlimit" "the line"
+    assert_eq 0 "$(count_events "$T/b.log" host_limit_fallback)" "host_limit_fallback lines of the second process"
+    assert_eq "0 $ATTACKER" "$(stat -c '%s %U' "/tmp/pqshim-hostlimit-$vuid")" "the planted file, untouched"
+    assert_eq "" "$(ls -A "/tmp/pqshim-$vuid")" "the planted directory, untouched"
+}
+
 # ---- the control socket ----------------------------------------------------------------
 
 # The socket gets its mode without a path: no chmod by name (a rename race
