@@ -285,3 +285,26 @@ test_exit_closes_idle_connections() {
     assert_not_contains "$log" "unexpected EOF" "server log"
     assert_not_contains "$log" "could not receive data" "server log"
 }
+
+# A fork storm: one thread forks again and again while four others
+# connect, check in and log (into a log file that cannot be opened, so
+# that every line takes the log's open lock), and another loads, calls and
+# unloads a plugin linked to libpq (its relocation slots rewritten under
+# the rewrite lock at each load). Each child connects, queries and exits
+# (the shim's exit work included) within 10 s: no child inherits a lock
+# that a thread it lacks held at the fork.
+test_fork_storm_children_never_deadlock() {
+    local rc=0 out
+    PQSHIM_LOG_LEVEL=debug PQSHIM_LOG="$T/missing/shim.log" PQSHIM_CONTROL="$T/ctl-%p.sock" \
+        shimmed timeout -k 5 150 "$TESTBIN/fork_storm" -s 8 -c 4 -m "$TESTBIN/libpqmod.so" \
+        >"$T/out" 2>"$T/err" || rc=$?
+    out=$(cat "$T/out")
+    echo "$out"
+    [ "$rc" = 0 ] || fail "fork_storm exited with $rc: $out $(tail -c 2000 "$T/err")"
+    assert_contains "$out" " hung=0 " "children deadlocked"
+    assert_contains "$out" " failed=0 " "children that failed"
+    assert_ge 20 "$(line_value "$T/out" '^forks=([0-9]+)')" "children forked"
+    assert_ge 100 "$(line_value "$T/out" '^.* connects=([0-9]+)')" "connect cycles of the parent's threads"
+    assert_ge 10 "$(line_value "$T/out" '^.* loads=([0-9]+)')" "plugin loads"
+    assert_ge 1 "$(count_events "$T/err" log_file_unavailable)" "lines go to stderr (each one tried the file)"
+}
