@@ -1,8 +1,9 @@
 /*
  * fork_storm — one thread forks again and again while others keep the
  * shim busy: connecting, checking in and logging (-c threads), and
- * loading, calling and unloading a plugin linked to libpq (-m PLUGIN,
- * tests/lib/pqmod.c: its relocation slots are rewritten at each load).
+ * loading, looking up a symbol of and unloading a plugin linked to libpq
+ * (-m PLUGIN, tests/lib/pqmod.c: the lookup makes the shim rewrite its
+ * relocation slots).
  * Each child connects, runs a query, finishes and exits; a child that
  * has not exited within 10 s is taken for deadlocked, killed and counted
  * (with FORK_STORM_GDB set, gdb prints its stacks to stderr first).
