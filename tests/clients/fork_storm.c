@@ -4,9 +4,9 @@
  * loading, looking up a symbol of and unloading a plugin linked to libpq
  * (-m PLUGIN, tests/lib/pqmod.c: the lookup makes the shim rewrite its
  * relocation slots).
- * Each child connects, runs a query, finishes and exits; a child that
+ * Each child connects, runs a query, finishes and _exits; a child that
  * has not exited within 10 s is taken for deadlocked, killed and counted
- * (with FORK_STORM_GDB set, gdb prints its stacks to stderr first).
+ * (with FORK_STORM_GDB=FILE, gdb appends its stacks to FILE first).
  *
  *   fork_storm [-s SECONDS] [-c THREADS] [-m PLUGIN]
  *
@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -97,9 +98,11 @@ static int reap(pid_t child)
             return 1;
         usleep(1000);
     }
-    if (getenv("FORK_STORM_GDB")) { /* where it hangs, on stderr */
-        char cmd[128];
-        snprintf(cmd, sizeof cmd, "gdb -batch -p %d -ex 'thread apply all bt' 1>&2", (int)child);
+    const char *stacks = getenv("FORK_STORM_GDB");
+    if (stacks && stacks[0] == '/' && !strchr(stacks, '\'')) { /* where it hangs */
+        char cmd[4200];
+        snprintf(cmd, sizeof cmd, "gdb -batch -p %d -ex 'thread apply all bt' >>'%s' 2>&1",
+                 (int)child, stacks);
         if (system(cmd) != 0)
             fprintf(stderr, "child %d: gdb failed\n", (int)child);
     }
@@ -143,8 +146,11 @@ int main(int argc, char **argv)
     while (now_s() < end) {
         double t0 = now_s();
         pid_t child = fork();
+        /* _exit: a child of a threaded process may not run exit handlers
+         * (glibc's exit lock may have been held at the fork, by a thread
+         * in dlclose), with or without the shim. */
         if (child == 0)
-            exit(connect_and_query() ? 0 : 1); /* the shim's exit work too */
+            _exit(connect_and_query() ? 0 : 1);
         if (child < 0) {
             failed++;
             break;

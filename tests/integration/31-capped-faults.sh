@@ -291,9 +291,9 @@ test_exit_closes_idle_connections() {
 # that every line takes the log's open lock), and another loads and
 # unloads a plugin linked to libpq (its relocation slots rewritten under
 # the rewrite lock, the dynamic loader's own lock taken and released).
-# Each child connects, queries and exits (the shim's exit work included)
-# within 10 s: no child inherits a lock that a thread it lacks held at the
-# fork, and none waits for the loader's.
+# Each child connects, queries, finishes and exits within 10 s: no child
+# inherits a lock that a thread it lacks held at the fork, and none waits
+# for the loader's.
 test_fork_storm_children_never_deadlock() {
     local rc=0 out
     PQSHIM_LOG_LEVEL=debug PQSHIM_LOG="$T/missing/shim.log" PQSHIM_CONTROL="$T/ctl-%p.sock" \
