@@ -265,8 +265,11 @@ static int collect_module(struct dl_phdr_info *info, size_t size, void *data)
     return 0;
 }
 
+/* A module is found by its name, as listed: the loader's own records
+ * (link_map) are written under its lock, which ThreadSanitizer cannot see,
+ * while what dl_iterate_phdr hands a callback is known to be settled. */
 struct find {
-    ElfW(Addr) base;
+    const char *name;
     struct module *m;
     bool found;
 };
@@ -275,7 +278,7 @@ static int find_module(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
     struct find *f = data;
-    if (info->dlpi_addr != f->base)
+    if (!info->dlpi_name || strcmp(info->dlpi_name, f->name) != 0)
         return 0;
     read_headers(info, f->m);
     f->found = true;
@@ -436,14 +439,10 @@ static bool patch_module(const char *name, struct range *r)
     if (!h)
         return false; /* gone since we listed it */
     /* The handle keeps the module mapped while we work on it. */
-    struct link_map *lm = NULL;
     struct module m;
-    struct find f = {.m = &m};
-    if (dlinfo(h, RTLD_DI_LINKMAP, &lm) == 0 && lm) {
-        f.base = lm->l_addr;
-        dl_iterate_phdr(find_module, &f);
-        m.deepbind = was_deepbind(name);
-    }
+    struct find f = {.name = name, .m = &m};
+    dl_iterate_phdr(find_module, &f);
+    m.deepbind = was_deepbind(name);
     struct write *w = f.found ? calloc(MAX_SLOTS, sizeof *w) : NULL;
     int n = w ? plan_module(h, &m, w) : 0, done = 0;
     if (f.found && m.copy > 0 && m.lo < m.hi) {

@@ -296,7 +296,15 @@ test_exit_closes_idle_connections() {
 # for the loader's.
 test_fork_storm_children_never_deadlock() {
     local rc=0 out
-    PQSHIM_LOG_LEVEL=debug PQSHIM_LOG="$T/missing/shim.log" PQSHIM_CONTROL="$T/ctl-%p.sock" \
+    export PQSHIM_CONTROL="$T/ctl-%p.sock"
+    # ThreadSanitizer loses track of a child that starts threads (the
+    # control socket's, the pool's janitor) after a fork of a process with
+    # many ("dup thread with used id"): there, children start none.
+    if [ "${TEST_SANITIZER:-}" = tsan ]; then
+        unset PQSHIM_CONTROL
+        export PQSHIM_POLICY=null
+    fi
+    PQSHIM_LOG_LEVEL=debug PQSHIM_LOG="$T/missing/shim.log" \
         shimmed timeout -k 5 150 "$TESTBIN/fork_storm" -s 8 -c 4 -m "$TESTBIN/libpqmod.so" \
         >"$T/out" 2>"$T/err" || rc=$?
     out=$(cat "$T/out")
