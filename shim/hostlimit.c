@@ -429,5 +429,5 @@ void hostlimit_forget_after_fork(void)
     for (int w = 0; w < HL_WAITERS; w++)
         atomic_store(&entry_gift[w], NULL);
     watcher_started = false;
-    pthread_mutex_init(&hl_lock, NULL);
+    pthread_mutex_unlock(&hl_lock); /* taken before the fork */
 }

@@ -27,8 +27,9 @@
  * At fork, every one of them is taken, so that no thread the child lacks
  * can hold one: init.c's prepare handler takes 0-4, then the target
  * cache, copies and open locks; the parent handler releases them; the
- * child handler re-initialises 1-4 with the state they guard and releases
- * the others. The rewrite lock has handlers of its own (gotpatch.c,
+ * child handler resets what 1-4 guard and releases every one (the forking
+ * thread holds them: unlocking, not re-initialising, keeps ThreadSanitizer's
+ * picture of the held locks true). The rewrite lock has handlers of its own (gotpatch.c,
  * registered at its first use, which can come before activation); it is
  * never taken under another lock nor held while taking one, so its place
  * among the others does not matter.
