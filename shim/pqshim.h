@@ -5,10 +5,10 @@
  * Modules are layered; each calls only modules below it (make callgraph
  * checks the objects), bottom up:
  *   util, thread, loader, escape, control_path; config; log; real;
- *   target, request; conn; hostlimit_file; settle, hostlimit; pool_count;
- *   pool_wait; pool; gate_socket; cancel, gate, retry; lifecycle_open;
- *   lifecycle_async; lifecycle; control, commands; init; gotpatch; hooks;
- *   dlsym.
+ *   target, request; conn; hostlimit_place; hostlimit_file; settle,
+ *   hostlimit; pool_count; pool_wait; pool; gate_socket; cancel, gate,
+ *   retry; lifecycle_open; lifecycle_async; lifecycle; control, commands;
+ *   init; gotpatch; hooks; dlsym.
  * A lower module that must reach up is handed a function (hostlimit's
  * watcher, control's dispatcher, gotpatch's entry points).
  *
