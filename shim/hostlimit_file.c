@@ -187,15 +187,16 @@ static void attach(void)
         return;
     }
     struct hl_shared *shared = map;
-    uint64_t expected = 0;
-    bool ours = covers_mapping(fd) &&
-                (atomic_compare_exchange_strong(&shared->magic, &expected, HL_MAGIC) ||
-                 expected == HL_MAGIC);
-    if (!ours && covers_mapping(fd) && padding_clean(shared) &&
-        (atomic_compare_exchange_strong(&shared->magic, &expected, HL_MAGIC) ||
-         expected == HL_MAGIC)) {
-        ours = true;
-        say_repaired("its header was overwritten; rewritten");
+    uint64_t mark = 0; /* after a failed exchange: the mark found */
+    bool ours = false;
+    if (covers_mapping(fd)) {
+        ours = atomic_compare_exchange_strong(&shared->magic, &mark, HL_MAGIC) ||
+               mark == HL_MAGIC;
+        if (!ours && padding_clean(shared)) {
+            if (atomic_compare_exchange_strong(&shared->magic, &mark, HL_MAGIC))
+                say_repaired("its header was overwritten; rewritten");
+            ours = true; /* by us, or by another process just now */
+        }
     }
     if (!ours) {
         hl_unusable(path, "not a pqshim host limit file", 0);
