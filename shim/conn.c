@@ -107,8 +107,8 @@ void registry_for_each(void (*fn)(const struct shim_conn *, void *), void *arg)
 void registry_forget_after_fork(void)
 {
     /* The child keeps the parent's entries so that their pid mismatch marks
-     * them foreign; only the lock is made usable again. */
-    pthread_mutex_init(&registry_lock, NULL);
+     * them foreign; only the lock, taken before the fork, is released. */
+    pthread_mutex_unlock(&registry_lock);
 }
 
 void registry_lock_for_fork(void)

@@ -273,12 +273,18 @@ static void start(void)
     }
 }
 
+/* Held while a thread starts the socket (which logs a line): the first
+ * lock init.c's fork handlers take, so a child never inherits it taken. */
+static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void control_lock_for_fork(void) { pthread_mutex_lock(&start_lock); }
+void control_unlock_after_fork(void) { pthread_mutex_unlock(&start_lock); }
+
 void control_ensure(void (*dispatch)(const char *line, struct buf *reply))
 {
     if (atomic_load_explicit(&control_pid, memory_order_acquire) == pqshim_pid)
         return;
     atomic_store(&dispatcher, dispatch);
-    static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
     pthread_mutex_lock(&start_lock);
     if (atomic_load(&control_pid) != pqshim_pid) {
         if (config_get()->control_path[0])

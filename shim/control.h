@@ -27,6 +27,9 @@ void buf_escaped(struct buf *b, const char *s, enum esc_style style, const char 
  * dispatch runs each request line (commands.c's control_dispatch). */
 void control_ensure(void (*dispatch)(const char *line, struct buf *reply));
 void control_forget_after_fork(void);
+/* The start lock, held across fork() by init.c's handlers (first of all). */
+void control_lock_for_fork(void);
+void control_unlock_after_fork(void);
 
 double control_uptime(void);
 

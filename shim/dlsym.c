@@ -45,6 +45,7 @@ static __attribute__((noinline)) void *hook_for_handle(void *handle,
     if (!hooks_lookup(name))
         return NULL;
     void *found = real_dlsym(handle, name);
+    gotpatch_loader_proven();
     if (!found || hooks_is_ours(found))
         return NULL;
     int copy = libpq_copy_of(found);
@@ -78,11 +79,13 @@ PQSHIM_EXPORT void *dlopen(const char *file, int mode)
     dlopen_fn next = real_dlopen_fn();
     if (!next)
         return NULL;
+    gotpatch_watch_forks();
     if (mode & RTLD_DEEPBIND)
         gotpatch_note_deepbind(file); /* whose libpq it calls (gotpatch.c) */
     if (!file || !strchr(file, '/') || strchr(file, '$'))
         return next(file, mode); /* tail call: see above */
     void *h = next(file, mode);
+    gotpatch_loader_proven();
     if (h)
         gotpatch_refresh(&hooks_entry_points);
     return h;

@@ -504,5 +504,5 @@ void gate_forget_after_fork(void)
     }
     all_gates = waiting_gates = NULL;
     keeper_started = false;
-    pthread_mutex_init(&gate_lock, NULL);
+    pthread_mutex_unlock(&gate_lock); /* taken before the fork */
 }

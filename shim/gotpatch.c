@@ -61,6 +61,52 @@
 static atomic_ullong seen_adds;   /* dlpi_adds at the last complete look */
 static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* The lock has fork handlers of its own, registered before its first use:
+ * it is used before the shim is active (a dlopen of a module), and this
+ * module sits above init.c. It is a leaf (nothing else is taken under it,
+ * and it is never taken under another lock), so where the handlers run
+ * among init.c's does not matter. */
+static pthread_once_t fork_handlers_once = PTHREAD_ONCE_INIT;
+
+/* A child forked while another thread of its parent was inside the
+ * dynamic loader (dlopen, dlclose) inherits the loader's own lock taken
+ * for good, and dl_iterate_phdr would wait for it forever. The program
+ * alone does not enter the loader to connect, so neither do we until one
+ * of its own loader calls has come back (gotpatch_loader_proven). What
+ * the parent rewrote is in the child's memory already. */
+static atomic_bool loader_unproven;
+
+static void lock_before_fork(void) { pthread_mutex_lock(&write_lock); }
+static void unlock_after_fork(void) { pthread_mutex_unlock(&write_lock); }
+
+static void child_after_fork(void)
+{
+    pthread_mutex_unlock(&write_lock);
+    atomic_store(&loader_unproven, true);
+}
+
+static void register_fork_handlers(void)
+{
+    pthread_atfork(lock_before_fork, unlock_after_fork, child_after_fork);
+}
+
+void gotpatch_watch_forks(void)
+{
+    pthread_once(&fork_handlers_once, register_fork_handlers);
+}
+
+void gotpatch_loader_proven(void)
+{
+    if (atomic_load_explicit(&loader_unproven, memory_order_relaxed))
+        atomic_store(&loader_unproven, false);
+}
+
+static void lock_writes(void)
+{
+    pthread_once(&fork_handlers_once, register_fork_handlers);
+    pthread_mutex_lock(&write_lock);
+}
+
 /* What was rewritten, told at the next connect: logging reads the
  * configuration, and a PHP-FPM master loads its extensions before its
  * workers receive their PQSHIM_* settings (env[] lines of the pool). */
@@ -88,7 +134,7 @@ void gotpatch_note_deepbind(const char *file)
     if (!file)
         return;
     const char *base = last_part(file);
-    pthread_mutex_lock(&write_lock);
+    lock_writes();
     bool known = false;
     for (int i = 0; i < MAX_DEEPBIND && !known; i++)
         known = strcmp(deepbind_names[i], base) == 0;
@@ -101,7 +147,7 @@ static bool was_deepbind(const char *path)
 {
     const char *base = last_part(path);
     bool found = false;
-    pthread_mutex_lock(&write_lock);
+    lock_writes();
     for (int i = 0; i < MAX_DEEPBIND && !found; i++)
         found = deepbind_names[i][0] && strcmp(deepbind_names[i], base) == 0;
     pthread_mutex_unlock(&write_lock);
@@ -219,8 +265,11 @@ static int collect_module(struct dl_phdr_info *info, size_t size, void *data)
     return 0;
 }
 
+/* A module is found by its name, as listed: the loader's own records
+ * (link_map) are written under its lock, which ThreadSanitizer cannot see,
+ * while what dl_iterate_phdr hands a callback is known to be settled. */
 struct find {
-    ElfW(Addr) base;
+    const char *name;
     struct module *m;
     bool found;
 };
@@ -229,7 +278,7 @@ static int find_module(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
     struct find *f = data;
-    if (info->dlpi_addr != f->base)
+    if (!info->dlpi_name || strcmp(info->dlpi_name, f->name) != 0)
         return 0;
     read_headers(info, f->m);
     f->found = true;
@@ -390,14 +439,10 @@ static bool patch_module(const char *name, struct range *r)
     if (!h)
         return false; /* gone since we listed it */
     /* The handle keeps the module mapped while we work on it. */
-    struct link_map *lm = NULL;
     struct module m;
-    struct find f = {.m = &m};
-    if (dlinfo(h, RTLD_DI_LINKMAP, &lm) == 0 && lm) {
-        f.base = lm->l_addr;
-        dl_iterate_phdr(find_module, &f);
-        m.deepbind = was_deepbind(name);
-    }
+    struct find f = {.name = name, .m = &m};
+    dl_iterate_phdr(find_module, &f);
+    m.deepbind = was_deepbind(name);
     struct write *w = f.found ? calloc(MAX_SLOTS, sizeof *w) : NULL;
     int n = w ? plan_module(h, &m, w) : 0, done = 0;
     if (f.found && m.copy > 0 && m.lo < m.hi) {
@@ -405,7 +450,7 @@ static bool patch_module(const char *name, struct range *r)
         ranged = true;
     }
     if (n > 0) {
-        pthread_mutex_lock(&write_lock);
+        lock_writes();
         for (int i = 0; i < n; i++)
             done += write_slot(&m, &w[i]);
         if (pending_count < MAX_PENDING) {
@@ -427,7 +472,7 @@ void gotpatch_log_pending(void)
     if (!atomic_load_explicit(&pending_any, memory_order_relaxed))
         return;
     struct pending copy[MAX_PENDING];
-    pthread_mutex_lock(&write_lock);
+    lock_writes();
     int n = pending_count;
     memcpy(copy, pending, sizeof copy);
     pending_count = 0;
@@ -456,6 +501,9 @@ void gotpatch_refresh(const struct entry_points *ep)
     (void)ep;
 #if defined(R_JUMP_SLOT)
     entry = ep; /* every caller hands the same table */
+    gotpatch_watch_forks();
+    if (atomic_load(&loader_unproven))
+        return;
     unsigned long long adds = 0;
     dl_iterate_phdr(first_adds, &adds);
     if (adds == atomic_load_explicit(&seen_adds, memory_order_relaxed))
@@ -471,7 +519,7 @@ void gotpatch_refresh(const struct entry_points *ep)
         nfound += patch_module(c.names[i], &found[nfound]);
         free(c.names[i]);
     }
-    pthread_mutex_lock(&write_lock);
+    lock_writes();
     memcpy(ranges, found, (size_t)nfound * sizeof found[0]);
     range_count = nfound;
     atomic_store(&ranges_any, nfound > 0);
@@ -490,7 +538,7 @@ int gotpatch_copy_of_caller(const void *addr)
         return 0;
     int copy = 0;
     ElfW(Addr) a = (ElfW(Addr))addr;
-    pthread_mutex_lock(&write_lock);
+    lock_writes();
     for (int i = 0; i < range_count; i++)
         if (a >= ranges[i].lo && a < ranges[i].hi)
             copy = ranges[i].copy;

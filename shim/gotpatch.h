@@ -32,4 +32,11 @@ int gotpatch_copy_of_caller(const void *addr);
 /* dlsym.c: file (as given to dlopen) was loaded with RTLD_DEEPBIND. */
 void gotpatch_note_deepbind(const char *file);
 
+/* Fork handlers for the rewrite lock, registered once (the dlopen wrapper
+ * calls this before each load, so a fork during one is covered). */
+void gotpatch_watch_forks(void);
+/* A loader call of the program came back: the loader's lock is free, in
+ * a forked child too (see gotpatch.c). */
+void gotpatch_loader_proven(void);
+
 #endif

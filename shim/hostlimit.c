@@ -80,8 +80,9 @@ static int try_slot(int target, int limit)
  * (under hl_lock: a giver either sees the entry or it is gone). */
 static struct shim_conn *leave_queue(int w)
 {
-    atomic_store(&hl->waiters[w].ticket, 0);
     bool ours = hl_still_ours(); /* never unlock bytes of the program's file */
+    if (hl_mapping_ok())
+        atomic_store(&hl->waiters[w].ticket, 0);
     pthread_mutex_lock(&hl_lock);
     if (ours)
         hl_lock_byte(HL_WAITER_BYTE(w), F_UNLCK, F_SETLK);
@@ -96,7 +97,7 @@ static struct shim_conn *leave_queue(int w)
 static int limited_target(const struct target *t)
 {
     const struct pqshim_config *c = config_get();
-    if (c->host_limit <= 0 || !hl_attached() || !hl_still_ours())
+    if (c->host_limit <= 0 || !hl_attached() || !hl_mapping_ok())
         return -1;
     int target = hl_target_index(t->name, true);
     if (target < 0) {
@@ -131,7 +132,10 @@ void hostlimit_enqueue(const struct target *t, struct host_ticket *tk,
 {
     const struct pqshim_config *c = config_get();
     memset(tk, 0, sizeof *tk);
-    tk->target = hl_target_index(t->name, true);
+    tk->entry = -1;
+    tk->target = hl_mapping_ok() ? hl_target_index(t->name, true) : -1;
+    if (tk->target < 0)
+        return; /* the limit went off meanwhile (said): polls say so */
     tk->start = now_monotonic();
     tk->entry = hl_join_queue(tk->target, &tk->ticket);
     LOG_EVENT(LOG_LVL_INFO, "host_wait", LF_S("target", t->name),
@@ -143,6 +147,8 @@ void hostlimit_enqueue(const struct target *t, struct host_ticket *tk,
 int hostlimit_poll(struct host_ticket *tk)
 {
     int w = tk->entry;
+    if (tk->target < 0 || !hl_mapping_ok())
+        return HOST_SLOT_NONE;
     /* At once, then now and then: a waiter ahead may have died. */
     if (w >= 0 && tk->round % 5 == 0)
         hl_remove_dead_waiters(tk->target, tk->ticket);
@@ -165,7 +171,8 @@ void hostlimit_leave(struct host_ticket *tk)
     if (tk->entry >= 0)
         (void)leave_queue(tk->entry); /* no pool: never handed anything */
     tk->entry = -1;
-    hl_wake_oldest(tk->target); /* the next in line may find a slot too */
+    if (tk->target >= 0 && hl_mapping_ok())
+        hl_wake_oldest(tk->target); /* the next in line may find a slot too */
 }
 
 int hostlimit_acquire(const struct target *t, double *wait_ms)
@@ -198,6 +205,10 @@ int hostlimit_acquire_pooled(const struct target *t, const void *pool,
     }
     double deadline = tk.start + c->pool_timeout;
     for (;;) {
+        if (!hl_mapping_ok()) {
+            slot = HOST_SLOT_NONE; /* the limit went off (said) */
+            break;
+        }
         uint32_t seen = tk.entry >= 0 ? atomic_load(&hl->waiters[tk.entry].wake) : 0;
         if (tk.entry >= 0 && atomic_load(&entry_gift[tk.entry]))
             break; /* handed a connection by a checkin of this process */
@@ -239,7 +250,8 @@ void hostlimit_release(int slot)
         clear_bit(held[target], s);
     }
     pthread_mutex_unlock(&hl_lock);
-    hl_wake_oldest(target);
+    if (hl_mapping_ok())
+        hl_wake_oldest(target);
 }
 
 void hostlimit_timeout_message(char *buf, size_t size, const struct target *t)
@@ -247,7 +259,7 @@ void hostlimit_timeout_message(char *buf, size_t size, const struct target *t)
     const struct pqshim_config *c = config_get();
     char path[4096];
     hostlimit_path(path, sizeof path);
-    int target = hl ? hl_target_index(t->name, false) : -1;
+    int target = hl_mapping_ok() ? hl_target_index(t->name, false) : -1;
     pid_t blocker = target >= 0 ? atomic_load(&blocked_by[target]) : 0;
     if (blocker) {
         char pid[32];
@@ -273,12 +285,12 @@ void hostlimit_timeout_message(char *buf, size_t size, const struct target *t)
 
 bool hostlimit_contended(int slot)
 {
-    return slot >= 0 && hl && hl_anyone_waiting(slot / HOST_LIMIT_MAX);
+    return slot >= 0 && hl_mapping_ok() && hl_anyone_waiting(slot / HOST_LIMIT_MAX);
 }
 
 int hostlimit_contention(int slot)
 {
-    if (slot < 0 || !hl)
+    if (slot < 0 || !hl_mapping_ok())
         return HOST_FREE;
     int target = slot / HOST_LIMIT_MAX, r = HOST_FREE;
     uint64_t now = hl_now_ms();
@@ -295,7 +307,7 @@ int hostlimit_contention(int slot)
 bool hostlimit_give(int slot, const void *pool, struct shim_conn *sc,
                     pthread_t *tid)
 {
-    if (slot < 0 || !hl)
+    if (slot < 0 || !hl_mapping_ok())
         return false;
     uint32_t target = (uint32_t)(slot / HOST_LIMIT_MAX);
     int best = -1;
@@ -316,14 +328,14 @@ bool hostlimit_give(int slot, const void *pool, struct shim_conn *sc,
         atomic_store(&entry_gift[best], sc);
     }
     pthread_mutex_unlock(&hl_lock);
-    if (best >= 0)
+    if (best >= 0 && hl_mapping_ok())
         hl_wake(&hl->waiters[best].wake, 1);
     return best >= 0;
 }
 
 int hostlimit_waiters(int slot)
 {
-    return slot >= 0 && hl ? hl_count_waiting(slot / HOST_LIMIT_MAX) : 0;
+    return slot >= 0 && hl_mapping_ok() ? hl_count_waiting(slot / HOST_LIMIT_MAX) : 0;
 }
 
 /* What the watcher calls when somebody waits (pool.c's, handed down). */
@@ -332,7 +344,9 @@ static int (*_Atomic watcher_close)(void);
 static void *watcher_main(void *arg)
 {
     (void)arg;
-    for (;;) {
+    /* Checked at each round: the file may shrink under us, and a wait on
+     * a page past its end would fail at once, round after round. */
+    while (hl_mapping_ok()) {
         uint32_t seen = atomic_load(&hl->demand);
         atomic_load(&watcher_close)();
         hl_wait_on(&hl->demand, seen, 0);
@@ -345,7 +359,7 @@ void hostlimit_watch_idle(int slot, int (*close_contended)(void))
     atomic_store(&watcher_close, close_contended);
     /* A waiter that arrived while this connection was being reset rang
      * before there was anything idle to close: ring again. */
-    if (hostlimit_contended(slot))
+    if (hostlimit_contended(slot) && hl_mapping_ok())
         hl_wake(&hl->demand, INT32_MAX);
     pthread_mutex_lock(&hl_lock);
     if (!watcher_started && hl)
@@ -356,7 +370,7 @@ void hostlimit_watch_idle(int slot, int (*close_contended)(void))
 bool hostlimit_view(const char *name, struct hostlimit_view *v)
 {
     const struct pqshim_config *c = config_get();
-    if (c->host_limit <= 0 || !hl_attached())
+    if (c->host_limit <= 0 || !hl_attached() || !hl_mapping_ok())
         return false;
     int target = hl_target_index(name, false);
     if (target < 0)
@@ -415,5 +429,5 @@ void hostlimit_forget_after_fork(void)
     for (int w = 0; w < HL_WAITERS; w++)
         atomic_store(&entry_gift[w], NULL);
     watcher_started = false;
-    pthread_mutex_init(&hl_lock, NULL);
+    pthread_mutex_unlock(&hl_lock); /* taken before the fork */
 }

@@ -18,6 +18,7 @@
  */
 #define _GNU_SOURCE
 #include "hostlimit_file.h"
+#include "hostlimit_place.h"
 #include "config.h"
 #include "log.h"
 
@@ -39,6 +40,7 @@ static pthread_once_t attach_once = PTHREAD_ONCE_INIT;
 static int hl_fd = -1;
 static dev_t hl_dev;
 static ino_t hl_ino;
+static char hl_path[4096]; /* set once, by attach */
 struct hl_shared *hl;
 atomic_bool hl_broken;
 uint8_t own_waiter[HL_WAITERS / 8];
@@ -72,25 +74,6 @@ int hl_lock_byte(off_t byte, short type, int cmd)
     return r;
 }
 
-void hostlimit_path(char *buf, size_t size)
-{
-    const struct pqshim_config *c = config_get();
-    if (c->host_limit_file[0])
-        snprintf(buf, size, "%s", c->host_limit_file);
-    else
-        snprintf(buf, size, "/tmp/pqshim-hostlimit-%u", (unsigned)geteuid());
-}
-
-void hl_unusable(const char *path, const char *why, int err)
-{
-    char error[256];
-    snprintf(error, sizeof error, "%s%s%s", why, err ? ": " : "",
-             err ? strerror(err) : "");
-    LOG_EVENT(LOG_LVL_ERROR, "host_limit_unavailable", LF_S("file", path),
-              LF_S("error", error),
-              LF_S("effect", "PQSHIM_HOST_LIMIT is not applied"));
-}
-
 /* Why a file others can open is refused (NULL: it is fine). Every user
  * (any permission for others): always. Its group, or another owner: only
  * when PQSHIM_HOST_LIMIT_SHARED=group says they are trusted. */
@@ -110,25 +93,64 @@ static const char *sharing_refused(const struct stat *st)
     return NULL;
 }
 
+/* Said once per process: the file was damaged and put right. */
+static void say_repaired(const char *damage)
+{
+    static atomic_bool said;
+    if (!atomic_exchange(&said, true))
+        LOG_EVENT(LOG_LVL_WARN, "host_limit_repaired", LF_S("file", hl_path),
+                  LF_S("damage", damage));
+}
+
+/* Does the file still cover the whole mapping? A page of a shared mapping
+ * past the end of its file kills whoever touches it (SIGBUS). */
+static bool covers_mapping(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof(struct hl_shared);
+}
+
+/* Give the file its full size again (the lost part reads as zeros, as in
+ * a new file): every page exists before anyone touches it. Idempotent,
+ * so processes repairing at once agree. */
+static int extend(int fd)
+{
+    int err = posix_fallocate(fd, 0, sizeof(struct hl_shared));
+    if (!err && !covers_mapping(fd))
+        err = EAGAIN; /* shrunk again meanwhile */
+    return err;
+}
+
+/* A header that is not ours on a file of exactly our size: damage (stray
+ * bytes written over the start) when the padding words pqshim never
+ * writes are still zero, as in every file it made; anybody else's file
+ * of that size is left alone. */
+static bool padding_clean(const struct hl_shared *s)
+{
+    if (s->unused)
+        return false;
+    for (int i = 0; i < HL_TARGETS; i++)
+        if (s->targets[i].unused)
+            return false;
+    return true;
+}
+
 /* Open and map the shared file once per process (a forked child keeps
  * both: the mapping is shared, and its record locks are its own). */
 static void attach(void)
 {
-    char path[4096];
-    hostlimit_path(path, sizeof path);
-    bool chosen = config_get()->host_limit_file[0] != '\0';
-    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        hl_unusable(path, "cannot open", errno);
+    bool chosen;
+    int fd = hostlimit_place_open(hl_path, sizeof hl_path, &chosen);
+    if (fd < 0)
         return;
-    }
+    const char *path = hl_path;
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         hl_unusable(path, "not a regular file", 0);
         close(fd);
         return;
     }
-    /* The default path is in a shared directory: only trust our own. */
+    /* A default file is only ever the user's own. */
     if (!chosen && st.st_uid != geteuid()) {
         hl_unusable(path, "owned by another user", 0);
         close(fd);
@@ -151,7 +173,7 @@ static void attach(void)
     }
     /* Every page now: a page first touched through the mapping on a full
      * file system would kill the program with SIGBUS. */
-    int err = posix_fallocate(fd, 0, sizeof(struct hl_shared));
+    int err = extend(fd);
     if (err) {
         hl_unusable(path, "cannot allocate", err);
         close(fd);
@@ -165,9 +187,18 @@ static void attach(void)
         return;
     }
     struct hl_shared *shared = map;
-    uint64_t expected = 0;
-    if (!atomic_compare_exchange_strong(&shared->magic, &expected, HL_MAGIC) &&
-        expected != HL_MAGIC) {
+    uint64_t mark = 0; /* after a failed exchange: the mark found */
+    bool ours = false;
+    if (covers_mapping(fd)) {
+        ours = atomic_compare_exchange_strong(&shared->magic, &mark, HL_MAGIC) ||
+               mark == HL_MAGIC;
+        if (!ours && padding_clean(shared)) {
+            if (atomic_compare_exchange_strong(&shared->magic, &mark, HL_MAGIC))
+                say_repaired("its header was overwritten; rewritten");
+            ours = true; /* by us, or by another process just now */
+        }
+    }
+    if (!ours) {
         hl_unusable(path, "not a pqshim host limit file", 0);
         munmap(map, sizeof(struct hl_shared));
         close(fd);
@@ -185,13 +216,17 @@ bool hl_attached(void)
     return hl != NULL && !atomic_load(&hl_broken);
 }
 
+void hostlimit_path(char *buf, size_t size)
+{
+    pthread_once(&attach_once, attach);
+    snprintf(buf, size, "%s", hl_path);
+}
+
 void hl_mark_broken(const char *why, int err)
 {
     if (atomic_exchange(&hl_broken, true))
         return;
-    char path[4096];
-    hostlimit_path(path, sizeof path);
-    hl_unusable(path, why, err);
+    hl_unusable(hl_path, why, err);
 }
 
 /* A program may close every descriptor (daemonizing) and reuse the
@@ -203,6 +238,26 @@ bool hl_still_ours(void)
         return true;
     hl_mark_broken("its descriptor was closed or replaced by the program", 0);
     return false;
+}
+
+bool hl_mapping_ok(void)
+{
+    if (!hl || atomic_load(&hl_broken) || !hl_still_ours())
+        return false;
+    if (covers_mapping(hl_fd))
+        return true;
+    /* Shrunk under us (truncate, a careless copy): make it whole again
+     * rather than run without the limit; the record locks that are the
+     * slots live on, only the queue and the target names start afresh. */
+    int err = extend(hl_fd);
+    if (err) {
+        hl_mark_broken("it shrank while in use and cannot be made whole again", err);
+        return false;
+    }
+    uint64_t expected = 0;
+    atomic_compare_exchange_strong(&hl->magic, &expected, HL_MAGIC);
+    say_repaired("it shrank while in use; given its full size again");
+    return true;
 }
 
 uint64_t hl_now_ms(void)

@@ -8,6 +8,7 @@
 #define PQSHIM_HOSTLIMIT_FILE_H
 
 #include "hostlimit.h"
+#include "hostlimit_place.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -74,14 +75,17 @@ void hl_wake(_Atomic uint32_t *word, int count);
  * has it, 0 when free. */
 int hl_lock_byte(off_t byte, short type, int cmd);
 
-/* One host_limit_unavailable line for path. */
-void hl_unusable(const char *path, const char *why, int err);
 /* Open and map the file once per process: is it usable? */
 bool hl_attached(void);
 /* The limit is off from now on (said once). */
 void hl_mark_broken(const char *why, int err);
 /* Is the descriptor still the file we opened? (Says so and breaks if not.) */
 bool hl_still_ours(void);
+/* May the mapping be touched now? Attached, not broken, still our file,
+ * and the file covers the whole mapping (one that shrank is given its size
+ * again, said once). Call it before each use: a member who can write the
+ * file can truncate it at any time, and a page past its end is SIGBUS. */
+bool hl_mapping_ok(void);
 
 uint64_t hl_now_ms(void);
 /* Is entry e's waiter still waiting (heartbeat recent)? */

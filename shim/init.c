@@ -12,6 +12,7 @@
 #include "hostlimit.h"
 #include "log.h"
 #include "pool.h"
+#include "real.h"
 #include "target_cache.h"
 
 #include <pthread.h>
@@ -21,23 +22,33 @@
 
 static pthread_once_t activate_once = PTHREAD_ONCE_INIT;
 
-/* Lock order: registry, gates, pools, host slots (see pqshim.h). */
+/* Every lock of the shim, in the order of pqshim.h (the rewrite lock of
+ * gotpatch.c has handlers of its own): a thread that forks while another
+ * holds one waits for it, so the child never starts with a lock taken by
+ * a thread it does not have. */
 static void before_fork(void)
 {
+    control_lock_for_fork();
     registry_lock_for_fork();
     gate_lock_for_fork();
     pool_lock_for_fork();
     hostlimit_lock_for_fork();
-    target_cache_lock_for_fork(); /* a leaf: last */
+    /* Leaves: nothing is taken under them. */
+    target_cache_lock_for_fork();
+    real_lock_for_fork();
+    log_lock_for_fork();
 }
 
 static void after_fork_parent(void)
 {
+    log_unlock_after_fork();
+    real_unlock_after_fork();
     target_cache_unlock_after_fork();
     hostlimit_unlock_after_fork();
     pool_unlock_after_fork();
     gate_unlock_after_fork();
     registry_unlock_after_fork();
+    control_unlock_after_fork();
 }
 
 /* Async-signal-safe work only: the child may be single-threaded in a
@@ -46,12 +57,15 @@ static void after_fork_parent(void)
 static void after_fork_child(void)
 {
     pqshim_pid = getpid();
+    log_unlock_after_fork();
+    real_unlock_after_fork();
     target_cache_unlock_after_fork();
     pool_forget_after_fork();
     gate_forget_after_fork();
     registry_forget_after_fork();
     hostlimit_forget_after_fork();
     control_forget_after_fork();
+    control_unlock_after_fork();
 }
 
 static void activate(void)

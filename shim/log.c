@@ -187,6 +187,11 @@ static dev_t log_dev;
 static ino_t log_ino;
 static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* A leaf (only open and fstat under it), held across fork() by init.c's
+ * handlers: a child inheriting it taken would hang at its first line. */
+void log_lock_for_fork(void) { pthread_mutex_lock(&open_lock); }
+void log_unlock_after_fork(void) { pthread_mutex_unlock(&open_lock); }
+
 static bool still_log_file(int fd)
 {
     struct stat st;

@@ -36,6 +36,10 @@ size_t log_format_line(char *buf, size_t size, enum log_format format,
 /* Log what config_get() found wrong, once per process (init.c calls it). */
 void log_config_problems(void);
 
+/* The log file's open lock, held across fork() by init.c's handlers. */
+void log_lock_for_fork(void);
+void log_unlock_after_fork(void);
+
 /* log_event() with an explicit configuration (used while it is loaded). */
 void log_emit(const struct pqshim_config *cfg, enum log_level level,
               const char *event, const struct log_field *fields);

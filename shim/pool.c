@@ -392,7 +392,7 @@ void pool_forget_after_fork(void)
     pools = NULL;
     closing = NULL;
     janitor_started = false;
-    pthread_mutex_init(&pool_lock, NULL);
+    pthread_mutex_unlock(&pool_lock); /* taken before the fork */
 }
 
 struct shim_conn *pool_borrow_idle(struct pool *p)

@@ -30,6 +30,10 @@ static struct real_libpq copies[REAL_MAX_COPIES];
 static const void *copy_base[REAL_MAX_COPIES];
 static atomic_int ncopies;
 static pthread_mutex_t copies_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A leaf, held across fork() by init.c's handlers. */
+void real_lock_for_fork(void) { pthread_mutex_lock(&copies_lock); }
+void real_unlock_after_fork(void) { pthread_mutex_unlock(&copies_lock); }
 static pthread_once_t bind_once = PTHREAD_ONCE_INIT;
 static PQSHIM_TLS const struct real_libpq *current;
 

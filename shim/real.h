@@ -65,6 +65,10 @@ int real_copy_index(const void *base, const char *path);
  * act; otherwise each hook passes straight through. */
 bool real_complete(void);
 
+/* The copies lock, held across fork() by init.c's handlers. */
+void real_lock_for_fork(void);
+void real_unlock_after_fork(void);
+
 /* Remember a libpq found through a private dlopen handle (dlsym.c), so
  * the binder can use it when the global scope does not contain libpq. */
 void real_note_library(const char *path);

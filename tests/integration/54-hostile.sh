@@ -260,6 +260,147 @@ time.sleep(30)' "$f" >"$T/locker.out" 2>&1 &
     assert_file_contains "$T/blocked.log" "pid=$locker" "log names the locker"
 }
 
+# shared_limit_file FILE: a host limit file its group (the attacker's)
+# shares, as PQSHIM_HOST_LIMIT_SHARED=group asks: mode 0660.
+shared_limit_file() {
+    : >"$1"
+    chmod 0660 "$1"
+    chgrp "$(id -gn $ATTACKER)" "$1"
+}
+
+# A member truncates the shared file while a process has it mapped: the
+# process connects again instead of dying of SIGBUS (a page of a mapping
+# past the end of its file faults), says so in one line, gives the file
+# its size back, and the limit still holds.
+test_host_limit_file_truncated_while_in_use() {
+    need_root_tools || return 0
+    local f="$T/limit"
+    shared_limit_file "$f"
+    printf '%s\n' "connect 0" "finish 0" "echo mapped" "wait $T/truncated" \
+        "connect 1" "exec 1 select 1" "connect 2" "connect 3" "finish 1" "finish 2" >"$T/script"
+    PQSHIM_HOST_LIMIT=2 PQSHIM_POOL_TIMEOUT=1 PQSHIM_HOST_LIMIT_FILE=$f PQSHIM_HOST_LIMIT_SHARED=group \
+        PQSHIM_LOG=$T/shim.log shimmed "$TESTBIN/pool_script" <"$T/script" >"$T/out" 2>&1 &
+    local victim=$!
+    track_pid "$victim"
+    wait_until 20 grep -qs '^mapped' "$T/out" || fail "the process did not map the file: $(cat "$T/out")"
+    local size
+    size=$(stat -c %s "$f")
+    as "$ATTACKER" truncate -s 0 "$f" || fail "the member could not truncate the file"
+    touch "$T/truncated"
+    wait_pid "$victim" 30 || fail "the process did not end well after the truncation: $(cat "$T/out")"
+    cat "$T/out" "$T/shim.log"
+    assert_file_contains "$T/out" "connect 1 ok" "connect after the truncation"
+    assert_file_contains "$T/out" "exec 1 ok 1" "query after the truncation"
+    assert_file_contains "$T/out" "connect 3 bad" "the limit of 2 still holds"
+    assert_file_contains "$T/out" "host limit of 2 connections reached" "the refusal names the limit"
+    assert_eq 1 "$(count_events "$T/shim.log" host_limit_repaired)" "host_limit_repaired lines"
+    assert_file_contains "$T/shim.log" "damage=\"it shrank while in use; given its full size again\"" "the line says what happened"
+    assert_eq 0 "$(count_events "$T/shim.log" host_limit_unavailable)" "host_limit_unavailable lines"
+    assert_eq "$size" "$(stat -c %s "$f")" "the file's size"
+}
+
+# A member writes 8 bytes over the start of the shared file: the next
+# process rewrites the header (one line) and applies the limit, instead of
+# taking the file for somebody else's and running without it.
+test_host_limit_file_header_overwritten() {
+    need_root_tools || return 0
+    local f="$T/limit"
+    shared_limit_file "$f"
+    export PQSHIM_HOST_LIMIT=2 PQSHIM_POOL_TIMEOUT=1 PQSHIM_HOST_LIMIT_FILE=$f PQSHIM_HOST_LIMIT_SHARED=group
+    PQSHIM_LOG=$T/first.log shimmed "$PSQL" -X -A -t -c 'select 1' >"$T/out" 2>&1 || fail "psql: $(cat "$T/out")"
+    local size
+    size=$(stat -c %s "$f")
+    printf 'GARBAGE!' | as "$ATTACKER" dd of="$f" bs=8 count=1 conv=notrunc status=none ||
+        fail "the member could not write the file"
+    printf '%s\n' "connect 1" "connect 2" "connect 3" "finish 1" "finish 2" |
+        PQSHIM_LOG=$T/shim.log shimmed timeout 30 "$TESTBIN/pool_script" >"$T/out" 2>&1 ||
+        fail "pool_script: $(cat "$T/out")"
+    cat "$T/out" "$T/shim.log"
+    assert_file_contains "$T/out" "connect 2 ok" "connections within the limit"
+    assert_file_contains "$T/out" "connect 3 bad" "the limit of 2 holds"
+    assert_file_contains "$T/out" "host limit of 2 connections reached" "the refusal names the limit"
+    assert_eq 1 "$(count_events "$T/shim.log" host_limit_repaired)" "host_limit_repaired lines"
+    assert_file_contains "$T/shim.log" "damage=\"its header was overwritten; rewritten\"" "the line says what happened"
+    assert_eq 0 "$(count_events "$T/shim.log" host_limit_unavailable)" "host_limit_unavailable lines"
+    assert_eq "$size" "$(stat -c %s "$f")" "the file's size"
+}
+
+# victim_pair: two processes of the victim with the default host limit
+# file and a limit of 1, one started without XDG_RUNTIME_DIR (as cron
+# does) and one with it (a login shell): the first holds the slot, the
+# second must time out on it. Their output in $T/a.out, $T/b.out, their
+# logs in $T/a.log, $T/b.log.
+victim_pair() {
+    local f
+    for f in a.log b.log; do install -o "$VICTIM" -m 0600 /dev/null "$T/$f"; done
+    mkdir -p "$T/run"
+    chown "$VICTIM" "$T/run"
+    rm -f "$T/done"
+    printf '%s\n' "connect 0" "echo holding" "wait $T/done" "finish 0" |
+        env -u PQSHIM_HOST_LIMIT_FILE -u XDG_RUNTIME_DIR PQSHIM_HOST_LIMIT=1 PQSHIM_LOG="$T/a.log" \
+            $(as_cmd "$VICTIM") env LD_PRELOAD="$SHIM_PRELOAD" "$TESTBIN/pool_script" >"$T/a.out" 2>&1 &
+    local holder=$!
+    track_pid "$holder"
+    wait_until 20 grep -qs '^holding' "$T/a.out" || fail "the first process did not connect: $(cat "$T/a.out")"
+    printf '%s\n' "connect 1" "finish 1" |
+        env -u PQSHIM_HOST_LIMIT_FILE XDG_RUNTIME_DIR="$T/run" PQSHIM_HOST_LIMIT=1 PQSHIM_POOL_TIMEOUT=1 \
+            PQSHIM_LOG="$T/b.log" $(as_cmd "$VICTIM") env LD_PRELOAD="$SHIM_PRELOAD" \
+            timeout 30 "$TESTBIN/pool_script" >"$T/b.out" 2>&1 || fail "second process: $(cat "$T/b.out")"
+    touch "$T/done"
+    wait_pid "$holder" 30 || fail "the first process did not end well: $(cat "$T/a.out")"
+    cat "$T/a.out" "$T/b.out" "$T/a.log" "$T/b.log"
+    assert_file_contains "$T/b.out" "connect 1 bad" "the second process waits for the first one's slot"
+    assert_file_contains "$T/b.out" "host limit of 1 connections reached" "the refusal names the limit"
+    assert_eq 0 "$(cat "$T/a.log" "$T/b.log" | count_events /dev/stdin host_limit_unavailable)" \
+        "host_limit_unavailable lines"
+}
+
+# The default host limit file is in a directory of the user's own,
+# /tmp/pqshim-UID (mode 0700), that every process of the user finds
+# whatever its environment.
+test_default_host_limit_file_in_private_dir() {
+    need_root_tools || return 0
+    need_victim || return 0
+    local dir="/tmp/pqshim-$(id -u $VICTIM)"
+    rm -rf "$dir"
+    on_exit "rm -rf $dir"
+    victim_pair || return 1
+    assert_eq "700 $VICTIM" "$(stat -c '%a %U' "$dir")" "the directory's mode and owner"
+    assert_eq "600 $VICTIM" "$(stat -c '%a %U' "$dir/hostlimit")" "the file's mode and owner"
+    assert_file_contains "$T/b.out" "shared through $dir/hostlimit" "the refusal names the file"
+}
+
+# The attacker takes the victim's default places in /tmp first: the old
+# file name (/tmp/pqshim-hostlimit-UID) and the private directory
+# (/tmp/pqshim-UID). The victim's processes use neither and do not run
+# unlimited: they share a file in the victim's home directory, said once
+# by the process that made it.
+test_planted_default_host_limit_place_not_taken() {
+    need_root_tools || return 0
+    need_victim || return 0
+    local vuid home old_home
+    vuid=$(id -u $VICTIM)
+    home="$T/victim-home"
+    mkdir "$home"
+    chown "$VICTIM" "$home"
+    chmod 0700 "$home"
+    old_home=$(getent passwd "$VICTIM" | cut -d: -f6)
+    usermod -d "$home" "$VICTIM" || { fail "cannot set the victim's home"; return 1; }
+    on_exit "usermod -d '$old_home' $VICTIM"
+    rm -rf "/tmp/pqshim-hostlimit-$vuid" "/tmp/pqshim-$vuid"
+    on_exit "rm -rf /tmp/pqshim-hostlimit-$vuid /tmp/pqshim-$vuid"
+    as "$ATTACKER" sh -c "umask 077; : >/tmp/pqshim-hostlimit-$vuid; mkdir /tmp/pqshim-$vuid" ||
+        fail "the attacker could not plant"
+    victim_pair || return 1
+    assert_file_contains "$T/b.out" "shared through $home/.pqshim-hostlimit" "the refusal names the file"
+    assert_eq "600 $VICTIM" "$(stat -c '%a %U' "$home/.pqshim-hostlimit")" "the file's mode and owner"
+    assert_eq 1 "$(count_events "$T/a.log" host_limit_fallback)" "host_limit_fallback lines of the first process"
+    assert_file_contains "$T/a.log" "dir=/tmp/pqshim-$vuid error=\"owned by another user, who made it first\" file=$home/.pqshim-hostlimit" "the line"
+    assert_eq 0 "$(count_events "$T/b.log" host_limit_fallback)" "host_limit_fallback lines of the second process"
+    assert_eq "0 $ATTACKER" "$(stat -c '%s %U' "/tmp/pqshim-hostlimit-$vuid")" "the planted file, untouched"
+    assert_eq "" "$(ls -A "/tmp/pqshim-$vuid")" "the planted directory, untouched"
+}
+
 # ---- the control socket ----------------------------------------------------------------
 
 # The socket gets its mode without a path: no chmod by name (a rename race
