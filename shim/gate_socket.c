@@ -98,13 +98,7 @@ int listen_gate(int *port)
 
 static const char *param(const struct target *t, const char *keyword)
 {
-    for (const char *p = t->params; *p;) {
-        const char *v = p + strlen(p) + 1;
-        if (strcmp(p, keyword) == 0)
-            return v;
-        p = v + strlen(v) + 1;
-    }
-    return "";
+    return target_param(t->params, keyword);
 }
 
 static int list_length(const char *list)

@@ -116,6 +116,17 @@ void target_copy(struct target *dst, const struct target *src)
     dst->auth_files_hash = src->auth_files_hash;
 }
 
+const char *target_param(const char *params, const char *keyword)
+{
+    for (const char *p = params; *p;) {
+        const char *v = p + strlen(p) + 1;
+        if (strcmp(p, keyword) == 0)
+            return v;
+        p = v + strlen(v) + 1;
+    }
+    return "";
+}
+
 const char *target_option(const PQconninfoOption *opts, const char *keyword)
 {
     for (const PQconninfoOption *o = opts; o && o->keyword; o++)

@@ -44,6 +44,10 @@ bool target_from_options(struct target *t, const PQconninfoOption *opts,
  * target is copied at every connect). */
 void target_copy(struct target *dst, const struct target *src);
 
+/* The value of keyword in params ("kw\0value\0...\0", as in struct
+ * target), "" when absent. */
+const char *target_param(const char *params, const char *keyword);
+
 /* The value of keyword in opts; NULL when unset or unknown. */
 const char *target_option(const PQconninfoOption *opts, const char *keyword);
 

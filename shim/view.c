@@ -28,13 +28,7 @@ static atomic_bool made;
 
 static const char *param(const char *params, const char *keyword)
 {
-    for (const char *p = params; *p;) {
-        const char *v = p + strlen(p) + 1;
-        if (strcmp(p, keyword) == 0)
-            return v;
-        p = v + strlen(v) + 1;
-    }
-    return "";
+    return target_param(params, keyword);
 }
 
 static size_t params_len(const char *params)
