@@ -153,8 +153,9 @@ test_client_certificate_changes_reach_the_pool() {
 identity_fuzz_run() {
     local other=""
     [ "$(id -u)" != 0 ] || other=$(id -u nobody 2>/dev/null || true)
-    mkdir -p "$T/fz"
-    chmod 755 "$T/fz"
+    # Both runs start from the same (empty) directory: files an earlier
+    # run left would be read by one and not the other.
+    rm -rf "$T/fz" && mkdir -p "$T/fz" && chmod 755 "$T/fz"
     "$TESTBIN/identity_fuzz" "$1" "$2" "$T/fz" "$PGHOST" "$PGPORT" $other \
         >"$T/direct.out" 2>"$T/direct.err" || fail "direct run: $(tail -n 5 "$T/direct.err")"
     rm -rf "$T/fz" && mkdir -p "$T/fz" && chmod 755 "$T/fz"
@@ -167,6 +168,7 @@ identity_fuzz_run() {
     reused=$(grep -c ' event=checkout .*reused=1' "$T/shim.log" || true)
     echo "seed $1: $2 steps, $(grep -c '^  ' "$T/direct.out") connects, $oks sessions, $reused reused" |
         tee -a "${PQSHIM_FUZZ_REPORT:-/dev/null}"
+    [ -z "${PQSHIM_FUZZ_KEEP:-}" ] || cp "$T/direct.out" "$T/shim.out" "$T/shim.log" "$PQSHIM_FUZZ_KEEP/"
     if ! diff "$T/direct.out" "$T/shim.out" >"$T/diff"; then
         head -n 40 "$T/diff"
         fail "seed $1: through the pool, a request got another outcome than directly (first: $(grep -m1 '^[<>]' "$T/diff"))"
