@@ -148,7 +148,7 @@ FUZZ_FLAGS := -std=gnu11 $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined
 # what the rest needs from conn.c, hooks.c and real.c).
 FUZZ_SRC   := tests/fuzz/fuzz_request.c $(filter-out shim/conn.c shim/hooks.c shim/real.c \
               shim/dlsym.c shim/loader.c shim/gotpatch.c shim/lifecycle.c shim/lifecycle_open.c shim/lifecycle_async.c shim/init.c shim/retry.c shim/gate.c shim/gate_socket.c \
-              shim/settle.c shim/cancel.c shim/target_resolve.c,$(wildcard shim/*.c))
+              shim/settle.c shim/cancel.c shim/target_resolve.c shim/view.c,$(wildcard shim/*.c))
 # What pqshimctl does with a reply once it has one: parse, render, merge.
 FUZZ_REPLY_SRC := tests/fuzz/fuzz_reply.c $(addprefix tools/ctl/,json.c util.c table.c \
                   pool_text.c status.c health.c prom_merge.c) shim/escape.c

@@ -714,7 +714,8 @@ test_fuzz_request_deterministic() {
     local f srcs=("$ROOT/tests/fuzz/fuzz_request.c")
     for f in "$ROOT"/shim/*.c; do
         case ${f##*/} in
-            conn.c | hooks.c | real.c | dlsym.c | loader.c | gotpatch.c | lifecycle.c | lifecycle_open.c | lifecycle_async.c | init.c | retry.c | gate.c | gate_socket.c | settle.c | cancel.c) ;;
+            conn.c | hooks.c | real.c | dlsym.c | loader.c | gotpatch.c | lifecycle.c | lifecycle_open.c | lifecycle_async.c | init.c | retry.c | gate.c | gate_socket.c | settle.c | cancel.c | \
+            target_resolve.c | view.c) ;;
             *) srcs+=("$f") ;;
         esac
     done
