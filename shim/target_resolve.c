@@ -228,14 +228,16 @@ static bool plan_identity(struct target *t, const PQconninfoOption *opts)
     return true;
 }
 
-/* Restating the options as a keyword array loses an empty value: the
- * environment's (or a default's) would be used instead. */
+/* Restated as a keyword array (a gate's connect), the options give the
+ * same connection only if libpq would fill none of those left empty: an
+ * array cannot say "empty" (password=''), and libpq does not report the
+ * service a request named, so PGSERVICE's would be read instead. */
 static bool restatable(const struct real_libpq *pq, const PQconninfoOption *opts)
 {
     PQconninfoOption *defaults = NULL;
     bool ok = true;
     for (const PQconninfoOption *o = opts; ok && o->keyword; o++) {
-        if (!o->val || *o->val)
+        if (o->val && *o->val)
             continue;
         if (!defaults && !(defaults = pq->PQconndefaults()))
             return false;

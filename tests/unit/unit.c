@@ -489,6 +489,15 @@ TEST(target_service_file_is_read)
     CHECK(target_of_conninfo(&a, "service=svc host=/tmp"));
     write_file(path, "[svc]\nuser=bob\ndbname=two\n");
     CHECK(target_of_conninfo(&b, "service=svc host=/tmp"));
+    /* Restated without its service (libpq does not report it), a request
+     * would read PGSERVICE's instead: no gate may restate it. */
+    write_file(path, "[svc]\nuser=bob\n[envsvc]\npassword=other\n");
+    struct target d, e;
+    CHECK(target_of_conninfo(&d, "service=svc host=/tmp"));
+    setenv("PGSERVICE", "envsvc", 1);
+    CHECK(target_of_conninfo(&e, "service=svc host=/tmp"));
+    unsetenv("PGSERVICE");
+    CHECK(d.restatable && !e.restatable);
     write_file(path, "[other]\nuser=bob\n");
     CHECK(!target_of_conninfo(&c, "service=svc host=/tmp")); /* libpq refuses it */
     unsetenv("PGSERVICEFILE");
