@@ -2,10 +2,25 @@
 # (psycopg2: PQconnectdb), closed at once; other steps change what libpq
 # reads at connect time: "setenv NAME VALUE", "unsetenv NAME", "write PATH
 # TEXT" (mode 0600; \n for a newline), "copy SRC DST" (mode 0600, by
-# rename), "remove PATH", "seteuid USER|root".
-# Prints per connect "OK session_user database pid=N" or "FAIL error".
-import os, pwd, sys
-import psycopg2
+# rename), "remove PATH", "seteuid USER|root", "async CONNINFO" (an
+# asynchronous connect: PQconnectStart and a poll loop).
+# Prints per connect "OK session_user database pid=N application_name" or
+# "FAIL error".
+import os, pwd, select, sys
+import psycopg2, psycopg2.extensions
+
+
+def connect_async(dsn):
+    c = psycopg2.connect(dsn, async_=1)
+    while True:
+        state = c.poll()
+        if state == psycopg2.extensions.POLL_OK:
+            break
+        if state == psycopg2.extensions.POLL_READ:
+            select.select([c.fileno()], [], [], 10)
+        else:
+            select.select([], [c.fileno()], [], 10)
+    return c
 
 args = sys.argv[1:]
 i = 0
@@ -45,11 +60,20 @@ while i < len(args):
         i += 2
         continue
     try:
-        c = psycopg2.connect(a)
+        if a == "async":
+            i += 1
+            c = connect_async(args[i])
+        else:
+            c = psycopg2.connect(a)
         cur = c.cursor()
-        cur.execute("select session_user, current_database(), pg_backend_pid()")
-        user, db, pid = cur.fetchone()
-        print("OK", user, db, "pid=%d" % pid, flush=True)
+        cur.execute("select session_user, current_database(), pg_backend_pid(), "
+                    "current_setting('application_name')")
+        if c.async_:
+            select.select([c.fileno()], [], [], 10)
+            while c.poll() != psycopg2.extensions.POLL_OK:
+                select.select([c.fileno()], [], [], 10)
+        user, db, pid, app = cur.fetchone()
+        print("OK", user, db, "pid=%d" % pid, app or "-", flush=True)
         c.close()
     except psycopg2.OperationalError as e:
         print("FAIL", " ".join(str(e).split()), flush=True)

@@ -79,6 +79,19 @@ test_service_file_changes_reach_the_pool() {
     assert_contains "$(sed -n 4p "$T/shim.out")" "FAIL" "the service's wrong password"
 }
 
+# An asynchronous connect that waits or retries behind the shim's gate is
+# restated from libpq's reading of it, which does not name the service:
+# with PGSERVICE naming another one, the restatement would read that.
+test_async_service_request_keeps_its_service() {
+    identity_cluster
+    local svc="$T/services"
+    same_as_direct setenv PGSERVICEFILE "$svc" \
+        write "$svc" "[svc]\ndbname=fz_db1\nuser=fz_trust\n[envsvc]\napplication_name=from_envsvc\n" \
+        setenv PGSERVICE envsvc async "service=svc" async "service=svc" "service=svc"
+    assert_contains "$(sed -n 1p "$T/shim.out")" "OK fz_trust fz_db1" "the request's own service"
+    assert_not_contains "$(cat "$T/shim.out")" "from_envsvc" "PGSERVICE's settings"
+}
+
 test_password_file_changes_reach_the_pool() {
     identity_cluster
     local pass="$T/pgpass"
