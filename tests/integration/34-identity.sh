@@ -171,7 +171,7 @@ identity_fuzz_run() {
     rm -rf "$T/fz" && mkdir -p "$T/fz" && chmod 755 "$T/fz"
     "$TESTBIN/identity_fuzz" "$1" "$2" "$T/fz" "$PGHOST" "$PGPORT" $other \
         >"$T/direct.out" 2>"$T/direct.err" || fail "direct run: $(tail -n 5 "$T/direct.err")"
-    rm -rf "$T/fz" && mkdir -p "$T/fz" && chmod 755 "$T/fz"
+    rm -rf "$T/fz" "$T/shim.log" && mkdir -p "$T/fz" && chmod 755 "$T/fz"
     PQSHIM_POLICY=capped PQSHIM_POOL_SIZE=2 PQSHIM_IDLE_TIMEOUT=5 PQSHIM_LOG="$T/shim.log" \
         PQSHIM_LOG_LEVEL=debug shimmed "$TESTBIN/identity_fuzz" "$1" "$2" "$T/fz" \
         "$PGHOST" "$PGPORT" $other >"$T/shim.out" 2>"$T/shim.err" ||
