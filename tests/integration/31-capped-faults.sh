@@ -316,6 +316,14 @@ fork_storm_run() {
 # inherits a lock that a thread it lacks held at the fork, and none waits
 # for the loader's.
 test_fork_storm_children_never_deadlock() {
+    # AddressSanitizer's allocator (GCC 12's runtime) takes no lock around
+    # fork(): a child forked while another thread allocates can wait for
+    # that allocator's lock forever, shim or not (gdb shows the child in
+    # SizeClassAllocator64::GetFromAllocator). The plain build runs it.
+    if [ "${TEST_SANITIZER:-}" = asan ]; then
+        skip_test "AddressSanitizer's allocator is not fork-safe with allocating threads"
+        return 0
+    fi
     export PQSHIM_CONTROL="$T/ctl-%p.sock"
     # ThreadSanitizer loses track of a child that starts threads (the
     # control socket's, the pool's janitor) after a fork of a process with
