@@ -26,18 +26,6 @@ struct view {
 
 static atomic_bool made;
 
-static const char *param(const char *params, const char *keyword)
-{
-    return target_param(params, keyword);
-}
-
-static size_t params_len(const char *params)
-{
-    const char *p = params;
-    while (*p)
-        p += strlen(p) + 1;
-    return (size_t)(p - params) + 1;
-}
 
 /* A connection string that may give an option as an empty string: a
  * quoted '' (key=value form) or a URI parameter with nothing after '='.
@@ -139,7 +127,7 @@ struct view *view_for_request(const struct view *prev, bool fresh, bool gated,
     size_t olen = list_len(opened);
     if (!gated && olen == 1 && elen == 1)
         return NULL;
-    size_t plen = params_len(t->params);
+    size_t plen = t->params_len ? t->params_len : 1;
     size_t size = elen + olen + 3 * plen + 8;
     struct view *v = malloc(sizeof *v + size);
     if (!v)
@@ -156,8 +144,8 @@ struct view *view_for_request(const struct view *prev, bool fresh, bool gated,
     v->params = at;
     memcpy(at, t->params, plen);
     at += plen;
-    const char *h = param(t->params, "host"), *a = param(t->params, "hostaddr"),
-               *p = param(t->params, "port");
+    const char *h = target_param(t->params, "host"), *a = target_param(t->params, "hostaddr"),
+               *p = target_param(t->params, "port");
     /* libpq names a host by its name, else by its address; with neither
      * it is the default socket directory, which only libpq knows: then
      * the gate's answer stays (view_host). */
@@ -224,7 +212,7 @@ void view_conninfo(const struct view *v, PQconninfoOption *opts)
         if (listed(v->empty, o->keyword) && (!o->val || !*o->val || (v->gated && list)))
             put(o, "");
         else if (v->gated && list) {
-            const char *value = param(v->params, o->keyword);
+            const char *value = target_param(v->params, o->keyword);
             put(o, *value ? value : NULL);
         } else if (listed(v->opened, o->keyword) && o->val && !*o->val)
             put(o, default_of(&defaults, o->keyword));
